@@ -1,0 +1,38 @@
+# The commands the README names. Each creates the virtual environment and installs what it needs first.
+# Python comes from .python-version (pyenv), or python3.12+ on PATH; override with `make PYTHON=...`.
+
+PYTHON ?= $(shell pyenv which python 2>/dev/null || command -v python3.13 || command -v python3.12 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+
+.PHONY: run test test-fast e2e lint bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Python 3.12 or newer is needed (see .python-version); got " + sys.version)'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## Start the dashboard in demo mode (SQLite, the Azure simulator, demo data, web server + worker). Ctrl-C stops it.
+run: $(STAMP)
+	DEMO_MODE=1 PORT=$(PORT) $(BIN)/python manage.py rundemo
+
+## Run the whole test suite (unit, integration against azuresim, browser tests in Debian's chromium).
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Everything but the browser tests.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+e2e: $(STAMP)
+	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

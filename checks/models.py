@@ -1,0 +1,115 @@
+"""One row per ltrPreBackup check ever run: who asked, what ARM answered, and how we got there.
+
+A check moves queued -> running -> succeeded | failed | signin_required, and each step is written before
+the next one starts, so a crashed worker leaves a row that says where it stopped. Rows are never edited
+after they finish and never deleted: they are the fleet's history.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from checks.outcomes import Category
+
+
+class CheckQuerySet(models.QuerySet):
+    def for_tenant(self, tenant_id: str) -> "CheckQuerySet":
+        return self.filter(server__tenant_id=tenant_id)
+
+    def active(self) -> "CheckQuerySet":
+        return self.filter(status__in=Check.ACTIVE_STATUSES)
+
+    def newest_first(self) -> "CheckQuerySet":
+        return self.order_by("-created_at", "-id")
+
+    def for_history(self) -> "CheckQuerySet":
+        return self.select_related("server").newest_first()
+
+
+class Check(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Passed"
+        FAILED = "failed", "Failed"
+        SIGNIN_REQUIRED = "signin_required", "Sign-in required"
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+
+    server = models.ForeignKey("dashboard.Server", on_delete=models.PROTECT, related_name="checks")
+    backup_name = models.CharField(max_length=128)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    category = models.CharField(max_length=32, choices=Category.choices, blank=True)
+    # Why the check ended as it did, in our words (the ARM error itself is in the error_* fields).
+    summary = models.CharField(max_length=500, blank=True)
+
+    # Who ran it: the account, plus a snapshot of their Entra identity as it was at the time.
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="checks"
+    )
+    requested_by_oid = models.CharField("Entra object id", max_length=36)
+    requested_by_name = models.CharField(max_length=200)
+    requested_by_tenant = models.CharField(max_length=36)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    # The call and ARM's answer.
+    api_version = models.CharField(max_length=32)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    number_of_containers = models.IntegerField(null=True, blank=True)
+    error_code = models.CharField(max_length=200, blank=True)
+    error_message = models.TextField(blank=True)
+    error_target = models.CharField(max_length=500, blank=True)
+    error_details = models.JSONField(default=list, blank=True)
+    error_additional_info = models.JSONField(default=list, blank=True)
+    # What came back when it was not ARM's JSON (cut to a limit), for a support ticket.
+    response_excerpt = models.TextField(blank=True)
+    request_id = models.CharField("x-ms-request-id", max_length=100, blank=True)
+    correlation_request_id = models.CharField("x-ms-correlation-request-id", max_length=100, blank=True)
+    client_request_id = models.CharField("x-ms-client-request-id", max_length=100, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # One entry per HTTP attempt: {"status": 503, "retry_after": 1.0} or {"error": "ConnectTimeout"}.
+    attempt_log = models.JSONField(default=list, blank=True)
+
+    objects = CheckQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            # A second click while a check is queued or running must not start a duplicate, even when two
+            # requests race: the database refuses the second active row for the same server.
+            models.UniqueConstraint(
+                fields=["server"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="check_one_active_per_server",
+            ),
+        ]
+        indexes = [
+            # A server's history, newest first (server page, and the history filtered by server).
+            models.Index(fields=["server", "-created_at"], name="check_server_created_idx"),
+            # The history page, newest first, optionally filtered by outcome.
+            models.Index(fields=["-created_at"], name="check_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="check_status_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Check {self.pk} of {self.server} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    @property
+    def remedy(self) -> str:
+        return Category(self.category).remedy if self.category else ""
+
+    @property
+    def has_error(self) -> bool:
+        return bool(self.error_code or self.error_message)

@@ -1,0 +1,145 @@
+"""The background task that runs one check, and the function that queues it.
+
+The view records the Check row (queued) first and enqueues only its primary key: no token, no user data
+in task arguments. The task claims the row with a conditional update, so a check runs once even if the
+task is delivered twice, then writes each state before moving on.
+"""
+
+import logging
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.tasks import task
+from django.utils import timezone
+
+from checks import arm
+from checks.models import Check
+from checks.outcomes import Category
+from dashboard import entra
+from dashboard.models import Server, User
+
+log = logging.getLogger(__name__)
+
+
+class AlreadyActive(Exception):
+    def __init__(self, check: Check):
+        super().__init__(f"check {check.pk} is already {check.status}")
+        self.check = check
+
+
+def queue_check(server: Server, user: User, backup_name: str, api_version: str) -> Check:
+    """Record a queued check for `server` and hand it to a worker; AlreadyActive if one is in flight."""
+    try:
+        with transaction.atomic():
+            check = Check.objects.create(
+                server=server,
+                backup_name=backup_name,
+                requested_by=user,
+                requested_by_oid=user.object_id,
+                requested_by_name=str(user),
+                requested_by_tenant=user.tenant_id,
+                api_version=api_version,
+            )
+            Server.objects.filter(pk=server.pk).update(last_check=check)
+    except IntegrityError:
+        active = Check.objects.filter(server=server).active().first()
+        if active is None:  # finished between the failed insert and this read: the caller may retry
+            raise
+        raise AlreadyActive(active) from None
+    server.last_check = check
+    try:
+        run_check.enqueue(check.pk)
+    except Exception:
+        # The row must not stay queued forever with nothing behind it.
+        log.exception("Could not enqueue check %s", check.pk)
+        _finish(check, status=Check.Status.FAILED, category=Category.AZURE_FAILURE,
+                summary="The check could not be handed to a worker; run it again.")
+        raise
+    return check
+
+
+@task()
+def run_check(check_id: int) -> str:
+    claimed = Check.objects.filter(pk=check_id, status=Check.Status.QUEUED).update(
+        status=Check.Status.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return "not queued"
+    check = Check.objects.select_related("server", "requested_by").get(pk=check_id)
+    try:
+        _run(check)
+    except Exception:
+        log.exception("Check %s crashed", check_id)
+        _finish(check, status=Check.Status.FAILED, category=Category.UNEXPECTED_RESPONSE,
+                summary="The check stopped on an internal error; it was logged. Run it again.")
+        raise
+    return check.status
+
+
+def _run(check: Check) -> None:
+    user = check.requested_by
+    if user is None:
+        _finish(check, status=Check.Status.SIGNIN_REQUIRED, category=Category.SIGNIN_REQUIRED,
+                summary="The account that asked for this check no longer exists.")
+        return
+    token = entra.arm_token(user)
+    if token.access_token is None:
+        if token.interaction_required:
+            _finish(check, status=Check.Status.SIGNIN_REQUIRED, category=Category.SIGNIN_REQUIRED,
+                    summary=f"Azure needs you to sign in again ({token.error}).",
+                    error_code=token.error, error_message=token.error_description[:2000])
+        else:
+            _finish(check, status=Check.Status.FAILED, category=Category.NETWORK,
+                    summary=token.error_description or "Entra ID could not be reached.")
+        return
+
+    def on_wait(seconds: float, status: int | None) -> None:
+        why = "throttled by Azure" if status == 429 else f"Azure answered {status}" if status else "connection failed"
+        Check.objects.filter(pk=check.pk).update(
+            summary=f"{why}, retrying in {max(1, round(seconds))} s", attempts=F("attempts") + 1
+        )
+
+    server = check.server
+    result = arm.ltr_pre_backup(
+        access_token=token.access_token,
+        subscription_id=server.subscription_id,
+        resource_group=server.resource_group,
+        server_name=server.name,
+        backup_name=check.backup_name,
+        api_version=check.api_version,
+        on_wait=on_wait,
+    )
+    if result.succeeded:
+        status = Check.Status.SUCCEEDED
+    elif result.category == Category.SIGNIN_REQUIRED:
+        status = Check.Status.SIGNIN_REQUIRED
+    else:
+        status = Check.Status.FAILED
+    _finish(
+        check,
+        status=status,
+        category=result.category,
+        summary=result.summary,
+        http_status=result.http_status,
+        number_of_containers=result.number_of_containers,
+        error_code=result.error_code,
+        error_message=result.error_message,
+        error_target=result.error_target,
+        error_details=result.error_details,
+        error_additional_info=result.error_additional_info,
+        response_excerpt=result.response_excerpt,
+        request_id=result.request_id,
+        correlation_request_id=result.correlation_request_id,
+        client_request_id=result.client_request_id,
+        attempts=result.attempts,
+        attempt_log=result.attempt_log,
+    )
+    log.info("Check %s finished: %s (%s) request_id=%s attempts=%s", check.pk, status, result.category,
+             result.request_id, result.attempts)
+
+
+def _finish(check: Check, **fields) -> None:
+    fields.setdefault("finished_at", timezone.now())
+    for name, value in fields.items():
+        setattr(check, name, value)
+    Check.objects.filter(pk=check.pk).update(**fields)

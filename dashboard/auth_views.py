@@ -1,0 +1,122 @@
+"""Sign-in, its callback, and sign-out (Microsoft Entra ID through dashboard.entra)."""
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth import login, logout
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from dashboard import entra, tokencache
+from dashboard.models import User
+
+log = logging.getLogger(__name__)
+
+FLOWS_KEY = "entra_flows"
+# Enough for a handful of tabs signing in at once; older pending flows are dropped.
+MAX_PENDING_FLOWS = 5
+
+
+def _redirect_uri(request: HttpRequest) -> str:
+    return settings.AZURE_REDIRECT_URI or request.build_absolute_uri(reverse("signin_callback"))
+
+
+def _safe_next(request: HttpRequest, candidate: str | None) -> str:
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ) and candidate.startswith("/") and not candidate.startswith("//"):
+        return candidate
+    return reverse(settings.LOGIN_REDIRECT_URL)
+
+
+def _failure(request: HttpRequest, title: str, message: str, status: int = 400) -> HttpResponse:
+    return render(request, "auth/failed.html", {"title": title, "message": message}, status=status)
+
+
+@login_not_required
+@require_GET
+def signin(request: HttpRequest) -> HttpResponse:
+    """Start a sign-in: remember the flow under its state, then send the browser to Entra ID."""
+    try:
+        flow = entra.start_sign_in(_redirect_uri(request), login_hint=request.GET.get("login_hint"))
+    except Exception:
+        log.exception("Could not start sign-in with the identity provider")
+        return _failure(
+            request,
+            "Sign-in is unavailable",
+            "The identity provider could not be reached. Try again in a minute.",
+            status=503,
+        )
+    flow["next"] = _safe_next(request, request.GET.get("next"))
+    flows = request.session.get(FLOWS_KEY, {})
+    flows[flow["state"]] = flow
+    request.session[FLOWS_KEY] = dict(list(flows.items())[-MAX_PENDING_FLOWS:])
+    return redirect(flow["auth_uri"])
+
+
+@login_not_required
+@require_GET
+def signin_callback(request: HttpRequest) -> HttpResponse:
+    flows = request.session.get(FLOWS_KEY, {})
+    flow = flows.pop(request.GET.get("state", ""), None)
+    request.session[FLOWS_KEY] = flows
+    if flow is None:
+        return _failure(
+            request,
+            "This sign-in link is no longer valid",
+            "It was already used, has expired, or was started in another browser. Sign in again.",
+        )
+    if "error" in request.GET:
+        return _failure(
+            request,
+            "Sign-in did not complete",
+            f"The identity provider said: {request.GET.get('error_description') or request.GET['error']}",
+        )
+    next_url = flow.pop("next", reverse(settings.LOGIN_REDIRECT_URL))
+    try:
+        result = entra.finish_sign_in(flow, request.GET.dict())
+    except entra.SignInFailed as exc:
+        log.warning("Sign-in failed: %s", exc.error)
+        return _failure(request, "Sign-in did not complete", exc.description or exc.error)
+    claims = result.claims
+    tenant_id, object_id = claims.get("tid", ""), claims.get("oid", "")
+    if not (tenant_id and object_id):
+        return _failure(request, "Sign-in did not complete", "The identity provider did not say who you are.")
+    user, _ = User.objects.update_or_create(
+        tenant_id=tenant_id,
+        object_id=object_id,
+        defaults={
+            "username": f"{tenant_id}.{object_id}",
+            "display_name": claims.get("name", "")[:200],
+            "upn": claims.get("preferred_username", "")[:254],
+            "home_account_id": result.home_account_id,
+        },
+    )
+    tokencache.save(user, result.cache, force=True)
+    # login() rotates the session key and the CSRF token.
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    log.info("User %s signed in (tenant %s)", user.pk, tenant_id)
+    return redirect(next_url)
+
+
+@require_POST
+def signout(request: HttpRequest) -> HttpResponse:
+    entra.sign_out(request.user)
+    logout(request)
+    end_session = entra.end_session_endpoint()
+    back = request.build_absolute_uri(reverse("signed_out"))
+    if end_session:
+        from urllib.parse import urlencode
+
+        return redirect(f"{end_session}?{urlencode({'post_logout_redirect_uri': back})}")
+    return redirect("signed_out")
+
+
+@login_not_required
+@require_GET
+def signed_out(request: HttpRequest) -> HttpResponse:
+    return render(request, "auth/signed_out.html")

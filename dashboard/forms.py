@@ -1,0 +1,46 @@
+"""The form that registers a server."""
+
+from django import forms
+
+from dashboard.models import Server
+from dashboard.validators import validate_resource_group, validate_server_name, validate_subscription_id
+
+
+class ServerForm(forms.ModelForm):
+    subscription_id = forms.CharField(
+        label="Subscription id", max_length=36, validators=[validate_subscription_id],
+        help_text="The UUID of the Azure subscription.",
+    )
+    resource_group = forms.CharField(label="Resource group", max_length=90, validators=[validate_resource_group])
+    name = forms.CharField(
+        label="Server name", max_length=63, validators=[validate_server_name],
+        help_text="The flexible server's name, without .postgres.database.azure.com.",
+    )
+    label = forms.CharField(label="Label (optional)", max_length=100, required=False)
+
+    class Meta:
+        model = Server
+        fields = ["subscription_id", "resource_group", "name", "label"]
+
+    def __init__(self, *args, tenant_id: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tenant_id = tenant_id
+        for field in self.fields.values():
+            field.widget.attrs.setdefault("autocomplete", "off")
+            field.widget.attrs.setdefault("spellcheck", "false")
+
+    def clean_subscription_id(self) -> str:
+        return self.cleaned_data["subscription_id"].lower()
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors:
+            duplicate = Server.objects.for_tenant(self.tenant_id).active().matching(
+                cleaned["subscription_id"], cleaned["resource_group"], cleaned["name"]
+            )
+            if duplicate.exists():
+                raise forms.ValidationError(
+                    "This server is already registered (names are compared without regard to case).",
+                    code="duplicate",
+                )
+        return cleaned

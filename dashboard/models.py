@@ -1,0 +1,104 @@
+"""The people who sign in, their delegated-token caches, and the servers they register.
+
+Everything a user sees is scoped to their Entra tenant: `Server.tenant_id` is copied from the user who
+added it, and every query starts from `Server.objects.for_tenant()`.
+"""
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class User(AbstractUser):
+    """A person signed in through Microsoft Entra ID; `username` is "<tenant id>.<object id>"."""
+
+    tenant_id = models.CharField(max_length=36, db_index=True)
+    object_id = models.CharField(max_length=36)
+    # MSAL's account key ("<oid>.<tid>") for finding this user's account in their token cache.
+    home_account_id = models.CharField(max_length=80, blank=True)
+    display_name = models.CharField(max_length=200, blank=True)
+    upn = models.CharField("user principal name", max_length=254, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant_id", "object_id"], name="user_unique_entra_identity"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name or self.upn or self.username
+
+
+class TokenCache(models.Model):
+    """One user's MSAL token cache, encrypted (see dashboard.tokencache). Never sent to the browser."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="token_cache")
+    encrypted = models.BinaryField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class ServerQuerySet(models.QuerySet):
+    def for_tenant(self, tenant_id: str) -> "ServerQuerySet":
+        return self.filter(tenant_id=tenant_id)
+
+    def active(self) -> "ServerQuerySet":
+        return self.filter(archived_at__isnull=True)
+
+    def for_list(self) -> "ServerQuerySet":
+        return self.select_related("last_check").order_by(Lower("name"), "resource_group", "subscription_id")
+
+    def matching(self, subscription_id: str, resource_group: str, name: str) -> "ServerQuerySet":
+        return self.filter(
+            subscription_id__iexact=subscription_id, resource_group__iexact=resource_group, name__iexact=name
+        )
+
+
+class Server(models.Model):
+    """A flexible server a team registered. Archived, never deleted, so its checks keep their server."""
+
+    tenant_id = models.CharField(max_length=36)
+    subscription_id = models.CharField(max_length=36)
+    resource_group = models.CharField(max_length=90)
+    name = models.CharField(max_length=63)
+    label = models.CharField(max_length=100, blank=True)
+    added_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    added_at = models.DateTimeField(default=timezone.now)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    # Current state kept on the row (the newest check), so the list needs no per-row history query.
+    last_check = models.ForeignKey(
+        "checks.Check", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    objects = ServerQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            # ARM names are case-insensitive: one active registration per server per tenant.
+            models.UniqueConstraint(
+                "tenant_id",
+                Lower("subscription_id"),
+                Lower("resource_group"),
+                Lower("name"),
+                condition=models.Q(archived_at__isnull=True),
+                name="server_unique_active_per_tenant",
+            ),
+        ]
+        indexes = [
+            # The server list: active servers of one tenant.
+            models.Index(fields=["tenant_id", "archived_at"], name="server_tenant_active_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.label or self.name
+
+    @property
+    def resource_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.DBforPostgreSQL/flexibleServers/{self.name}"
+        )
+
+    @property
+    def active_check(self):
+        check = self.last_check
+        return check if check is not None and check.is_active else None

@@ -1,0 +1,285 @@
+"""Settings for the LTR pre-backup dashboard, all read from the environment.
+
+With no environment at all the dashboard runs in demo mode: SQLite, the Azure simulator (`azuresim`) on
+loopback, and its demo tenant. Production sets DEMO_MODE=0 and the variables listed in the README; a
+missing or malformed value stops the process at start-up rather than misbehaving later.
+"""
+
+import base64
+import hashlib
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+
+
+def env_str(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if value is None:
+        raise ImproperlyConfigured(f"Set the environment variable {name} (see the README's settings table).")
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), not {value!r}.")
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEMO_MODE = env_bool("DEMO_MODE", True)
+DEBUG = env_bool("DEBUG", DEMO_MODE)
+
+if DEMO_MODE:
+    SECRET_KEY = os.environ.get("SECRET_KEY", "demo-mode-only-secret-key-never-use-in-production-0123456789")
+    ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+else:
+    SECRET_KEY = env_str("SECRET_KEY")
+    ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or [env_str("ALLOWED_HOSTS")]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "django_tasks_db",
+    "dashboard",
+    "checks",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "dashboard.middleware.HtmxSignInRedirectMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+]
+
+ROOT_URLCONF = "dashboard.urls"
+WSGI_APPLICATION = "dashboard.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
+                "dashboard.context_processors.demo_mode",
+            ],
+        },
+    },
+]
+
+# One URL selects the database: SQLite by default, PostgreSQL in production and in CI's second run.
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'dashboard.sqlite3'}"), conn_max_age=60
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the task worker write to one SQLite file: WAL and a busy timeout keep them from
+    # failing each other with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "dashboard.User"
+LOGIN_URL = "signin"
+LOGIN_REDIRECT_URL = "server_list"
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "staticfiles"))
+# In demo mode static files come straight from static/ (no collectstatic step before `make run`).
+WHITENOISE_USE_FINDERS = DEMO_MODE
+WHITENOISE_AUTOREFRESH = DEBUG
+if DEMO_MODE:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# Sessions live in the database: the pending sign-in flows are kept there, never in a cookie.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600)
+SESSION_COOKIE_HTTPONLY = True
+# Lax, not Strict: the identity provider's redirect back to /auth/callback is a cross-site navigation
+# that must carry the session holding the pending flow (response_mode=query).
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+SECURE = env_bool("SECURE", not DEMO_MODE)
+SESSION_COOKIE_SECURE = SECURE
+CSRF_COOKIE_SECURE = SECURE
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", SECURE)
+SECURE_SSL_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
+SECURE_HSTS_PRELOAD = False
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if env_bool("BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+X_FRAME_OPTIONS = "DENY"
+
+# ---- Microsoft Entra ID and Azure Resource Manager ---------------------------------------------------
+# Endpoints and delegated scope per cloud (../shared/azure/README.md, "Clouds").
+AZURE_CLOUDS = {
+    "public": {
+        "authority_host": "https://login.microsoftonline.com",
+        "arm_endpoint": "https://management.azure.com",
+        "arm_scope": "https://management.azure.com/user_impersonation",
+    },
+    "usgov": {
+        "authority_host": "https://login.microsoftonline.us",
+        "arm_endpoint": "https://management.usgovcloudapi.net",
+        "arm_scope": "https://management.core.usgovcloudapi.net/user_impersonation",
+    },
+    "china": {
+        "authority_host": "https://login.chinacloudapi.cn",
+        "arm_endpoint": "https://management.chinacloudapi.cn",
+        "arm_scope": "https://management.chinacloudapi.cn/user_impersonation",
+    },
+}
+
+AZURESIM_HOST = os.environ.get("AZURESIM_HOST", "127.0.0.1")
+AZURESIM_HTTPS_PORT = env_int("AZURESIM_HTTPS_PORT", 8441)
+AZURESIM_HTTP_PORT = env_int("AZURESIM_HTTP_PORT", 8440)
+AZURESIM_STATE_DIR = Path(os.environ.get("AZURESIM_STATE_DIR", VAR_DIR / "azuresim"))
+AZURESIM_SCENARIO = Path(os.environ.get("AZURESIM_SCENARIO", BASE_DIR / "azuresim" / "scenarios" / "demo.json"))
+
+if DEMO_MODE:
+    _sim = f"https://{AZURESIM_HOST}:{AZURESIM_HTTPS_PORT}"
+    _cloud = {"authority_host": _sim, "arm_endpoint": _sim, "arm_scope": AZURE_CLOUDS["public"]["arm_scope"]}
+    AZURE_CLOUD = "simulator"
+    AZURE_CLIENT_ID = os.environ.get("AZURE_CLIENT_ID", "d3d3d3d3-0000-4000-8000-000000000001")
+    AZURE_CLIENT_SECRET = os.environ.get("AZURE_CLIENT_SECRET", "demo-client-secret")
+    AZURE_CA_BUNDLE = os.environ.get("AZURE_CA_BUNDLE", str(AZURESIM_STATE_DIR / "ca.pem"))
+else:
+    AZURE_CLOUD = os.environ.get("AZURE_CLOUD", "public")
+    if AZURE_CLOUD not in AZURE_CLOUDS:
+        raise ImproperlyConfigured(f"AZURE_CLOUD must be one of {', '.join(AZURE_CLOUDS)}, not {AZURE_CLOUD!r}.")
+    _cloud = AZURE_CLOUDS[AZURE_CLOUD]
+    AZURE_CLIENT_ID = env_str("AZURE_CLIENT_ID")
+    AZURE_CLIENT_SECRET = env_str("AZURE_CLIENT_SECRET")
+    # Only for a private CA (the simulator's); empty means the system's trust store.
+    AZURE_CA_BUNDLE = os.environ.get("AZURE_CA_BUNDLE", "")
+
+AZURE_TENANT_ID = os.environ.get("AZURE_TENANT_ID", "organizations")
+AZURE_AUTHORITY_HOST = os.environ.get("AZURE_AUTHORITY_HOST", _cloud["authority_host"]).rstrip("/")
+AZURE_ARM_ENDPOINT = os.environ.get("AZURE_ARM_ENDPOINT", _cloud["arm_endpoint"]).rstrip("/")
+AZURE_ARM_SCOPE = os.environ.get("AZURE_ARM_SCOPE", _cloud["arm_scope"])
+# MSAL asks login.microsoftonline.com to vouch for any other authority host; the simulator is not one.
+AZURE_INSTANCE_DISCOVERY = env_bool("AZURE_INSTANCE_DISCOVERY", not DEMO_MODE)
+AZURE_LTR_API_VERSION = os.environ.get("AZURE_LTR_API_VERSION", "2024-08-01")
+# Where the identity provider sends the browser back; derived from the request when empty.
+AZURE_REDIRECT_URI = os.environ.get("AZURE_REDIRECT_URI", "")
+
+# ARM call limits (seconds). ARM's own provider timeout is 60 s, so the read timeout sits just above it.
+ARM_CONNECT_TIMEOUT = float(os.environ.get("ARM_CONNECT_TIMEOUT", "5"))
+ARM_READ_TIMEOUT = float(os.environ.get("ARM_READ_TIMEOUT", "65"))
+ARM_MAX_RETRIES = env_int("ARM_MAX_RETRIES", 3)
+ARM_BACKOFF_FACTOR = float(os.environ.get("ARM_BACKOFF_FACTOR", "0.8"))
+ARM_CHECK_DEADLINE = float(os.environ.get("ARM_CHECK_DEADLINE", "120"))
+ARM_MAX_BODY_BYTES = env_int("ARM_MAX_BODY_BYTES", 1024 * 1024)
+
+# Token caches are encrypted at rest with Fernet. TOKEN_CACHE_KEYS is a comma-separated list: the first
+# key encrypts, every key decrypts, so a key is rotated by putting a new one first.
+if DEMO_MODE and not os.environ.get("TOKEN_CACHE_KEYS"):
+    TOKEN_CACHE_KEYS = [base64.urlsafe_b64encode(hashlib.sha256(b"token-cache:" + SECRET_KEY.encode()).digest()).decode()]
+else:
+    TOKEN_CACHE_KEYS = env_list("TOKEN_CACHE_KEYS") or [env_str("TOKEN_CACHE_KEYS")]
+
+# Content-Security-Policy: our own scripts and styles only; no inline code, no eval.
+from django.utils.csp import CSP  # noqa: E402
+
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    # Signing out POSTs here and is redirected to the identity provider's end-session page; browsers
+    # apply form-action to that redirect too.
+    "form-action": [CSP.SELF, AZURE_AUTHORITY_HOST, *([f"http://{AZURESIM_HOST}:{AZURESIM_HTTP_PORT}"] if DEMO_MODE else [])],
+    "frame-ancestors": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "object-src": [CSP.NONE],
+}
+
+# ---- Background tasks ---------------------------------------------------------------------------------
+TASKS = {
+    "default": {
+        "BACKEND": os.environ.get("TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
+    }
+}
+
+# ---- Logging: one line per event; never a token (see dashboard.logging_filters) -----------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact_tokens": {"()": "dashboard.log_redaction.RedactTokensFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_tokens"]},
+    },
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # msal logs request details at DEBUG; keep it at WARNING whatever the root level is.
+        "msal": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
+}

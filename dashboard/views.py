@@ -1,0 +1,94 @@
+"""The fleet pages: the server list, registering and archiving a server, a server's page, and /healthz."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from checks.forms import RunCheckForm, proposed_backup_name
+from checks.models import Check
+from checks.views import poll_response
+from dashboard.forms import ServerForm
+from dashboard.models import Server
+
+
+def _get_server_for_user(request: HttpRequest, pk: int, *, active_only: bool = True) -> Server:
+    servers = Server.objects.for_tenant(request.user.tenant_id).select_related("last_check")
+    if active_only:
+        servers = servers.active()
+    return get_object_or_404(servers, pk=pk)
+
+
+def server_row_context(server: Server, form: RunCheckForm | None = None, notice: str = "") -> dict:
+    return {
+        "server": server,
+        "run_form": form or RunCheckForm(initial={"backup_name": proposed_backup_name(server.name)}),
+        "notice": notice,
+    }
+
+
+@require_GET
+def server_list(request: HttpRequest) -> HttpResponse:
+    servers = list(Server.objects.for_tenant(request.user.tenant_id).active().for_list())
+    rows = [server_row_context(server) for server in servers]
+    return render(request, "dashboard/server_list.html", {"rows": rows})
+
+
+@require_GET
+def server_row(request: HttpRequest, pk: int) -> HttpResponse:
+    """The server's row on the list, polled by htmx while its check is queued or running."""
+    server = _get_server_for_user(request, pk)
+    response = render(request, "dashboard/server_list.html#server-row", server_row_context(server))
+    return poll_response(response, server.last_check)
+
+
+@require_http_methods(["GET", "POST"])
+def server_add(request: HttpRequest) -> HttpResponse:
+    form = ServerForm(request.POST or None, tenant_id=request.user.tenant_id)
+    if request.method == "POST" and form.is_valid():
+        server = form.save(commit=False)
+        server.tenant_id = request.user.tenant_id
+        server.added_by = request.user
+        server.save()
+        messages.success(request, f"Registered {server.name}.")
+        return redirect("server_list")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "dashboard/server_form.html", {"form": form}, status=status)
+
+
+@require_GET
+def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    server = _get_server_for_user(request, pk, active_only=False)
+    checks = Check.objects.filter(server=server).newest_first()
+    page = Paginator(checks, 25).get_page(request.GET.get("page"))
+    context = {**server_row_context(server), "page": page}
+    return render(request, "dashboard/server_detail.html", context)
+
+
+@require_POST
+def server_archive(request: HttpRequest, pk: int) -> HttpResponse:
+    server = _get_server_for_user(request, pk)
+    if server.active_check is not None:
+        messages.error(request, f"{server.name} has a check in progress; archive it when the check ends.")
+        return redirect("server_detail", pk=server.pk)
+    server.archived_at = timezone.now()
+    server.save(update_fields=["archived_at"])
+    messages.success(request, f"Archived {server.name}. Its check history stays in the history page.")
+    return redirect("server_list")
+
+
+@login_not_required
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:
+        return JsonResponse({"status": "database unavailable"}, status=503)
+    return JsonResponse({"status": "ok"})

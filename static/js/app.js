@@ -1,0 +1,37 @@
+// Small behaviours the pages need, kept out of inline scripts so the Content-Security-Policy can forbid them.
+"use strict";
+
+document.addEventListener("click", function (event) {
+  const button = event.target.closest("button[data-copy]");
+  if (!button) return;
+  const source = document.querySelector(button.dataset.copy);
+  if (!source || !navigator.clipboard) return;
+  navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+    const label = button.textContent;
+    button.textContent = "Copied";
+    setTimeout(function () { button.textContent = label; }, 1500);
+  });
+});
+
+// An htmx request that fails outright (network down, 500) must not look like nothing happened.
+document.addEventListener("htmx:responseError", function (event) {
+  const row = event.detail.elt.closest("tr");
+  if (row) row.classList.add("stale");
+  const banner = document.getElementById("connection-problem") || (function () {
+    const p = document.createElement("p");
+    p.id = "connection-problem";
+    p.className = "message message-error";
+    p.setAttribute("role", "alert");
+    document.querySelector("main").prepend(p);
+    return p;
+  })();
+  banner.textContent = "The dashboard answered with an error (" + event.detail.xhr.status + "). Reload the page; if it persists, tell the operators.";
+});
+document.addEventListener("htmx:sendError", function () {
+  const p = document.getElementById("connection-problem") || document.createElement("p");
+  p.id = "connection-problem";
+  p.className = "message message-error";
+  p.setAttribute("role", "alert");
+  p.textContent = "The dashboard cannot be reached. Updates resume when it answers again.";
+  if (!p.isConnected) document.querySelector("main").prepend(p);
+});

@@ -1,0 +1,20 @@
+"""Test settings: the production settings in demo mode, with what tests need changed and nothing else.
+
+Tasks go through django-tasks-db's DatabaseBackend as in production; tests run its worker themselves
+(`worker` fixture) so they can see a check while it is still queued.
+"""
+
+import os
+
+os.environ.setdefault("DEMO_MODE", "1")
+os.environ.setdefault("DEBUG", "0")
+
+from dashboard.settings import *  # noqa: E402,F403
+
+# Hashing passwords nobody uses (Entra ID signs people in) should not slow the suite.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The simulator allows loopback redirect URIs; the test client's "testserver" host is not one.
+AZURE_REDIRECT_URI = "http://127.0.0.1:8000/auth/callback/"
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+# Retries back off for real; tests keep the waits short.
+ARM_BACKOFF_FACTOR = 0.01

@@ -1,0 +1,50 @@
+"""A check's page: everything ARM said and everything support asks for, and nothing unescaped."""
+
+import pytest
+
+from tests.factories import make_check
+
+EVIL = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+
+
+@pytest.fixture
+def client_alice(client, alice):
+    client.force_login(alice)
+    return client
+
+
+def test_it_shows_who_when_how_long_and_the_ids(client_alice, alice, server):
+    check = make_check(server, alice, request_id="rid-1", correlation_request_id="cid-1", client_request_id="cli-1",
+                       attempts=1)
+    html = client_alice.get(f"/checks/{check.pk}/").content.decode()
+    for expected in ["Alice Admin", alice.object_id, "2024-08-01", "2.00 s", "rid-1", "cid-1", "cli-1",
+                     "numberOfContainers", "ltr-1", server.resource_id]:
+        assert expected in html, expected
+    assert 'data-copy="#request-id"' in html
+
+
+def test_it_shows_the_full_arm_error(client_alice, alice, server):
+    check = make_check(
+        server, alice, status="failed", http_status=400, error_code="OuterCode", error_message="Outer message",
+        error_target="backupSettings.backupName",
+        error_details=[{"code": "InnerCode", "message": "Inner message"}],
+        error_additional_info=[{"type": "PolicyViolation", "info": {"policy": "p1"}}],
+    )
+    html = client_alice.get(f"/checks/{check.pk}/").content.decode()
+    for expected in ["OuterCode", "Outer message", "backupSettings.backupName", "InnerCode", "Inner message",
+                     "PolicyViolation", "p1"]:
+        assert expected in html, expected
+
+
+@pytest.mark.parametrize("page", ["/", "/checks/", "/checks/{pk}/", "/servers/{server}/", "/servers/{server}/row/",
+                                  "/checks/{pk}/row/"])
+def test_upstream_text_is_escaped_on_every_page(client_alice, alice, server, page):
+    check = make_check(
+        server, alice, status="failed", error_code=EVIL, error_message=EVIL, error_target=EVIL, summary=EVIL,
+        error_details=[{"code": EVIL, "message": EVIL}], error_additional_info=[{"type": EVIL, "info": EVIL}],
+        response_excerpt=EVIL, request_id=EVIL, correlation_request_id=EVIL,
+    )
+    html = client_alice.get(page.format(pk=check.pk, server=server.pk)).content.decode()
+    assert "<script>alert(1)" not in html
+    assert "<img src=x" not in html
+    assert "&lt;script&gt;" in html or "&lt;img" in html

@@ -1,0 +1,100 @@
+"""Running a check from the server list: queued, then the worker, then the result, live through htmx."""
+
+import pytest
+from django_tasks_db.models import DBTaskResult
+
+from checks.models import Check
+from tests.conftest import ALICE
+
+HTMX = {"HX-Request": "true", "HX-Target": "server-1"}
+
+
+@pytest.fixture
+def alice_in(signed_in):
+    return signed_in(ALICE["upn"])
+
+
+def run(client, server, backup_name="pg-payments-01-ltr-1"):
+    return client.post(f"/servers/{server.pk}/run/", {"backup_name": backup_name}, headers=HTMX)
+
+
+def test_the_list_proposes_an_editable_backup_name(client, alice_in, server):
+    response = client.get("/")
+    assert b'name="backup_name" value="pg-payments-01-ltr-' in response.content
+    assert b"Run pre-backup check" in response.content
+
+
+def test_a_click_queues_a_check_and_returns_a_row_that_polls(client, alice_in, server):
+    response = run(client, server)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Queued" in html
+    assert f'hx-get="/servers/{server.pk}/row/"' in html and 'hx-trigger="every 1s"' in html
+    assert response["HX-Trigger"] == "check-queued"
+    check = Check.objects.get()
+    assert (check.status, check.backup_name, check.requested_by, check.api_version) == (
+        "queued", "pg-payments-01-ltr-1", alice_in, "2024-08-01")
+    assert (check.requested_by_oid, check.requested_by_tenant, check.requested_by_name) == (
+        ALICE["oid"], ALICE["tid"], "Alice Admin")
+    # Only the primary key travels to the worker: no token, no user data.
+    task = DBTaskResult.objects.get()
+    assert task.args_kwargs == {"args": [check.pk], "kwargs": {}}
+
+
+def test_the_worker_finishes_the_check_and_the_poll_stops(client, alice_in, server, worker):
+    run(client, server)
+    worker()
+    check = Check.objects.get()
+    assert check.status == "succeeded"
+    assert check.number_of_containers == 1
+    assert check.http_status == 200 and check.attempts == 1
+    assert check.request_id and check.correlation_request_id and check.client_request_id
+    assert check.started_at <= check.finished_at
+    response = client.get(f"/servers/{server.pk}/row/", headers=HTMX)
+    assert response.status_code == 286
+    html = response.content.decode()
+    assert "Passed" in html and "<strong>1</strong> container" in html
+    assert "hx-trigger" not in html
+
+
+def test_a_second_click_while_queued_does_not_start_a_duplicate(client, alice_in, server, worker):
+    run(client, server)
+    response = run(client, server)
+    assert response.status_code == 200
+    assert "already in progress" in response.content.decode()
+    assert Check.objects.count() == 1
+    assert DBTaskResult.objects.count() == 1
+    worker()
+    run(client, server)
+    assert Check.objects.count() == 2
+
+
+@pytest.mark.parametrize("backup_name", ["", "-x", "has space", "a" * 129, "<script>alert(1)</script>"])
+def test_an_invalid_backup_name_is_refused_with_a_message(client, alice_in, server, backup_name):
+    response = run(client, server, backup_name)
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert "field-error" in html
+    assert "<script>alert(1)</script>" not in html
+    assert not Check.objects.exists()
+
+
+def test_a_plain_form_post_without_htmx_is_redirected_to_the_server(client, alice_in, server):
+    response = client.post(f"/servers/{server.pk}/run/", {"backup_name": "b-1"})
+    assert response.status_code == 302 and response["Location"] == f"/servers/{server.pk}/"
+    assert Check.objects.get().status == "queued"
+
+
+def test_an_archived_server_cannot_be_checked(client, alice_in, server):
+    client.post(f"/servers/{server.pk}/archive/")
+    assert run(client, server).status_code == 404
+    assert not Check.objects.exists()
+
+
+def test_the_server_page_shows_its_history_newest_first(client, alice_in, server, worker):
+    run(client, server, "first-run")
+    worker()
+    run(client, server, "second-run")
+    html = client.get(f"/servers/{server.pk}/").content.decode()
+    assert html.index("second-run") < html.index("first-run")
+    assert 'hx-trigger="check-queued from:body"' in html

@@ -1,0 +1,90 @@
+"""Registering a server: each input rule shows its message and saves nothing."""
+
+import pytest
+
+from dashboard.demo import PROD
+from dashboard.models import Server
+
+VALID = {"subscription_id": PROD, "resource_group": "rg-payments-prod", "name": "pg-new-01", "label": "New one"}
+
+
+@pytest.fixture
+def client_alice(client, alice):
+    client.force_login(alice)
+    return client
+
+
+def test_it_shows_the_form(client_alice):
+    response = client_alice.get("/servers/add/")
+    assert response.status_code == 200
+    assert b"Subscription id" in response.content
+
+
+def test_it_registers_a_server_in_the_users_tenant(client_alice, alice):
+    response = client_alice.post("/servers/add/", VALID)
+    assert response.status_code == 302
+    server = Server.objects.get()
+    assert (server.tenant_id, server.name, server.label, server.added_by) == (alice.tenant_id, "pg-new-01", "New one", alice)
+
+
+def test_it_lowercases_the_subscription_id(client_alice):
+    client_alice.post("/servers/add/", {**VALID, "subscription_id": PROD.upper()})
+    assert Server.objects.get().subscription_id == PROD
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("subscription_id", "prod-subscription", "Enter the subscription id as a UUID"),
+        ("subscription_id", "", "This field is required."),
+        ("resource_group", "rg.", "cannot end with a period"),
+        ("resource_group", "rg/../other", "1 to 90 letters"),
+        ("resource_group", "x" * 91, "at most 90 characters"),
+        ("name", "pg", "3 to 63 letters"),
+        ("name", "-pg-1", "cannot start or end with a hyphen"),
+        ("name", "pg--1", "single hyphens"),
+        ("name", "pg_1", "3 to 63 letters"),
+        ("label", "x" * 101, "at most 100 characters"),
+    ],
+)
+def test_it_refuses_invalid_input_with_a_message_and_saves_nothing(client_alice, field, value, message):
+    response = client_alice.post("/servers/add/", {**VALID, field: value})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert f'id="id_{field}_error"' in response.content.decode()
+    assert not Server.objects.exists()
+
+
+def test_it_refuses_the_same_server_twice_whatever_the_case(client_alice):
+    client_alice.post("/servers/add/", VALID)
+    response = client_alice.post(
+        "/servers/add/", {**VALID, "resource_group": "RG-PAYMENTS-PROD", "name": "PG-NEW-01"}
+    )
+    assert response.status_code == 400
+    assert "already registered" in response.content.decode()
+    assert Server.objects.count() == 1
+
+
+def test_another_tenant_may_register_the_same_server(client, alice, charlie):
+    client.force_login(alice)
+    client.post("/servers/add/", VALID)
+    client.force_login(charlie)
+    response = client.post("/servers/add/", VALID)
+    assert response.status_code == 302
+    assert Server.objects.count() == 2
+
+
+def test_an_archived_server_can_be_registered_again(client_alice):
+    client_alice.post("/servers/add/", VALID)
+    server = Server.objects.get()
+    client_alice.post(f"/servers/{server.pk}/archive/")
+    response = client_alice.post("/servers/add/", VALID)
+    assert response.status_code == 302
+    assert Server.objects.active().count() == 1
+    assert Server.objects.count() == 2
+
+
+def test_the_form_escapes_what_was_typed(client_alice):
+    response = client_alice.post("/servers/add/", {**VALID, "name": '"><img src=x onerror=alert(1)>'})
+    assert b"<img src=x" not in response.content
+    assert b"&lt;img src=x" in response.content
