@@ -242,7 +242,7 @@ def ltr_pre_backup(
         ids["correlation_request_id"] = response.headers.get("x-ms-correlation-request-id", correlation_id)
         common = {"attempts": len(call.attempts), "attempt_log": call.attempts, "http_status": response.status_code}
         try:
-            body, complete = _read_limited(response, deadline)
+            body, state = _read_limited(response, deadline)
         except (requests.RequestException, OSError) as exc:
             return PreBackupResult(
                 category=Category.NETWORK,
@@ -250,7 +250,7 @@ def ltr_pre_backup(
                 **common,
                 **ids,
             )
-        result = _interpret(response, body, complete)
+        result = _interpret(response, body, state)
     for name, value in {**common, **ids}.items():
         setattr(result, name, value)
     if call.gave_up_for_deadline is not None and result.category == Category.THROTTLED:
@@ -274,19 +274,23 @@ def _network_summary(exc: requests.RequestException, call: _Call) -> str:
     return f"Azure Resource Manager could not be reached{after} ({type(exc).__name__})."
 
 
-def _read_limited(response: requests.Response, deadline: float) -> tuple[bytes, bool]:
-    """Read at most ARM_MAX_BODY_BYTES, and stop at the deadline: a body can be huge or trickle forever."""
+def _read_limited(response: requests.Response, deadline: float) -> tuple[bytes, str]:
+    """Read at most ARM_MAX_BODY_BYTES and stop at the deadline: a body can be huge or trickle forever.
+
+    Returns the bytes and "complete", "too_large" or "too_slow".
+    """
     limit = settings.ARM_MAX_BODY_BYTES
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(chunk_size=16384):
+    # Small chunks so a trickling body is noticed at the deadline, not after a 16 KiB buffer fills.
+    for chunk in response.iter_content(chunk_size=1024):
         chunks.append(chunk)
         size += len(chunk)
         if size > limit:
-            return b"".join(chunks)[:limit], False
+            return b"".join(chunks)[:limit], "too_large"
         if time.monotonic() > deadline:
-            raise requests.ReadTimeout("the body did not arrive before the check's deadline")
-    return b"".join(chunks), True
+            return b"".join(chunks), "too_slow"
+    return b"".join(chunks), "complete"
 
 
 def _excerpt(body: bytes) -> str:
@@ -301,13 +305,18 @@ def _text(value, limit: int) -> str:
     return text[:limit]
 
 
-def _interpret(response: requests.Response, body: bytes, complete: bool) -> PreBackupResult:
+def _interpret(response: requests.Response, body: bytes, state: str) -> PreBackupResult:
     status = response.status_code
     header_code = response.headers.get("x-ms-error-code", "")
-    if not complete:
+    if state != "complete":
+        why = (
+            f"was larger than {settings.ARM_MAX_BODY_BYTES} bytes; only the start was kept"
+            if state == "too_large"
+            else f"was still arriving at the check's time limit ({len(body)} bytes received)"
+        )
         return PreBackupResult(
             category=Category.UNEXPECTED_RESPONSE,
-            summary=f"Azure's answer was larger than {settings.ARM_MAX_BODY_BYTES} bytes; only the start was kept.",
+            summary=f"Azure's answer (HTTP {status}) {why}.",
             response_excerpt=_excerpt(body),
             error_code=header_code,
         )

@@ -9,6 +9,7 @@ the user back (expired or revoked grant, consent, MFA, a claims challenge) the c
 
 import logging
 import threading
+import warnings
 from dataclasses import dataclass
 
 import msal
@@ -79,13 +80,18 @@ def start_sign_in(
     redirect_uri: str, *, login_hint: str | None = None, claims_challenge: str | None = None
 ) -> dict:
     """A new pending flow; its `auth_uri` is where the browser goes, its `state` keys it in the session."""
-    return build_app().initiate_auth_code_flow(
-        scopes(),
-        redirect_uri=redirect_uri,
-        login_hint=login_hint or None,
-        claims_challenge=claims_challenge,
-        response_mode="query",
-    )
+    with warnings.catch_warnings():
+        # MSAL recommends form_post, but that arrives as a cross-site POST which the SameSite=Lax session
+        # cookie does not accompany, so the pending flow could not be found; query works with Lax, and
+        # PKCE + state + nonce protect the code in the URL.
+        warnings.filterwarnings("ignore", message="response_mode='form_post' is recommended")
+        return build_app().initiate_auth_code_flow(
+            scopes(),
+            redirect_uri=redirect_uri,
+            login_hint=login_hint or None,
+            claims_challenge=claims_challenge,
+            response_mode="query",
+        )
 
 
 @dataclass

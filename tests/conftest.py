@@ -42,9 +42,16 @@ def azure_sim(tmp_path_factory):
 @pytest.fixture
 def sim(azure_sim):
     """The simulator with its scenario as the file says, fresh call counts and buckets."""
-    azure_sim.reset()
+    _reset(azure_sim)
     yield azure_sim
-    azure_sim.reset()
+    _reset(azure_sim)
+
+
+def _reset(sim) -> None:
+    if hasattr(sim, "reset"):
+        sim.reset()
+    else:
+        sim.reset_calls()
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,123 @@
+"""The ARM client against the simulator over real TLS on loopback: every answer becomes a result."""
+
+import pytest
+
+from checks import arm
+from checks.outcomes import Category
+from dashboard.demo import PROD
+from tests.conftest import ALICE
+
+RG = "rg-payments-prod"
+
+
+@pytest.fixture
+def token(sim):
+    return sim.issue_access_token(ALICE["upn"])
+
+
+def call(token, name="pg-payments-01", **kwargs):
+    args = {"access_token": token, "subscription_id": PROD, "resource_group": RG, "server_name": name,
+            "backup_name": "b-1", "api_version": "2024-08-01", **kwargs}
+    return arm.ltr_pre_backup(**args)
+
+
+def test_a_pass_is_parsed_with_its_ids(token):
+    result = call(token)
+    assert (result.category, result.http_status, result.number_of_containers, result.attempts) == (
+        Category.PASSED, 200, 1, 1)
+    assert result.request_id and result.client_request_id and result.correlation_request_id
+
+
+def test_the_api_version_is_configurable_and_checked_by_arm(token):
+    assert call(token, api_version="2025-08-01").category == Category.PASSED
+    result = call(token, api_version="1999-01-01")
+    assert (result.category, result.http_status, result.error_code) == (
+        Category.REJECTED, 400, "InvalidApiVersionParameter")
+
+
+def test_an_expired_token_ends_as_sign_in_required(sim):
+    result = call(sim.issue_access_token(ALICE["upn"], expires_in=-600))
+    assert (result.category, result.http_status, result.error_code) == (
+        Category.SIGNIN_REQUIRED, 401, "ExpiredAuthenticationToken")
+
+
+def test_path_segments_are_percent_encoded(token):
+    result = call(token, name="pg-payments-01/../../other")
+    assert result.http_status in (400, 404)
+    assert result.category in (Category.NOT_FOUND, Category.REJECTED)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "summary_part"),
+    [
+        ({"outcome": "html"}, "not JSON"),
+        ({"outcome": "empty"}, "empty body"),
+        ({"outcome": "invalid_json"}, "not JSON"),
+        ({"outcome": "payload", "body": {}}, "numberOfContainers"),
+        ({"outcome": "payload", "body": {"properties": {}}}, "numberOfContainers"),
+        ({"outcome": "payload", "body": {"properties": {"numberOfContainers": "3"}}}, "numberOfContainers"),
+        ({"outcome": "payload", "body": {"properties": {"numberOfContainers": -1}}}, "numberOfContainers"),
+        ({"outcome": "payload", "body": {"properties": {"numberOfContainers": 10**12}}}, "numberOfContainers"),
+        ({"outcome": "payload", "body": {"properties": {"numberOfContainers": True}}}, "numberOfContainers"),
+        ({"outcome": "payload", "body": [1, 2]}, "numberOfContainers"),
+    ],
+)
+def test_a_200_that_is_not_the_documented_json_is_an_unexpected_response(sim, token, behaviour, summary_part):
+    sim.set_behaviour(PROD, RG, "pg-odd", **behaviour)
+    result = call(token, name="pg-odd")
+    assert result.category == Category.UNEXPECTED_RESPONSE
+    assert result.number_of_containers is None
+    assert summary_part in result.summary
+
+
+def test_a_huge_body_is_cut_at_the_limit(sim, token, settings):
+    settings.ARM_MAX_BODY_BYTES = 64 * 1024
+    sim.set_behaviour(PROD, RG, "pg-huge", outcome="huge", huge_bytes=5 * 1024 * 1024)
+    result = call(token, name="pg-huge")
+    assert result.category == Category.UNEXPECTED_RESPONSE
+    assert "larger than 65536 bytes" in result.summary
+    assert len(result.response_excerpt) <= arm.EXCERPT_CHARS + 10
+
+
+def test_a_trickling_body_stops_at_the_deadline(sim, token):
+    sim.set_behaviour(PROD, RG, "pg-trickle", outcome="trickle", trickle_interval=0.2)
+    result = call(token, name="pg-trickle", deadline_seconds=1.5)
+    assert result.category == Category.UNEXPECTED_RESPONSE
+    assert "still arriving" in result.summary
+
+
+def test_a_gateway_html_error_keeps_an_excerpt(sim, token):
+    sim.set_behaviour(PROD, RG, "pg-gw", outcome="bad_gateway")
+    result = call(token, name="pg-gw")
+    assert (result.category, result.http_status, result.attempts) == (Category.AZURE_FAILURE, 502, 4)
+    assert "<" in result.response_excerpt
+    assert [a["status"] for a in result.attempt_log] == [502, 502, 502, 502]
+
+
+def test_unreachable_arm_is_a_network_failure(token, settings):
+    settings.AZURE_ARM_ENDPOINT = "https://127.0.0.1:9"
+    result = call(token)
+    assert result.category == Category.NETWORK
+    assert "could not be reached" in result.summary and result.attempts == 4
+
+
+def test_an_untrusted_certificate_is_a_network_failure_that_says_so(token, settings):
+    settings.AZURE_CA_BUNDLE = ""
+    result = call(token)
+    assert result.category == Category.NETWORK
+    assert "certificate" in result.summary
+
+
+def test_a_reset_connection_is_retried_then_reported(sim, token):
+    sim.set_behaviour(PROD, RG, "pg-reset", outcome="reset")
+    result = call(token, name="pg-reset")
+    assert result.category == Category.NETWORK
+    assert result.attempts == 4
+
+
+def test_a_server_that_fails_then_passes_is_retried_with_retry_after(sim, token):
+    waits = []
+    sim.set_behaviour(PROD, RG, "pg-flaky", outcome="unavailable", fail_times=2, retry_after_ms=50, containers=5)
+    result = call(token, name="pg-flaky", on_wait=lambda seconds, status: waits.append((seconds, status)))
+    assert (result.category, result.number_of_containers, result.attempts) == (Category.PASSED, 5, 3)
+    assert waits == [(0.05, 503), (0.05, 503)]

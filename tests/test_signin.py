@@ -1,0 +1,140 @@
+"""Signing in with the real MSAL against the simulator's Entra ID, over loopback sockets."""
+
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import requests
+from django.contrib.auth import SESSION_KEY
+
+from checks.models import Check
+from dashboard import tokencache
+from dashboard.models import TokenCache, User
+from tests.conftest import ALICE, BOB, sign_in
+
+
+def _authorize(client, upn, next_url="/"):
+    """Start a flow and let the simulator sign `upn` in; return the callback query (not yet delivered)."""
+    start = client.get("/auth/signin/", {"next": next_url, "login_hint": upn})
+    authorize = requests.get(start["Location"], allow_redirects=False, timeout=10)
+    return {k: v[0] for k, v in parse_qs(urlparse(authorize.headers["Location"]).query).items()}
+
+
+def test_signed_out_visitors_are_sent_to_sign_in_and_on_to_entra(client, sim, db):
+    response = client.get("/checks/?outcome=failed")
+    assert response.status_code == 302 and response["Location"] == "/auth/signin/?next=/checks/%3Foutcome%3Dfailed"
+    start = client.get(response["Location"])
+    assert start.status_code == 302
+    authorize = urlparse(start["Location"])
+    assert start["Location"].startswith(sim.http_url)
+    query = parse_qs(authorize.query)
+    assert query["code_challenge_method"] == ["S256"] and query["code_challenge"] and query["nonce"]
+    assert "https://management.azure.com/user_impersonation" in query["scope"][0]
+
+
+def test_a_user_signs_in_and_lands_where_they_were_going(client, sim, db):
+    response = sign_in(client, ALICE["upn"], next_url="/checks/?outcome=failed")
+    assert response.status_code == 302 and response["Location"] == "/checks/?outcome=failed"
+    user = User.objects.get()
+    assert (user.tenant_id, user.object_id, user.upn, user.display_name) == (
+        ALICE["tid"], ALICE["oid"], ALICE["upn"], "Alice Admin")
+    assert user.home_account_id == f"{ALICE['oid']}.{ALICE['tid']}"
+    assert client.get("/").status_code == 200
+
+
+def test_the_token_cache_is_stored_encrypted_in_the_database(client, sim, db):
+    sign_in(client, ALICE["upn"])
+    row = TokenCache.objects.get()
+    assert b"refresh_token" not in bytes(row.encrypted).lower()
+    assert b"eyJ" not in bytes(row.encrypted)
+    assert "RefreshToken" in tokencache.load(row.user).serialize()
+    for cookie in client.cookies.values():
+        assert len(cookie.value) < 100, "nothing but the session id and the CSRF token go into cookies"
+
+
+def test_sign_in_rotates_the_session_key(client, sim, db):
+    query = _authorize(client, ALICE["upn"])
+    before = client.session.session_key
+    client.get("/auth/callback/", query)
+    assert client.session.session_key != before
+    assert client.session[SESSION_KEY]
+
+
+def test_tokens_are_reused_silently_after_sign_in(client, sim, fleet, worker):
+    sign_in(client, ALICE["upn"])
+    before = sim.stats.token_calls(ALICE["upn"])
+    for name in ("pg-payments-01", "pg-staging-01", "pg-ledger"):
+        client.post(f"/servers/{fleet[name].pk}/run/", {"backup_name": "b-1"}, headers={"HX-Request": "true"})
+        worker()
+    assert Check.objects.filter(status="succeeded").count() == 3
+    assert sim.stats.token_calls(ALICE["upn"]) == before, "no token request after the sign-in's code redemption"
+
+
+def test_a_replayed_callback_is_refused_and_creates_no_session(client, sim, db):
+    query = _authorize(client, ALICE["upn"])
+    assert client.get("/auth/callback/", query).status_code == 302
+    client.cookies.clear()
+    response = client.get("/auth/callback/", query)
+    assert response.status_code == 400
+    assert "no longer valid" in response.content.decode()
+    assert SESSION_KEY not in client.session
+
+
+def test_a_forged_state_is_refused(client, sim, db):
+    query = _authorize(client, ALICE["upn"])
+    response = client.get("/auth/callback/", {**query, "state": "forged"})
+    assert response.status_code == 400
+    assert SESSION_KEY not in client.session
+    assert not User.objects.exists()
+
+
+def test_a_code_from_another_flow_is_refused(client, sim, db):
+    first = _authorize(client, ALICE["upn"])
+    second = _authorize(client, BOB["upn"])
+    response = client.get("/auth/callback/", {"state": first["state"], "code": second["code"]})
+    assert response.status_code == 400
+    assert SESSION_KEY not in client.session
+
+
+def test_an_error_from_the_identity_provider_is_shown_escaped(client, sim, db):
+    query = _authorize(client, ALICE["upn"])
+    response = client.get("/auth/callback/", {"state": query["state"], "error": "access_denied",
+                                              "error_description": "<script>x</script>"})
+    assert response.status_code == 400
+    assert "&lt;script&gt;x&lt;/script&gt;" in response.content.decode()
+    assert SESSION_KEY not in client.session
+
+
+def test_two_tabs_can_sign_in_at_once(client, sim, db):
+    tab1 = _authorize(client, ALICE["upn"], next_url="/checks/")
+    tab2 = _authorize(client, ALICE["upn"], next_url="/servers/add/")
+    assert client.get("/auth/callback/", tab2)["Location"] == "/servers/add/"
+    assert client.get("/auth/callback/", tab1)["Location"] == "/checks/"
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "javascript:alert(1)",
+                                    "http://testserver.evil/"])
+def test_only_same_site_paths_are_accepted_as_the_return_target(client, sim, db, target):
+    response = sign_in(client, ALICE["upn"], next_url=target)
+    assert response["Location"] == "/"
+
+
+def test_sign_out_forgets_the_tokens_ends_the_session_and_goes_through_entra(client, sim, db):
+    sign_in(client, ALICE["upn"])
+    response = client.post("/auth/signout/")
+    assert response.status_code == 302
+    location = urlparse(response["Location"])
+    assert response["Location"].startswith(sim.http_url) and location.path.endswith("/logout")
+    assert parse_qs(location.query)["post_logout_redirect_uri"] == ["http://testserver/auth/signed-out/"]
+    assert not TokenCache.objects.exists()
+    assert SESSION_KEY not in client.session
+    # The simulator sends only loopback addresses back; "testserver" gets its "signed out" page.
+    assert requests.get(response["Location"], allow_redirects=False, timeout=10).status_code == 200
+    assert client.get("/").status_code == 302
+    assert "signed out" in client.get("/auth/signed-out/").content.decode()
+
+
+def test_sign_in_is_unavailable_when_entra_cannot_be_reached(client, db, settings):
+    settings.AZURE_AUTHORITY_HOST = "https://127.0.0.1:9"
+    response = client.get("/auth/signin/")
+    assert response.status_code == 503
+    assert "could not be reached" in response.content.decode()
