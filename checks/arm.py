@@ -11,9 +11,11 @@ Whatever ARM sends back is turned into a `PreBackupResult`; nothing raised by th
 malformed body escapes `ltr_pre_backup()`.
 """
 
+import base64
 import contextvars
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -119,6 +121,8 @@ class PreBackupResult:
     attempts: int = 0
     attempt_log: list = field(default_factory=list)
     retry_after: float | None = None
+    # Continuous Access Evaluation: the decoded claims ARM demands in a 401 insufficient_claims challenge.
+    claims_challenge: str = ""
 
     @property
     def succeeded(self) -> bool:
@@ -251,6 +255,8 @@ def ltr_pre_backup(
                 **ids,
             )
         result = _interpret(response, body, state)
+        if response.status_code == 401:
+            result.claims_challenge = claims_challenge(response.headers.get("WWW-Authenticate", ""))
     for name, value in {**common, **ids}.items():
         setattr(result, name, value)
     if call.gave_up_for_deadline is not None and result.category == Category.THROTTLED:
@@ -260,6 +266,23 @@ def ltr_pre_backup(
             "Try again after that time."
         )
     return result
+
+
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+def claims_challenge(www_authenticate: str) -> str:
+    """The claims JSON of a CAE challenge (`error="insufficient_claims", claims="<base64>"`), or ""."""
+    params = dict(_CHALLENGE_PARAM.findall(www_authenticate))
+    if params.get("error") != "insufficient_claims" or not params.get("claims"):
+        return ""
+    encoded = params["claims"]
+    try:
+        decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=False).decode()
+        json.loads(decoded)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    return decoded
 
 
 def _network_summary(exc: requests.RequestException, call: _Call) -> str:

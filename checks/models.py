@@ -72,6 +72,9 @@ class Check(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     # One entry per HTTP attempt: {"status": 503, "retry_after": 1.0} or {"error": "ConnectTimeout"}.
     attempt_log = models.JSONField(default=list, blank=True)
+    # A Continuous Access Evaluation challenge that silent renewal could not answer: the sign-in that
+    # re-runs this check asks Entra ID for these claims. Not a secret (a claims request, not a token).
+    claims_challenge = models.TextField(blank=True)
 
     objects = CheckQuerySet.as_manager()
 

@@ -8,7 +8,6 @@ task is delivered twice, then writes each state before moving on.
 import logging
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.tasks import task
 from django.utils import timezone
 
@@ -95,47 +94,64 @@ def _run(check: Check) -> None:
 
     def on_wait(seconds: float, status: int | None) -> None:
         why = "throttled by Azure" if status == 429 else f"Azure answered {status}" if status else "connection failed"
-        Check.objects.filter(pk=check.pk).update(
-            summary=f"{why}, retrying in {max(1, round(seconds))} s", attempts=F("attempts") + 1
-        )
+        Check.objects.filter(pk=check.pk).update(summary=f"{why}, retrying in {max(1, round(seconds))} s")
 
     server = check.server
-    result = arm.ltr_pre_backup(
-        access_token=token.access_token,
-        subscription_id=server.subscription_id,
-        resource_group=server.resource_group,
-        server_name=server.name,
-        backup_name=check.backup_name,
-        api_version=check.api_version,
-        on_wait=on_wait,
-    )
+
+    def call(access_token: str) -> arm.PreBackupResult:
+        return arm.ltr_pre_backup(
+            access_token=access_token,
+            subscription_id=server.subscription_id,
+            resource_group=server.resource_group,
+            server_name=server.name,
+            backup_name=check.backup_name,
+            api_version=check.api_version,
+            on_wait=on_wait,
+        )
+
+    result = call(token.access_token)
+    if result.claims_challenge:
+        # Continuous Access Evaluation: answer the challenge silently once; only then involve the user.
+        first = result
+        renewed = entra.arm_token(user, claims_challenge=first.claims_challenge)
+        if renewed.access_token is not None:
+            result = call(renewed.access_token)
+            result.attempts += first.attempts
+            result.attempt_log = first.attempt_log + result.attempt_log
+        if renewed.access_token is None or result.claims_challenge:
+            _finish(check, status=Check.Status.SIGNIN_REQUIRED, category=Category.SIGNIN_REQUIRED,
+                    summary="Azure asks you to sign in again (Continuous Access Evaluation): your session was "
+                            "revoked or your access changed.",
+                    claims_challenge=result.claims_challenge or first.claims_challenge,
+                    **_answer_fields(result))
+            return
     if result.succeeded:
         status = Check.Status.SUCCEEDED
     elif result.category == Category.SIGNIN_REQUIRED:
         status = Check.Status.SIGNIN_REQUIRED
     else:
         status = Check.Status.FAILED
-    _finish(
-        check,
-        status=status,
-        category=result.category,
-        summary=result.summary,
-        http_status=result.http_status,
-        number_of_containers=result.number_of_containers,
-        error_code=result.error_code,
-        error_message=result.error_message,
-        error_target=result.error_target,
-        error_details=result.error_details,
-        error_additional_info=result.error_additional_info,
-        response_excerpt=result.response_excerpt,
-        request_id=result.request_id,
-        correlation_request_id=result.correlation_request_id,
-        client_request_id=result.client_request_id,
-        attempts=result.attempts,
-        attempt_log=result.attempt_log,
-    )
+    _finish(check, status=status, category=result.category, summary=result.summary, **_answer_fields(result))
     log.info("Check %s finished: %s (%s) request_id=%s attempts=%s", check.pk, status, result.category,
              result.request_id, result.attempts)
+
+
+def _answer_fields(result: arm.PreBackupResult) -> dict:
+    return {
+        "http_status": result.http_status,
+        "number_of_containers": result.number_of_containers,
+        "error_code": result.error_code,
+        "error_message": result.error_message,
+        "error_target": result.error_target,
+        "error_details": result.error_details,
+        "error_additional_info": result.error_additional_info,
+        "response_excerpt": result.response_excerpt,
+        "request_id": result.request_id,
+        "correlation_request_id": result.correlation_request_id,
+        "client_request_id": result.client_request_id,
+        "attempts": result.attempts,
+        "attempt_log": result.attempt_log,
+    }
 
 
 def _finish(check: Check, **fields) -> None:

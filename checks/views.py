@@ -2,17 +2,21 @@
 
 import csv
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseStopPolling
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from checks.forms import HistoryFilterForm, RunCheckForm
 from checks.models import Check
 from checks.tasks import AlreadyActive, queue_check
+from dashboard import entra
+from dashboard.auth_views import SignInUnavailable, begin_sign_in, sign_in_unavailable
 from dashboard.models import Server
 
 HISTORY_PAGE_SIZE = 50
@@ -32,14 +36,15 @@ def poll_response(response: HttpResponse, check: Check | None) -> HttpResponse:
 @require_POST
 def run(request: HttpRequest, pk: int) -> HttpResponse:
     """Queue a check of one server. htmx gets the server's row back; a plain form post is redirected."""
-    from django.conf import settings
-
     from dashboard.views import server_row_context
 
     server = get_object_or_404(
         Server.objects.for_tenant(request.user.tenant_id).active().select_related("last_check"), pk=pk
     )
     form = RunCheckForm(request.POST)
+    if form.is_valid() and entra.arm_token(request.user).interaction_required:
+        # Azure wants the user back (expired or revoked sign-in, consent, MFA): sign in, then run this check.
+        return _sign_in_then_run(request, server, form.cleaned_data["backup_name"])
     notice = ""
     status = 200
     queued = False
@@ -67,6 +72,31 @@ def run(request: HttpRequest, pk: int) -> HttpResponse:
         # The server page's history listens for this and shows the new check at the top.
         response["HX-Trigger"] = "check-queued"
     return response
+
+
+def _sign_in_then_run(request: HttpRequest, server: Server, backup_name: str, claims: str = "") -> HttpResponse:
+    back = request.htmx.current_url_abs_path if request.htmx else reverse("server_detail", args=[server.pk])
+    try:
+        auth_uri = begin_sign_in(
+            request,
+            next_url=back,
+            login_hint=request.user.upn or None,
+            claims_challenge=claims or None,
+            after={"run": server.pk, "backup_name": backup_name},
+        )
+    except SignInUnavailable:
+        return sign_in_unavailable(request)
+    # htmx would follow a 302 inside the XHR; the whole page must go to Entra ID.
+    return HttpResponseClientRedirect(auth_uri) if request.htmx else redirect(auth_uri)
+
+
+@require_POST
+def reauth(request: HttpRequest, pk: int) -> HttpResponse:
+    """Sign in again (answering any claims challenge the check recorded), then re-run the check."""
+    check = _get_check_for_user(request, pk)
+    if check.server.archived_at is not None:
+        raise Http404
+    return _sign_in_then_run(request, check.server, check.backup_name, check.claims_challenge)
 
 
 @require_GET

@@ -1,8 +1,10 @@
 """Sign-in, its callback, and sign-out (Microsoft Entra ID through dashboard.entra)."""
 
 import logging
+from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
@@ -11,8 +13,9 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from checks.tasks import AlreadyActive, queue_check
 from dashboard import entra, tokencache
-from dashboard.models import User
+from dashboard.models import Server, User
 
 log = logging.getLogger(__name__)
 
@@ -37,25 +40,55 @@ def _failure(request: HttpRequest, title: str, message: str, status: int = 400) 
     return render(request, "auth/failed.html", {"title": title, "message": message}, status=status)
 
 
-@login_not_required
-@require_GET
-def signin(request: HttpRequest) -> HttpResponse:
-    """Start a sign-in: remember the flow under its state, then send the browser to Entra ID."""
+class SignInUnavailable(Exception):
+    pass
+
+
+def begin_sign_in(
+    request: HttpRequest,
+    *,
+    next_url: str | None,
+    login_hint: str | None = None,
+    claims_challenge: str | None = None,
+    after: dict | None = None,
+) -> str:
+    """Start a flow, remember it in the session under its state, and return where to send the browser.
+
+    `after` is what to do once the user is back (`{"run": server_pk, "backup_name": ...}`): it travels in
+    the server-side session with the flow, never through the browser.
+    """
     try:
-        flow = entra.start_sign_in(_redirect_uri(request), login_hint=request.GET.get("login_hint"))
-    except Exception:
+        flow = entra.start_sign_in(_redirect_uri(request), login_hint=login_hint, claims_challenge=claims_challenge)
+    except Exception as exc:
         log.exception("Could not start sign-in with the identity provider")
-        return _failure(
-            request,
-            "Sign-in is unavailable",
-            "The identity provider could not be reached. Try again in a minute.",
-            status=503,
-        )
-    flow["next"] = _safe_next(request, request.GET.get("next"))
+        raise SignInUnavailable from exc
+    flow["next"] = _safe_next(request, next_url)
+    if after:
+        flow["after"] = after
     flows = request.session.get(FLOWS_KEY, {})
     flows[flow["state"]] = flow
     request.session[FLOWS_KEY] = dict(list(flows.items())[-MAX_PENDING_FLOWS:])
-    return redirect(flow["auth_uri"])
+    return flow["auth_uri"]
+
+
+def sign_in_unavailable(request: HttpRequest) -> HttpResponse:
+    return _failure(
+        request,
+        "Sign-in is unavailable",
+        "The identity provider could not be reached. Try again in a minute.",
+        status=503,
+    )
+
+
+@login_not_required
+@require_GET
+def signin(request: HttpRequest) -> HttpResponse:
+    """Start a sign-in and send the browser to Entra ID."""
+    try:
+        auth_uri = begin_sign_in(request, next_url=request.GET.get("next"), login_hint=request.GET.get("login_hint"))
+    except SignInUnavailable:
+        return sign_in_unavailable(request)
+    return redirect(auth_uri)
 
 
 @login_not_required
@@ -77,6 +110,7 @@ def signin_callback(request: HttpRequest) -> HttpResponse:
             f"The identity provider said: {request.GET.get('error_description') or request.GET['error']}",
         )
     next_url = flow.pop("next", reverse(settings.LOGIN_REDIRECT_URL))
+    after = flow.pop("after", None)
     try:
         result = entra.finish_sign_in(flow, request.GET.dict())
     except entra.SignInFailed as exc:
@@ -100,7 +134,22 @@ def signin_callback(request: HttpRequest) -> HttpResponse:
     # login() rotates the session key and the CSRF token.
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     log.info("User %s signed in (tenant %s)", user.pk, tenant_id)
+    if after and "run" in after:
+        _run_after_sign_in(request, user, after)
     return redirect(next_url)
+
+
+def _run_after_sign_in(request: HttpRequest, user: User, after: dict) -> None:
+    """Re-run the check the user was trying to run when Azure asked them to sign in again."""
+    server = Server.objects.for_tenant(user.tenant_id).active().filter(pk=after["run"]).first()
+    if server is None:  # signed in as someone from another tenant, or the server was archived meanwhile
+        return
+    try:
+        queue_check(server, user, after["backup_name"], settings.AZURE_LTR_API_VERSION)
+    except AlreadyActive:
+        messages.info(request, f"A check of {server.name} is already in progress.")
+    else:
+        messages.success(request, f"Signed in again; the check of {server.name} is running.")
 
 
 @require_POST
@@ -110,8 +159,6 @@ def signout(request: HttpRequest) -> HttpResponse:
     end_session = entra.end_session_endpoint()
     back = request.build_absolute_uri(reverse("signed_out"))
     if end_session:
-        from urllib.parse import urlencode
-
         return redirect(f"{end_session}?{urlencode({'post_logout_redirect_uri': back})}")
     return redirect("signed_out")
 

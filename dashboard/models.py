@@ -34,7 +34,12 @@ class TokenCache(models.Model):
 
     user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="token_cache")
     encrypted = models.BinaryField()
+    # Bumped on every write: a process that read version N writes only if the row is still at N.
+    version = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Token cache of user {self.user_id}"
 
 
 class ServerQuerySet(models.QuerySet):

@@ -239,7 +239,8 @@ ARM_MAX_BODY_BYTES = env_int("ARM_MAX_BODY_BYTES", 1024 * 1024)
 # Token caches are encrypted at rest with Fernet. TOKEN_CACHE_KEYS is a comma-separated list: the first
 # key encrypts, every key decrypts, so a key is rotated by putting a new one first.
 if DEMO_MODE and not os.environ.get("TOKEN_CACHE_KEYS"):
-    TOKEN_CACHE_KEYS = [base64.urlsafe_b64encode(hashlib.sha256(b"token-cache:" + SECRET_KEY.encode()).digest()).decode()]
+    _derived = hashlib.sha256(b"token-cache:" + SECRET_KEY.encode()).digest()
+    TOKEN_CACHE_KEYS = [base64.urlsafe_b64encode(_derived).decode()]
 else:
     TOKEN_CACHE_KEYS = env_list("TOKEN_CACHE_KEYS") or [env_str("TOKEN_CACHE_KEYS")]
 
@@ -254,7 +255,11 @@ SECURE_CSP = {
     "connect-src": [CSP.SELF],
     # Signing out POSTs here and is redirected to the identity provider's end-session page; browsers
     # apply form-action to that redirect too.
-    "form-action": [CSP.SELF, AZURE_AUTHORITY_HOST, *([f"http://{AZURESIM_HOST}:{AZURESIM_HTTP_PORT}"] if DEMO_MODE else [])],
+    "form-action": [
+        CSP.SELF,
+        AZURE_AUTHORITY_HOST,
+        *([f"http://{AZURESIM_HOST}:{AZURESIM_HTTP_PORT}"] if DEMO_MODE else []),
+    ],
     "frame-ancestors": [CSP.NONE],
     "base-uri": [CSP.NONE],
     "object-src": [CSP.NONE],

@@ -2,8 +2,13 @@
 
 The cache holds the user's refresh token, so it never goes into a cookie, a log or a task argument. It is
 encrypted with Fernet under TOKEN_CACHE_KEYS (the first key encrypts, all keys decrypt: put a new key
-first to rotate). Both the web process and the task worker read it; it is written back only when MSAL
-changed it.
+first to rotate, then run `manage.py rotate_token_cache_keys`). Both the web process and the task workers
+read it; it is written back only when MSAL changed it.
+
+Two processes may refresh the same user's tokens at once (two workers, or a worker and a page). No lock
+is held across the call to Entra ID; instead each write is a compare-and-swap on `version`: the loser
+keeps its freshly obtained access token for the call at hand and leaves the winner's cache in place. Both
+refresh tokens are valid (Entra does not invalidate the old one on refresh), so nothing is lost.
 """
 
 import logging
@@ -11,21 +16,33 @@ import logging
 import msal
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from dashboard.models import TokenCache, User
 
 log = logging.getLogger(__name__)
 
 
+class UserTokenCache(msal.SerializableTokenCache):
+    """An MSAL cache that remembers which stored version it was read from."""
+
+    version: int | None = None
+
+
 def _fernet() -> MultiFernet:
     return MultiFernet([Fernet(key) for key in settings.TOKEN_CACHE_KEYS])
 
 
-def load(user: User) -> msal.SerializableTokenCache:
-    cache = msal.SerializableTokenCache()
-    row = TokenCache.objects.filter(user=user).first()
+def encrypt(text: str) -> bytes:
+    return _fernet().encrypt(text.encode())
+
+
+def load(user: User) -> UserTokenCache:
+    cache = UserTokenCache()
+    row = TokenCache.objects.filter(user=user).only("encrypted", "version").first()
     if row is not None:
+        cache.version = row.version
         try:
             cache.deserialize(_fernet().decrypt(bytes(row.encrypted)).decode())
         except InvalidToken:
@@ -35,15 +52,44 @@ def load(user: User) -> msal.SerializableTokenCache:
 
 
 def save(user: User, cache: msal.SerializableTokenCache, *, force: bool = False) -> bool:
-    """Write the cache back if MSAL changed it; True when it did."""
+    """Write the cache back if MSAL changed it (or `force`); True when this write won."""
     if not (force or cache.has_state_changed):
         return False
-    blob = _fernet().encrypt(cache.serialize().encode())
-    with transaction.atomic():
-        TokenCache.objects.update_or_create(user=user, defaults={"encrypted": blob})
+    blob = encrypt(cache.serialize())
+    version = getattr(cache, "version", None)
+    if force:
+        with transaction.atomic():
+            TokenCache.objects.update_or_create(
+                user=user, defaults={"encrypted": blob, "version": (version or 0) + 1}
+            )
+        won = True
+    elif version is None:
+        try:
+            with transaction.atomic():
+                TokenCache.objects.create(user=user, encrypted=blob, version=1)
+            won = True
+        except IntegrityError:
+            won = False
+    else:
+        won = bool(
+            TokenCache.objects.filter(user=user, version=version).update(encrypted=blob, version=F("version") + 1)
+        )
+    if not won:
+        log.info("Token cache of user %s was updated by another process meanwhile; keeping theirs", user.pk)
     cache.has_state_changed = False
-    return True
+    return won
 
 
 def forget(user: User) -> None:
     TokenCache.objects.filter(user=user).delete()
+
+
+def rotate_all() -> int:
+    """Re-encrypt every cache under the first key; returns how many rows were rewritten."""
+    fernet = _fernet()
+    count = 0
+    for row in TokenCache.objects.only("pk", "encrypted").iterator():
+        rotated = fernet.rotate(bytes(row.encrypted))
+        TokenCache.objects.filter(pk=row.pk).update(encrypted=rotated)
+        count += 1
+    return count

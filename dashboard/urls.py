@@ -15,6 +15,7 @@ urlpatterns = [
     path("checks/export.csv", checks_views.export, name="history_export"),
     path("checks/<int:pk>/", checks_views.detail, name="check_detail"),
     path("checks/<int:pk>/row/", checks_views.check_row, name="check_row"),
+    path("checks/<int:pk>/reauth/", checks_views.reauth, name="check_reauth"),
     path("auth/signin/", auth_views.signin, name="signin"),
     path("auth/callback/", auth_views.signin_callback, name="signin_callback"),
     path("auth/signout/", auth_views.signout, name="signout"),

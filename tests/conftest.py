@@ -116,15 +116,20 @@ def fabrikam_server(db):
                        name="pg-fabrikam-01")
 
 
-def sign_in(client, upn: str, next_url: str = "/"):
-    """The whole sign-in dance with the real MSAL and the simulator's authorize page (login_hint)."""
-    start = client.get("/auth/signin/", {"next": next_url, "login_hint": upn})
-    assert start.status_code == 302, start.content
-    authorize = requests.get(start["Location"], allow_redirects=False, timeout=10)
+def complete_sign_in(client, authorize_url: str):
+    """Let the simulator sign the user in (login_hint in the URL) and deliver its answer to the callback."""
+    authorize = requests.get(authorize_url, allow_redirects=False, timeout=10)
     assert authorize.status_code == 302, authorize.text
     callback = urlparse(authorize.headers["Location"])
     assert callback.path == "/auth/callback/", authorize.headers["Location"]
     return client.get(callback.path, {k: v[0] for k, v in parse_qs(callback.query).items()})
+
+
+def sign_in(client, upn: str, next_url: str = "/"):
+    """The whole sign-in dance with the real MSAL and the simulator's authorize page (login_hint)."""
+    start = client.get("/auth/signin/", {"next": next_url, "login_hint": upn})
+    assert start.status_code == 302, start.content
+    return complete_sign_in(client, start["Location"])
 
 
 @pytest.fixture

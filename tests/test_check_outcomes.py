@@ -4,7 +4,8 @@ import pytest
 from django.utils.html import escape
 
 from checks.models import Check
-from tests.conftest import ALICE, BOB
+from dashboard import tokencache
+from tests.conftest import ALICE, BOB, complete_sign_in
 
 # server -> (status, category, http status, error code, containers, attempts)
 EXPECTED = {
@@ -79,18 +80,82 @@ def test_a_long_retry_after_ends_the_check_as_throttled_instead_of_waiting(clien
     assert check.attempts == 1
 
 
-def test_a_check_whose_token_cannot_be_refreshed_ends_as_sign_in_required(client, signed_in, fleet, worker, sim):
-    alice = signed_in(ALICE["upn"])
-    # Make the cached access token unusable so MSAL must use the (now revoked) refresh token.
-    from dashboard import tokencache
-
-    cache = tokencache.load(alice)
+def _expire_access_tokens(user):
+    """Drop the cached access tokens so MSAL must go to Entra ID with the refresh token."""
+    cache = tokencache.load(user)
     cache._cache["AccessToken"] = {}
     cache.has_state_changed = True
-    tokencache.save(alice, cache)
+    tokencache.save(user, cache)
+
+
+def test_a_background_check_whose_sign_in_expired_ends_as_sign_in_required(client, signed_in, fleet, worker, sim):
+    alice = signed_in(ALICE["upn"])
+    client.post(f"/servers/{fleet['pg-payments-01'].pk}/run/", {"backup_name": "b-1"}, headers={"HX-Request": "true"})
+    _expire_access_tokens(alice)
     sim.revoke_refresh_tokens(ALICE["upn"])
-    check = run_and_finish(client, fleet["pg-payments-01"], worker)
-    assert (check.status, check.category) == ("signin_required", "signin_required")
-    assert check.http_status is None
+    worker()
+    check = Check.objects.get()
+    assert (check.status, check.category, check.http_status) == ("signin_required", "signin_required", None)
+    assert "AADSTS50173" in check.error_message
+    row = client.get(f"/servers/{fleet['pg-payments-01'].pk}/row/").content.decode()
+    assert "Sign-in required" in row and "Failed" not in row
     detail = client.get(f"/checks/{check.pk}/").content.decode()
-    assert "Sign in again" in detail
+    assert f'action="/checks/{check.pk}/reauth/"' in detail and "Sign in again and re-run" in detail
+
+
+def test_sign_in_again_re_runs_the_check(client, signed_in, fleet, worker, sim):
+    alice = signed_in(ALICE["upn"])
+    server = fleet["pg-payments-01"]
+    client.post(f"/servers/{server.pk}/run/", {"backup_name": "b-again"}, headers={"HX-Request": "true"})
+    _expire_access_tokens(alice)
+    sim.revoke_refresh_tokens(ALICE["upn"])
+    worker()
+    failed = Check.objects.get()
+    response = client.post(f"/checks/{failed.pk}/reauth/")
+    assert response.status_code == 302 and response["Location"].startswith(sim.http_url)
+    assert "login_hint=alice%40contoso.example" in response["Location"]
+    back = complete_sign_in(client, response["Location"])
+    assert back["Location"] == f"/servers/{server.pk}/"
+    rerun = Check.objects.exclude(pk=failed.pk).get()
+    assert (rerun.status, rerun.backup_name) == ("queued", "b-again")
+    worker()
+    rerun.refresh_from_db()
+    assert rerun.status == "succeeded"
+
+
+def test_an_htmx_click_that_needs_sign_in_gets_a_client_redirect_and_then_runs(client, signed_in, fleet, worker, sim):
+    alice = signed_in(ALICE["upn"])
+    server = fleet["pg-staging-01"]
+    _expire_access_tokens(alice)
+    sim.revoke_refresh_tokens(ALICE["upn"])
+    response = client.post(f"/servers/{server.pk}/run/", {"backup_name": "b-click"},
+                           headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/?page=1"})
+    assert response.status_code == 200
+    assert response["HX-Redirect"].startswith(sim.http_url)
+    assert not Check.objects.exists(), "nothing is queued until Azure has the user back"
+    back = complete_sign_in(client, response["HX-Redirect"])
+    assert back["Location"] == "/?page=1"
+    worker()
+    assert Check.objects.get().status == "succeeded"
+
+
+def test_a_continuous_access_evaluation_challenge_is_answered_silently(client, signed_in, fleet, worker, sim):
+    signed_in(ALICE["upn"])
+    sim.challenge_next(ALICE["upn"])
+    check = run_and_finish(client, fleet["pg-payments-01"], worker)
+    assert (check.status, check.number_of_containers) == ("succeeded", 1)
+    assert [a["status"] for a in check.attempt_log] == [401, 200]
+
+
+def test_a_revoked_session_asks_the_user_to_sign_in_with_the_claims(client, signed_in, fleet, worker, sim):
+    signed_in(ALICE["upn"])
+    server = fleet["pg-payments-01"]
+    client.post(f"/servers/{server.pk}/run/", {"backup_name": "b-cae"}, headers={"HX-Request": "true"})
+    sim.revoke_sessions(ALICE["upn"])
+    sim.revoke_refresh_tokens(ALICE["upn"])
+    worker()
+    check = Check.objects.get()
+    assert (check.status, check.http_status, check.error_code) == ("signin_required", 401, "InvalidAuthenticationToken")
+    assert '"nbf"' in check.claims_challenge
+    response = client.post(f"/checks/{check.pk}/reauth/")
+    assert "claims=" in response["Location"]
