@@ -1,0 +1,195 @@
+"""The ``Simulator``: starts the two loopback listeners (HTTPS for discovery, token endpoint, JWKS
+and ARM; plain HTTP for the browser-facing sign-in pages) and offers the knobs tests and the demo
+launcher turn at run time."""
+
+import os
+import shutil
+import ssl
+import tempfile
+import threading
+import time
+
+from . import pki
+from .arm import Arm
+from .entra import Entra
+from .state import World, load_scenario
+from .tokens import TokenService
+
+# Listening on every interface is the caller's explicit choice; URLs then name the loopback address.
+WILDCARDS = ("0.0.0.0", "::", "")  # noqa: S104
+
+
+class Simulator:
+    def __init__(self, scenario, host="127.0.0.1", https_port=0, http_port=0, state_dir=None):
+        self._scenario = load_scenario(scenario)
+        self.world = World(self._scenario)
+        self.host = host
+        self._ports = (https_port, http_port)
+        self._own_state_dir = state_dir is None
+        self.state_dir = state_dir
+        self._listeners = []
+        self._threads = []
+        self._stopping = threading.Event()
+        self.https_url = self.http_url = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self):
+        # Imported here so that merely importing azuresim stays cheap.
+        from .web import Listener
+
+        if self.state_dir is None:
+            self.state_dir = tempfile.mkdtemp(prefix="azuresim-")
+        os.makedirs(self.state_dir, exist_ok=True)
+        hosts = ["127.0.0.1", "localhost"]
+        if self.host not in hosts and self.host not in WILDCARDS:
+            hosts.append(self.host)
+        ca_cert, ca_key = pki.ensure_ca(self.state_dir)
+        cert_path, key_path = pki.ensure_leaf(self.state_dir, ca_cert, ca_key, hosts)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(cert_path, key_path)
+        self._stopping.clear()
+        https = Listener((self.host, self._ports[0]), self._route_https, "https", context)
+        http = Listener((self.host, self._ports[1]), self._route_http, "http")
+        self._listeners = [https, http]
+        url_host = "127.0.0.1" if self.host in WILDCARDS else self.host
+        self.https_url = f"https://{url_host}:{https.server_address[1]}"
+        self.http_url = f"http://{url_host}:{http.server_address[1]}"
+        self.tokens = TokenService(pki.ensure_signing_key(self.state_dir), self.https_url)
+        urls = lambda: (self.https_url, self.http_url)  # noqa: E731
+        self.entra = Entra(self.world, self.tokens, urls)
+        self.arm = Arm(self.world, self.tokens, urls, self._stopping)
+        for listener in self._listeners:
+            thread = threading.Thread(
+                target=listener.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"azuresim-{listener.name}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self):
+        self._stopping.set()  # wakes stalled and trickling answers
+        # Shut the listeners down side by side: each shutdown() waits for a poll of its loop.
+        stoppers = [threading.Thread(target=listener.shutdown) for listener in self._listeners]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
+        for listener in self._listeners:
+            listener.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._listeners, self._threads = [], []
+        if self._own_state_dir and self.state_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+            self.state_dir = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _route_https(self, req):
+        if req.path.lower().startswith("/subscriptions/"):
+            return self.arm.handle(req)
+        return self.entra.route_https(req)
+
+    def _route_http(self, req):
+        return self.entra.route_http(req)
+
+    # -- addresses --------------------------------------------------------------------------
+    @property
+    def ca_path(self):
+        return os.path.join(self.state_dir, pki.CA_FILE)
+
+    @property
+    def arm_url(self):
+        return self.https_url
+
+    def authority(self, tenant="organizations"):
+        return f"{self.https_url}/{tenant}"
+
+    # -- run-time knobs ---------------------------------------------------------------------
+    def set_behaviour(self, subscription_id, resource_group, server_name, **behaviour):
+        """Replace a server's behaviour (creating the server if missing). ``deny=[upn, ...]``, if
+        given, replaces the server's RBAC deny list; it is not part of the behaviour."""
+        self.world.set_behaviour(subscription_id, resource_group, server_name, **behaviour)
+
+    def remove_server(self, subscription_id, resource_group, server_name):
+        self.world.remove_server(subscription_id, resource_group, server_name)
+
+    def reset_calls(self):
+        self.world.reset_calls()
+
+    def reset(self):
+        """Back to the scenario as loaded: behaviours, flags, buckets, grants and counters. The CA and
+        signing key stay, so tokens issued before still verify."""
+        fresh = World(self._scenario)
+        with self.world.lock:
+            for name, value in vars(fresh).items():
+                if name != "lock":
+                    setattr(self.world, name, value)
+
+    def set_throttle(self, capacity=None, refill_per_second=None):
+        """Change ARM's write bucket; every bucket starts full again."""
+        self.world.set_throttle(capacity, refill_per_second)
+
+    def revoke_refresh_tokens(self, upn):
+        self.world.revoke_refresh_tokens(upn)
+
+    def set_user_flags(self, upn, *, mfa_required=None, consent_required=None, refresh_revoked=None):
+        self.world.set_user_flags(upn, mfa_required, consent_required, refresh_revoked)
+
+    def revoke_sessions(self, upn):
+        """CAE: ARM challenges every access token issued to ``upn`` so far."""
+        self.world.revoke_sessions(upn)
+
+    def challenge_next(self, upn):
+        """CAE: ARM challenges ``upn``'s next request once, whatever its token."""
+        self.world.challenge_next(upn)
+
+    def set_token_lifetimes(self, access=None, refresh=None):
+        with self.world.lock:
+            if access is not None:
+                self.world.access_lifetime = int(access)
+            if refresh is not None:
+                self.world.refresh_lifetime = int(refresh)
+
+    def issue_access_token(
+        self,
+        upn,
+        *,
+        audience="https://management.azure.com",
+        expires_in=3600,
+        signed=True,
+        tenant=None,
+        client_id=None,
+        issued_at=None,
+        xms_cc=None,
+    ):
+        """Mint an access token directly (no sign-in), e.g. expired, wrong-audience or unsigned."""
+        user = self.world.user(upn)
+        client_id = client_id or next(iter(self.world.apps), "00000000-0000-0000-0000-000000000000")
+        now = time.time() if issued_at is None else issued_at
+        # An expired token must also have been issued in the past, or its lifetime would be negative.
+        iat = min(now, now + expires_in - 60) if expires_in <= 0 else now
+        token, claims = self.tokens.access_token(
+            user,
+            client_id,
+            audience,
+            xms_cc=xms_cc,
+            lifetime=now + expires_in - iat,
+            issued_at=iat,
+            tenant=tenant,
+            signed=signed,
+        )
+        self.world.record_uti(user.oid, claims["uti"])
+        return token
+
+    @property
+    def stats(self):
+        return self.world.stats()

@@ -1,0 +1,390 @@
+"""The simulated world: tenants, users, the app registration, subscriptions and their servers
+(from a scenario file), plus everything that changes at run time (codes, refresh tokens,
+revocations, throttle buckets, call counters).
+
+One lock guards it all: requests are short and the simulator serves a handful of clients.
+"""
+
+import copy
+import hashlib
+import json
+import math
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+POSTGRES_NAMESPACE = "Microsoft.DBforPostgreSQL"
+
+OUTCOMES = frozenset(
+    {
+        "success",
+        "forbidden",
+        "not_ready",
+        "throttled",
+        "internal_error",
+        "bad_gateway",
+        "unavailable",
+        "html",
+        "empty",
+        "invalid_json",
+        "huge",
+        "trickle",
+        "reset",
+        "stall_headers",
+        "stall_body",
+        "payload",
+    }
+)
+BEHAVIOUR_DEFAULTS = {
+    "outcome": "success",
+    "containers": 1,
+    "state": "Stopped",  # what not_ready reports
+    "latency_ms": 0,
+    "fail_times": None,  # the outcome applies to the first N calls only
+    "on_calls": None,  # ... or only to these 1-based call numbers
+    "retry_after": None,  # seconds; throttled/unavailable default to 10 when neither is set
+    "retry_after_ms": None,
+    "huge_bytes": 20 * 1024 * 1024,
+    "trickle_interval": 1.0,
+    "stall": 30.0,
+    "body": None,  # for payload: a JSON value, or a str sent verbatim
+}
+
+
+def is_guid(value):
+    return bool(GUID_RE.match(value or ""))
+
+
+def secret_hash(value):
+    # Codes and refresh tokens are looked up by hash so the raw secrets are never kept.
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def normalise_behaviour(behaviour):
+    """Check a server behaviour dict and fill in defaults; raise ValueError on nonsense."""
+    unknown = set(behaviour) - set(BEHAVIOUR_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown behaviour keys: {sorted(unknown)}")
+    result = {**BEHAVIOUR_DEFAULTS, **behaviour}
+    if result["outcome"] not in OUTCOMES:
+        raise ValueError(f"unknown outcome {result['outcome']!r}; known: {sorted(OUTCOMES)}")
+    for key in ("containers", "latency_ms", "huge_bytes"):
+        if not isinstance(result[key], int) or result[key] < 0:
+            raise ValueError(f"{key} must be a non-negative int")
+    if result["fail_times"] is not None and not isinstance(result["fail_times"], int):
+        raise ValueError("fail_times must be an int")
+    if result["on_calls"] is not None:
+        result["on_calls"] = sorted({int(n) for n in result["on_calls"]})
+    return result
+
+
+@dataclass
+class User:
+    oid: str
+    upn: str
+    name: str
+    tenant_id: str
+    mfa_required: bool = False
+    consent_required: bool = False
+    refresh_revoked: bool = False  # every refresh grant fails until an interactive sign-in
+    refresh_revoked_at: float = 0.0  # refresh tokens issued before this epoch are revoked for good
+
+
+@dataclass
+class Tenant:
+    id: str
+    name: str
+    users: list = field(default_factory=list)
+
+    @property
+    def domains(self):
+        return {u.upn.split("@", 1)[1].lower() for u in self.users}
+
+
+@dataclass
+class App:
+    client_id: str
+    secret: str
+    name: str = "LTR dashboard"
+    multi_tenant: bool = True
+    home_tenant: str | None = None
+    redirect_uris: list | None = None  # None: any loopback http redirect is accepted
+
+
+@dataclass
+class Server:
+    name: str
+    behaviour: dict
+    deny: set = field(default_factory=set)  # lower-cased UPNs refused by RBAC on this server
+    calls: int = 0
+
+
+@dataclass
+class Subscription:
+    id: str
+    name: str
+    tenant_id: str
+    principals: set  # lower-cased UPNs holding the role, or {"*"}
+    unregistered_providers: set  # lower-cased namespaces
+    resource_groups: dict  # lower name -> (display name, {lower server name: Server})
+
+
+class TokenBucket:
+    """ARM's per (subscription, principal) write bucket: ``capacity`` tokens, ``rate`` per second."""
+
+    def __init__(self, capacity, rate):
+        self.capacity, self.rate = capacity, rate
+        self.tokens, self.stamp = float(capacity), time.monotonic()
+
+    def _refill(self):
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def peek(self):
+        self._refill()
+        return int(self.tokens)
+
+    def take(self):
+        """Return (allowed, remaining, seconds until a token is available)."""
+        self._refill()
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True, int(self.tokens), 0
+        wait = math.ceil((1 - self.tokens) / self.rate) if self.rate > 0 else 3600
+        return False, 0, max(1, wait)
+
+
+class Stats:
+    """A snapshot of the simulator's counters."""
+
+    def __init__(self, token_requests, arm_calls, throttled):
+        self.token_requests = dict(token_requests)  # (upn or None, grant_type) -> n
+        self.arm_calls = dict(arm_calls)  # (subscription, resource group, server), lower-cased -> n
+        self.throttled = throttled  # 429s answered, from the bucket or a throttled server
+
+    def token_calls(self, upn=None, grant_type=None):
+        return sum(
+            n
+            for (u, g), n in self.token_requests.items()
+            if (upn is None or u == upn.lower()) and (grant_type is None or g == grant_type)
+        )
+
+    def __repr__(self):
+        return f"Stats(token_requests={self.token_requests}, arm_calls={self.arm_calls}, throttled={self.throttled})"
+
+
+class World:
+    """Scenario data plus run-time state. Public methods take the lock; ``lock`` is exposed so the
+    request handlers can make several reads and writes atomically."""
+
+    def __init__(self, scenario):
+        self.lock = threading.RLock()
+        self.tenants = {}
+        self.users = {}  # lower upn -> User
+        self.apps = {}
+        self.subscriptions = {}
+        self._load(copy.deepcopy(scenario))
+        self.codes = {}  # hash -> dict
+        self.refresh_tokens = {}  # hash -> dict
+        self.sso = {}  # browser session id -> lower upn
+        self.issued_utis = {}  # oid -> set of access-token ids, so CAE can revoke exactly those
+        self.revoked_utis = {}  # uti -> revocation epoch
+        self.pending_challenges = {}  # oid -> epoch of challenge_next
+        self.buckets = {}
+        self._token_requests = Counter()
+        self._arm_calls = Counter()
+        self._throttled = 0
+
+    # -- scenario ---------------------------------------------------------------------------
+    def _load(self, sc):
+        for t in sc.get("tenants", []):
+            tenant = Tenant(t["id"].lower(), t.get("name", t["id"]))
+            self.tenants[tenant.id] = tenant
+            for u in t.get("users", []):
+                user = User(
+                    u["oid"].lower(),
+                    u["upn"],
+                    u.get("name", u["upn"]),
+                    tenant.id,
+                    bool(u.get("mfa_required")),
+                    bool(u.get("consent_required")),
+                )
+                tenant.users.append(user)
+                self.users[user.upn.lower()] = user
+        for a in sc.get("apps", []):
+            app = App(
+                a["client_id"].lower(),
+                a["client_secret"],
+                a.get("name", "LTR dashboard"),
+                a.get("multi_tenant", True),
+                a.get("home_tenant"),
+                a.get("redirect_uris"),
+            )
+            self.apps[app.client_id] = app
+        for s in sc.get("subscriptions", []):
+            principals = s.get("principals", ["*"])
+            sub = Subscription(
+                s["id"].lower(),
+                s.get("name", s["id"]),
+                s["tenant"].lower(),
+                {p.lower() for p in principals},
+                {p.lower() for p in s.get("unregistered_providers", [])},
+                {},
+            )
+            self.subscriptions[sub.id] = sub
+            for rg in s.get("resource_groups", []):
+                servers = {}
+                for srv in rg.get("servers", []):
+                    servers[srv["name"].lower()] = Server(
+                        srv["name"],
+                        normalise_behaviour(srv.get("behaviour", {})),
+                        {d.lower() for d in srv.get("deny", [])},
+                    )
+                sub.resource_groups[rg["name"].lower()] = (rg["name"], servers)
+        throttle = sc.get("throttle", {})
+        self.throttle_capacity = throttle.get("capacity", 200)
+        self.throttle_rate = throttle.get("refill_per_second", 10)
+        tokens = sc.get("tokens", {})
+        self.access_lifetime = tokens.get("access_token_lifetime", 3600)
+        self.refresh_lifetime = tokens.get("refresh_token_lifetime", 86400)
+        for t in sc.get("tenants", []):  # flags that act on run-time state
+            for u in t.get("users", []):
+                if u.get("refresh_revoked"):
+                    self.users[u["upn"].lower()].refresh_revoked = True
+
+    def user(self, upn):
+        user = self.users.get((upn or "").lower())
+        if user is None:
+            raise KeyError(f"unknown user {upn!r}")
+        return user
+
+    def user_by_oid(self, oid):
+        return next((u for u in self.users.values() if u.oid == (oid or "").lower()), None)
+
+    def resolve_tenant(self, segment):
+        """Map an authority's tenant segment to ('multi', None), ('tenant', Tenant) or (None, None)."""
+        seg = (segment or "").lower()
+        if seg in ("organizations", "common"):
+            return "multi", None
+        if seg in self.tenants:
+            return "tenant", self.tenants[seg]
+        for tenant in self.tenants.values():
+            if seg in tenant.domains:
+                return "tenant", tenant
+        return None, None
+
+    # -- servers ----------------------------------------------------------------------------
+    def find_server(self, subscription_id, resource_group, server_name):
+        sub = self.subscriptions.get(subscription_id.lower())
+        rg = sub and sub.resource_groups.get(resource_group.lower())
+        return rg and rg[1].get(server_name.lower())
+
+    def set_behaviour(self, subscription_id, resource_group, server_name, deny=None, **behaviour):
+        normalised = normalise_behaviour(behaviour)
+        with self.lock:
+            sub = self.subscriptions[subscription_id.lower()]
+            _, servers = sub.resource_groups.setdefault(resource_group.lower(), (resource_group, {}))
+            server = servers.setdefault(server_name.lower(), Server(server_name, normalised))
+            server.behaviour = normalised
+            if deny is not None:
+                server.deny = {d.lower() for d in deny}
+            return server
+
+    def remove_server(self, subscription_id, resource_group, server_name):
+        with self.lock:
+            sub = self.subscriptions[subscription_id.lower()]
+            sub.resource_groups[resource_group.lower()][1].pop(server_name.lower(), None)
+
+    def reset_calls(self):
+        with self.lock:
+            for sub in self.subscriptions.values():
+                for _, servers in sub.resource_groups.values():
+                    for server in servers.values():
+                        server.calls = 0
+            self._arm_calls.clear()
+
+    def bucket(self, subscription_id, oid):
+        with self.lock:
+            key = (subscription_id.lower(), oid)
+            if key not in self.buckets:
+                self.buckets[key] = TokenBucket(self.throttle_capacity, self.throttle_rate)
+            return self.buckets[key]
+
+    def set_throttle(self, capacity=None, refill_per_second=None):
+        with self.lock:
+            if capacity is not None:
+                self.throttle_capacity = capacity
+            if refill_per_second is not None:
+                self.throttle_rate = refill_per_second
+            self.buckets.clear()  # new settings start with full buckets
+
+    # -- identity run-time state ------------------------------------------------------------
+    def revoke_refresh_tokens(self, upn):
+        with self.lock:
+            self.user(upn).refresh_revoked_at = time.time()
+
+    def set_user_flags(self, upn, mfa_required=None, consent_required=None, refresh_revoked=None):
+        with self.lock:
+            user = self.user(upn)
+            if mfa_required is not None:
+                user.mfa_required = bool(mfa_required)
+            if consent_required is not None:
+                user.consent_required = bool(consent_required)
+            if refresh_revoked is not None:
+                user.refresh_revoked = bool(refresh_revoked)
+
+    def revoke_sessions(self, upn):
+        with self.lock:
+            user = self.user(upn)
+            now = int(time.time())
+            for uti in self.issued_utis.pop(user.oid, set()):
+                self.revoked_utis[uti] = now
+
+    def challenge_next(self, upn):
+        with self.lock:
+            self.pending_challenges[self.user(upn).oid] = int(time.time())
+
+    def signed_in_interactively(self, user):
+        # A fresh interactive sign-in performs MFA and consent, as the real prompt would.
+        with self.lock:
+            user.mfa_required = False
+            user.consent_required = False
+            user.refresh_revoked = False
+
+    def record_uti(self, oid, uti):
+        with self.lock:
+            self.issued_utis.setdefault(oid, set()).add(uti)
+
+    # -- counters ---------------------------------------------------------------------------
+    def count_token_request(self, upn, grant_type):
+        with self.lock:
+            self._token_requests[((upn or "").lower() or None, grant_type)] += 1
+
+    def count_arm_call(self, key):
+        with self.lock:
+            self._arm_calls[tuple(k.lower() for k in key)] += 1
+
+    def count_throttled(self):
+        with self.lock:
+            self._throttled += 1
+
+    def stats(self):
+        with self.lock:
+            return Stats(self._token_requests, self._arm_calls, self._throttled)
+
+
+def load_scenario(scenario):
+    """Accept a dict or a path to a JSON file."""
+    if isinstance(scenario, dict):
+        return scenario
+    with open(scenario, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def new_guid():
+    return str(uuid.uuid4())

@@ -1,0 +1,166 @@
+"""HTTP plumbing shared by both listeners: a threading HTTP/1.1 server (optionally TLS), a tiny
+request/response model, and request logging that never shows query strings, bodies or headers
+(they carry codes, secrets and tokens)."""
+
+import html
+import json
+import logging
+import socket
+import socketserver
+import ssl
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+log = logging.getLogger("azuresim")
+
+
+class Request:
+    def __init__(self, method, path, query_pairs, headers, body, client):
+        self.method, self.path, self.headers, self.body, self.client = method, path, headers, body, client
+        self.query = dict(query_pairs)
+
+    def form(self):
+        return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+class Response:
+    """A complete answer, or (``stream`` set) a callable that writes to the raw handler itself."""
+
+    def __init__(self, status=200, body=b"", content_type=None, headers=None, stream=None):
+        self.status = status
+        self.body = body.encode() if isinstance(body, str) else body
+        self.headers = list(headers or [])
+        if content_type:
+            self.headers.append(("Content-Type", content_type))
+        self.stream = stream
+
+    def header(self, name, value):
+        self.headers.append((name, str(value)))
+        return self
+
+
+def json_response(status, obj, headers=None):
+    return Response(status, json.dumps(obj), "application/json; charset=utf-8", headers)
+
+
+def html_page(status, title, body_html, headers=None):
+    """A plain page; ``body_html`` must already be escaped by the caller."""
+    page = (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<meta name=viewport content='width=device-width'><title>{html.escape(title)}</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;"
+        "color:#1b1b1b}h1{font-size:1.4rem}button{display:block;width:100%;text-align:left;"
+        "padding:.7rem 1rem;margin:.5rem 0;border:1px solid #8a8886;background:#fff;cursor:pointer;"
+        "font:inherit}button:hover{background:#f3f2f1}small{color:#605e5c}.err{color:#a4262c}</style>"
+        f"</head><body>{body_html}</body></html>"
+    )
+    return Response(status, page, "text/html; charset=utf-8", headers)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as MSAL's requests.Session expects
+    server_version = "azuresim"
+    timeout = 120  # idle keep-alive connections give their thread back eventually
+
+    def _dispatch(self):
+        started = time.monotonic()
+        body = self._read_body()
+        parts = urlsplit(self.path)
+        request = Request(
+            self.command,
+            parts.path,
+            parse_qsl(parts.query, keep_blank_values=True),
+            self.headers,
+            body,
+            self.client_address[0],
+        )
+        try:
+            response = self.server.route(request)
+        except Exception:
+            log.exception("%s %s failed", self.command, parts.path)
+            response = json_response(
+                500,
+                {"error": {"code": "InternalServerError", "message": "The simulator failed; see its log."}},
+            )
+        status = response.status
+        try:
+            if response.stream:
+                response.stream(self)
+            else:
+                self.send_response(status)
+                for name, value in response.headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(response.body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(response.body)
+        finally:
+            # Only method and path: query strings hold codes and state, bodies hold secrets.
+            log.info(
+                "%s %s %s %s %d %.0fms",
+                self.server.name,
+                self.client_address[0],
+                self.command,
+                parts.path,
+                status,
+                (time.monotonic() - started) * 1000,
+            )
+
+    def _read_body(self):
+        # Always consume the whole body, or the next request on this keep-alive connection breaks.
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+
+    def version_string(self):
+        return self.server_version
+
+    def log_request(self, code="-", size="-"):
+        pass  # _dispatch logs, without the query string
+
+    def log_message(self, format, *args):
+        log.debug("%s: " + format, self.server.name, *args)
+
+
+class Listener(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True  # fixed ports come back at once after a restart
+
+    def __init__(self, address, route, name, ssl_context=None):
+        self.route, self.name, self.ssl_context = route, name, ssl_context
+        super().__init__(address, Handler)
+        if ssl_context:
+            # Handshake in the request thread (finish_request), not in the accept loop, so one
+            # slow or broken client cannot stall everyone.
+            self.socket = ssl_context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+    def server_bind(self):
+        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn) we neither need nor want.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def finish_request(self, request, client_address):
+        if self.ssl_context:
+            request.settimeout(10)
+            request.do_handshake()
+            request.settimeout(None)
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request, client_address):
+        # Clients giving up mid-answer (their timeouts, our resets) are routine here.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (OSError, ssl.SSLError, socket.timeout)):
+            log.debug("%s: connection from %s ended: %r", self.name, client_address[0], exc)
+        else:
+            log.exception("%s: error serving %s", self.name, client_address[0])
