@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test test-fast e2e lint bench clean
+.PHONY: run test test-fast e2e lint bench clean fault-matrix
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Python 3.12 or newer is needed (see .python-version); got " + sys.version)'
@@ -36,3 +36,7 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+
+## Regenerate docs/fault-matrix.md from the fault-matrix test.
+fault-matrix: $(STAMP)
+	FAULT_MATRIX_OUT=docs/fault-matrix.md $(BIN)/python -m pytest -q tests/test_fault_matrix.py

@@ -482,7 +482,10 @@ class Arm:
             return ok(b'{"properties": ')
         if outcome == "payload":
             body = b["body"]
-            return ok(body if isinstance(body, (str, bytes)) else json.dumps(body))
+            body = body if isinstance(body, (str, bytes)) else json.dumps(body)
+            if b["status"] == 200:
+                return ok(body)
+            return self._finish(ctx, Response(int(b["status"]), body, JSON_TYPE))
         # The rest write to the socket themselves.
         response = self._finish(ctx, Response(200 if outcome != "reset" else 0))
         response.stream = {

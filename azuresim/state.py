@@ -52,6 +52,7 @@ BEHAVIOUR_DEFAULTS = {
     "trickle_interval": 1.0,
     "stall": 30.0,
     "body": None,  # for payload: a JSON value, or a str sent verbatim
+    "status": 200,  # for payload: the HTTP status it is sent with (an ARM error body with 400, say)
 }
 
 

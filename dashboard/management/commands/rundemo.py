@@ -45,6 +45,11 @@ class Command(BaseCommand):
         python = sys.executable
         processes: list[tuple[str, subprocess.Popen]] = []
 
+        def stop_on_sigterm(signum, frame):
+            raise KeyboardInterrupt  # run the same clean-up as Ctrl-C
+
+        signal.signal(signal.SIGTERM, stop_on_sigterm)
+
         def start(name: str, argv: list[str]) -> subprocess.Popen:
             proc = subprocess.Popen(argv, env=os.environ.copy())
             processes.append((name, proc))
