@@ -27,7 +27,7 @@ import requests
 from django.conf import settings
 from django.core.signals import setting_changed
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
 from checks.outcomes import Category, classify
@@ -58,14 +58,24 @@ class ArmRetry(Retry):
     """urllib3's Retry, plus Azure's millisecond retry headers, an attempt log and the per-call deadline."""
 
     def get_retry_after(self, response):
+        return self.parse_retry_after_headers(response.headers)
+
+    @classmethod
+    def parse_retry_after_headers(cls, headers) -> float | None:
         for header in ("retry-after-ms", "x-ms-retry-after-ms"):
-            value = response.headers.get(header)
+            value = headers.get(header)
             if value:
                 try:
                     return max(0.0, float(value) / 1000)
                 except ValueError:
                     continue
-        return super().get_retry_after(response)
+        value = headers.get("Retry-After")
+        if not value:
+            return None
+        try:
+            return Retry(0).parse_retry_after(value)
+        except InvalidHeader:  # garbage: as if absent
+            return None
 
     def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
         call = _current_call.get()
@@ -98,6 +108,13 @@ class ArmRetry(Retry):
         return retry.get_backoff_time()
 
 
+def _int_header(response: requests.Response, name: str) -> int | None:
+    try:
+        return int(response.headers[name])
+    except (KeyError, ValueError):
+        return None
+
+
 class ResponseTooLate(Exception):
     def __init__(self, wait: float):
         super().__init__(f"the next attempt would start after the check's deadline (wait {wait:.0f} s)")
@@ -123,6 +140,8 @@ class PreBackupResult:
     retry_after: float | None = None
     # Continuous Access Evaluation: the decoded claims ARM demands in a 401 insufficient_claims challenge.
     claims_challenge: str = ""
+    # What ARM says is left of the subscription's write bucket (x-ms-ratelimit-remaining-subscription-writes).
+    ratelimit_remaining: int | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -255,6 +274,9 @@ def ltr_pre_backup(
                 **ids,
             )
         result = _interpret(response, body, state)
+        result.ratelimit_remaining = _int_header(response, "x-ms-ratelimit-remaining-subscription-writes")
+        if response.status_code == 429 and result.retry_after is None:
+            result.retry_after = ArmRetry.parse_retry_after_headers(response.headers)
         if response.status_code == 401:
             result.claims_challenge = claims_challenge(response.headers.get("WWW-Authenticate", ""))
     for name, value in {**common, **ids}.items():

@@ -33,10 +33,16 @@ class Check(models.Model):
         SUCCEEDED = "succeeded", "Passed"
         FAILED = "failed", "Failed"
         SIGNIN_REQUIRED = "signin_required", "Sign-in required"
+        CANCELLED = "cancelled", "Cancelled"
+        # The worker running it stopped (killed, crashed, machine lost) before it finished.
+        INTERRUPTED = "interrupted", "Interrupted"
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+    # What "re-run the failed checks" of a batch picks up.
+    RERUNNABLE_STATUSES = (Status.FAILED, Status.SIGNIN_REQUIRED, Status.INTERRUPTED, Status.CANCELLED)
 
     server = models.ForeignKey("dashboard.Server", on_delete=models.PROTECT, related_name="checks")
+    batch = models.ForeignKey("checks.Batch", on_delete=models.PROTECT, null=True, blank=True, related_name="checks")
     backup_name = models.CharField(max_length=128)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     category = models.CharField(max_length=32, choices=Category.choices, blank=True)
@@ -94,6 +100,8 @@ class Check(models.Model):
             # The history page, newest first, optionally filtered by outcome.
             models.Index(fields=["-created_at"], name="check_created_idx"),
             models.Index(fields=["status", "-created_at"], name="check_status_created_idx"),
+            # The worker's reaper: running checks that started too long ago.
+            models.Index(fields=["status", "started_at"], name="check_status_started_idx"),
         ]
 
     def __str__(self) -> str:
@@ -116,3 +124,69 @@ class Check(models.Model):
     @property
     def has_error(self) -> bool:
         return bool(self.error_code or self.error_message)
+
+
+class BatchQuerySet(models.QuerySet):
+    def for_tenant(self, tenant_id: str) -> "BatchQuerySet":
+        return self.filter(tenant_id=tenant_id)
+
+
+class Batch(models.Model):
+    """One click that checked many servers: who, when, which servers (through its checks)."""
+
+    tenant_id = models.CharField(max_length=36)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    started_by_name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    # The batch this one re-ran the failed checks of.
+    rerun_of = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="reruns")
+
+    objects = BatchQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # The batch list of a tenant, newest first.
+            models.Index(fields=["tenant_id", "-created_at"], name="batch_tenant_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Batch {self.pk}"
+
+    def progress(self) -> dict:
+        counts = dict(self.checks.values_list("status").annotate(n=models.Count("id")))
+        total = sum(counts.values())
+        active = counts.get(Check.Status.QUEUED, 0) + counts.get(Check.Status.RUNNING, 0)
+        done = total - active
+        return {
+            "total": total,
+            "done": done,
+            "queued": counts.get(Check.Status.QUEUED, 0),
+            "running": counts.get(Check.Status.RUNNING, 0),
+            "passed": counts.get(Check.Status.SUCCEEDED, 0),
+            "failed": done - counts.get(Check.Status.SUCCEEDED, 0),
+            "percent": round(100 * done / total) if total else 100,
+            "finished": active == 0,
+        }
+
+
+class ArmBudget(models.Model):
+    """ARM's write token bucket as we believe it stands, per subscription and principal.
+
+    Shared by every worker process through the database, so a fleet sweep is paced to what ARM allows
+    instead of running into 429 storms (see checks.pacing).
+    """
+
+    subscription_id = models.CharField(max_length=36)
+    principal_oid = models.CharField(max_length=36)
+    tokens = models.FloatField()
+    updated_at = models.FloatField(help_text="time.time() of the last refill")
+    blocked_until = models.FloatField(default=0, help_text="time.time() before which ARM asked us to wait")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscription_id", "principal_oid"], name="armbudget_unique_bucket"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id} / {self.principal_oid}: {self.tokens:.1f}"

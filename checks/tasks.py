@@ -6,13 +6,16 @@ task is delivered twice, then writes each state before moving on.
 """
 
 import logging
+import time
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.tasks import task
 from django.utils import timezone
 
-from checks import arm
-from checks.models import Check
+from checks import arm, pacing
+from checks.models import Batch, Check
 from checks.outcomes import Category
 from dashboard import entra
 from dashboard.models import Server, User
@@ -26,12 +29,13 @@ class AlreadyActive(Exception):
         self.check = check
 
 
-def queue_check(server: Server, user: User, backup_name: str, api_version: str) -> Check:
+def queue_check(server: Server, user: User, backup_name: str, api_version: str, batch: Batch | None = None) -> Check:
     """Record a queued check for `server` and hand it to a worker; AlreadyActive if one is in flight."""
     try:
         with transaction.atomic():
             check = Check.objects.create(
                 server=server,
+                batch=batch,
                 backup_name=backup_name,
                 requested_by=user,
                 requested_by_oid=user.object_id,
@@ -55,6 +59,46 @@ def queue_check(server: Server, user: User, backup_name: str, api_version: str) 
                 summary="The check could not be handed to a worker; run it again.")
         raise
     return check
+
+
+def queue_batch(servers, user: User, api_version: str, rerun_of: Batch | None = None) -> tuple[Batch, list[Server]]:
+    """One check per server, grouped in a new batch; servers with a check in flight are skipped."""
+    from checks.forms import proposed_backup_name
+
+    batch = Batch.objects.create(tenant_id=user.tenant_id, started_by=user, started_by_name=str(user),
+                                 rerun_of=rerun_of)
+    skipped = []
+    for server in servers:
+        try:
+            queue_check(server, user, proposed_backup_name(server.name), api_version, batch=batch)
+        except AlreadyActive:
+            skipped.append(server)
+    return batch, skipped
+
+
+def cancel_batch(batch: Batch) -> int:
+    """Cancel the batch's queued checks (running ones finish); how many were cancelled."""
+    now = timezone.now()
+    Batch.objects.filter(pk=batch.pk, cancelled_at__isnull=True).update(cancelled_at=now)
+    return Check.objects.filter(batch=batch, status=Check.Status.QUEUED).update(
+        status=Check.Status.CANCELLED, finished_at=now, summary="Cancelled before it started."
+    )
+
+
+def mark_interrupted(stale_after: float | None = None) -> int:
+    """Checks still running long after any check could take lost their worker: say so, free the server."""
+    seconds = settings.CHECK_STALE_AFTER if stale_after is None else stale_after
+    cutoff = timezone.now() - timedelta(seconds=seconds)
+    count = Check.objects.filter(status=Check.Status.RUNNING, started_at__lt=cutoff).update(
+        status=Check.Status.INTERRUPTED,
+        category=Category.NETWORK,
+        finished_at=timezone.now(),
+        summary=f"The worker running this check stopped (killed or crashed) and it did not finish within "
+                f"{seconds:.0f} s; run it again.",
+    )
+    if count:
+        log.warning("Marked %s check(s) interrupted: their worker stopped mid-check", count)
+    return count
 
 
 @task()
@@ -92,11 +136,25 @@ def _run(check: Check) -> None:
                     summary=token.error_description or "Entra ID could not be reached.")
         return
 
+    server = check.server
+    deadline = time.monotonic() + settings.ARM_CHECK_DEADLINE
+
     def on_wait(seconds: float, status: int | None) -> None:
+        if status == 429:
+            pacing.observe(server.subscription_id, user.object_id, remaining=0, retry_after=seconds)
         why = "throttled by Azure" if status == 429 else f"Azure answered {status}" if status else "connection failed"
         Check.objects.filter(pk=check.pk).update(summary=f"{why}, retrying in {max(1, round(seconds))} s")
 
-    server = check.server
+    def on_pace(seconds: float) -> None:
+        Check.objects.filter(pk=check.pk).update(
+            summary=f"waiting for Azure's write limit on this subscription, about {max(1, round(seconds))} s"
+        )
+
+    if not pacing.acquire(server.subscription_id, user.object_id, deadline=deadline, on_wait=on_pace):
+        _finish(check, status=Check.Status.FAILED, category=Category.THROTTLED,
+                summary="Azure's write limit for this subscription stayed exhausted for longer than a check may "
+                        "wait; run it again later.")
+        return
 
     def call(access_token: str) -> arm.PreBackupResult:
         return arm.ltr_pre_backup(
@@ -107,9 +165,12 @@ def _run(check: Check) -> None:
             backup_name=check.backup_name,
             api_version=check.api_version,
             on_wait=on_wait,
+            deadline_seconds=max(1.0, deadline - time.monotonic()),
         )
 
     result = call(token.access_token)
+    pacing.observe(server.subscription_id, user.object_id, remaining=result.ratelimit_remaining,
+                   retry_after=result.retry_after if result.http_status == 429 else None)
     if result.claims_challenge:
         # Continuous Access Evaluation: answer the challenge silently once; only then involve the user.
         first = result

@@ -5,6 +5,7 @@ import csv
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models.functions import Lower
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -13,8 +14,8 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from checks.forms import HistoryFilterForm, RunCheckForm
-from checks.models import Check
-from checks.tasks import AlreadyActive, queue_check
+from checks.models import Batch, Check
+from checks.tasks import AlreadyActive, cancel_batch, queue_batch, queue_check
 from dashboard import entra
 from dashboard.auth_views import SignInUnavailable, begin_sign_in, sign_in_unavailable
 from dashboard.models import Server
@@ -36,6 +37,7 @@ def poll_response(response: HttpResponse, check: Check | None) -> HttpResponse:
 @require_POST
 def run(request: HttpRequest, pk: int) -> HttpResponse:
     """Queue a check of one server. htmx gets the server's row back; a plain form post is redirected."""
+    from dashboard import fleet
     from dashboard.views import server_row_context
 
     server = get_object_or_404(
@@ -65,9 +67,8 @@ def run(request: HttpRequest, pk: int) -> HttpResponse:
         elif notice:
             messages.info(request, notice)
         return redirect("server_detail", pk=server.pk)
-    response = render(
-        request, "dashboard/server_list.html#server-row", server_row_context(server, form, notice), status=status
-    )
+    context = {**server_row_context(server, form, notice), "strip": fleet.recent_outcomes([server.pk])[server.pk]}
+    response = render(request, "dashboard/server_list.html#server-row", context, status=status)
     if queued:
         # The server page's history listens for this and shows the new check at the top.
         response["HX-Trigger"] = "check-queued"
@@ -180,3 +181,78 @@ def export(request: HttpRequest) -> HttpResponse:
         content_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="ltr-checks-{stamp}.csv"'},
     )
+
+
+# ---- Batches: many servers at once -------------------------------------------------------------------
+
+
+def _get_batch_for_user(request: HttpRequest, pk: int) -> Batch:
+    return get_object_or_404(Batch.objects.for_tenant(request.user.tenant_id), pk=pk)
+
+
+@require_POST
+def batch_create(request: HttpRequest) -> HttpResponse:
+    """Run the check on the selected servers, or on all servers matching the list's filters."""
+    from dashboard.views import filtered_servers
+
+    form, _, matching = filtered_servers(request, request.POST)
+    if request.POST.get("scope") == "all":
+        servers = list(matching)
+    else:
+        ids = [int(v) for v in request.POST.getlist("server") if v.isdigit() and len(v) < 19]
+        servers = list(matching.filter(pk__in=ids))
+    back = reverse("server_list") + (f"?{request.POST.get('query')}" if request.POST.get("query") else "")
+    if not servers:
+        messages.error(request, "Select at least one server (or use “Run all matching”).")
+        return redirect(back)
+    if entra.arm_token(request.user).interaction_required:
+        try:
+            return redirect(begin_sign_in(request, next_url=back, login_hint=request.user.upn or None))
+        except SignInUnavailable:
+            return sign_in_unavailable(request)
+    batch, skipped = queue_batch(servers, request.user, settings.AZURE_LTR_API_VERSION)
+    if skipped:
+        messages.info(request, f"{len(skipped)} server(s) already had a check in progress and were left out.")
+    return redirect("batch_detail", pk=batch.pk)
+
+
+def _batch_context(batch: Batch) -> dict:
+    checks = batch.checks.select_related("server").order_by(Lower("server__name"))
+    return {"batch": batch, "progress": batch.progress(), "checks": checks}
+
+
+@require_GET
+def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = _get_batch_for_user(request, pk)
+    return render(request, "checks/batch.html", _batch_context(batch))
+
+
+@require_GET
+def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The whole batch in one poll: counts, bar and every check's state; 286 once nothing is left."""
+    batch = _get_batch_for_user(request, pk)
+    context = _batch_context(batch)
+    response = render(request, "checks/batch.html#progress", context)
+    if context["progress"]["finished"]:
+        response.status_code = HttpResponseStopPolling.status_code
+    return response
+
+
+@require_POST
+def batch_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = _get_batch_for_user(request, pk)
+    cancelled = cancel_batch(batch)
+    messages.success(request, f"Cancelled {cancelled} queued check(s); checks already running will finish.")
+    return redirect("batch_detail", pk=batch.pk)
+
+
+@require_POST
+def batch_rerun_failed(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = _get_batch_for_user(request, pk)
+    server_ids = batch.checks.filter(status__in=Check.RERUNNABLE_STATUSES).values("server_id")
+    servers = list(Server.objects.for_tenant(request.user.tenant_id).active().filter(pk__in=server_ids))
+    if not servers:
+        messages.info(request, "No check of this batch failed; nothing to re-run.")
+        return redirect("batch_detail", pk=batch.pk)
+    new_batch, skipped = queue_batch(servers, request.user, settings.AZURE_LTR_API_VERSION, rerun_of=batch)
+    return redirect("batch_detail", pk=new_batch.pk)

@@ -235,6 +235,16 @@ ARM_MAX_RETRIES = env_int("ARM_MAX_RETRIES", 3)
 ARM_BACKOFF_FACTOR = float(os.environ.get("ARM_BACKOFF_FACTOR", "0.8"))
 ARM_CHECK_DEADLINE = float(os.environ.get("ARM_CHECK_DEADLINE", "120"))
 ARM_MAX_BODY_BYTES = env_int("ARM_MAX_BODY_BYTES", 1024 * 1024)
+# ARM's write bucket per subscription and principal (checks.pacing): 200 tokens, refilled at 10 per second.
+ARM_WRITE_BUCKET_CAPACITY = float(os.environ.get("ARM_WRITE_BUCKET_CAPACITY", "200"))
+ARM_WRITE_BUCKET_REFILL_PER_SECOND = float(os.environ.get("ARM_WRITE_BUCKET_REFILL_PER_SECOND", "10"))
+# A check still "running" this long after it started lost its worker (killed, crashed): it is marked
+# interrupted. Longer than any check can take: the deadline plus one read timeout plus a margin.
+CHECK_STALE_AFTER = float(os.environ.get("CHECK_STALE_AFTER", "300"))
+# A server whose last passing check is older than this counts as stale on the server list.
+STALE_AFTER_HOURS = float(os.environ.get("STALE_AFTER_HOURS", "24"))
+# Checks one worker process runs at once (threads); many at once is what lets a sweep keep up with ARM.
+WORKER_THREADS = env_int("WORKER_THREADS", 8)
 
 # Token caches are encrypted at rest with Fernet. TOKEN_CACHE_KEYS is a comma-separated list: the first
 # key encrypts, every key decrypts, so a key is rotated by putting a new one first.

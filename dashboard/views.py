@@ -13,7 +13,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from checks.forms import RunCheckForm, proposed_backup_name
 from checks.models import Check
 from checks.views import poll_response
-from dashboard.forms import ServerForm
+from dashboard import fleet
+from dashboard.forms import ServerFilterForm, ServerForm
 from dashboard.models import Server
 
 
@@ -32,18 +33,36 @@ def server_row_context(server: Server, form: RunCheckForm | None = None, notice:
     }
 
 
+def filtered_servers(request: HttpRequest, data) -> tuple[ServerFilterForm, object, object]:
+    """The tenant's active servers, the filter form over them, and the servers it selects."""
+    everything = Server.objects.for_tenant(request.user.tenant_id).active()
+    form = ServerFilterForm(data or None, servers=list(everything.only("subscription_id", "resource_group")))
+    if form.is_bound and not form.is_valid():
+        return form, everything, everything.none()
+    return form, everything, fleet.apply_filters(everything, form.cleaned_data if form.is_bound else {})
+
+
 @require_GET
 def server_list(request: HttpRequest) -> HttpResponse:
-    servers = list(Server.objects.for_tenant(request.user.tenant_id).active().for_list())
-    rows = [server_row_context(server) for server in servers]
-    return render(request, "dashboard/server_list.html", {"rows": rows})
+    form, everything, selected = filtered_servers(request, request.GET)
+    servers = list(selected.for_list())
+    strips = fleet.recent_outcomes([s.pk for s in servers])
+    rows = [{**server_row_context(server), "strip": strips[server.pk]} for server in servers]
+    query = request.GET.urlencode()
+    return render(
+        request,
+        "dashboard/server_list.html",
+        {"rows": rows, "form": form, "counts": fleet.counts(everything), "total": everything.count(),
+         "query": query, "filtered": bool(query)},
+    )
 
 
 @require_GET
 def server_row(request: HttpRequest, pk: int) -> HttpResponse:
     """The server's row on the list, polled by htmx while its check is queued or running."""
     server = _get_server_for_user(request, pk)
-    response = render(request, "dashboard/server_list.html#server-row", server_row_context(server))
+    context = {**server_row_context(server), "strip": fleet.recent_outcomes([server.pk])[server.pk]}
+    response = render(request, "dashboard/server_list.html#server-row", context)
     return poll_response(response, server.last_check)
 
 

@@ -65,7 +65,7 @@ class Command(BaseCommand):
                 "--state-dir", str(settings.AZURESIM_STATE_DIR),
             ])
             _wait_for_port(settings.AZURESIM_HOST, settings.AZURESIM_HTTPS_PORT, 30, sim)
-            start("worker", [python, "manage.py", "db_worker", "--interval", "0.2", "--no-startup-delay"])
+            start("worker", [python, "manage.py", "checks_worker", "--interval", "0.2"])
             start("web", [python, "manage.py", "runserver", f"{host}:{port}", "--noreload", "--skip-checks"])
             self.stdout.write(self.style.SUCCESS(
                 f"\nDashboard: http://{host}:{port}/  (sign in as alice@contoso.example or bob@contoso.example)\n"

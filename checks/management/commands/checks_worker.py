@@ -1,0 +1,88 @@
+"""The task worker for checks: django-tasks-db's worker loop, several at once in one process.
+
+A check spends nearly all its time waiting for ARM, so one process runs WORKER_THREADS of
+django-tasks-db's worker loops side by side; each claims its next task with SELECT ... FOR UPDATE SKIP
+LOCKED (PostgreSQL) and the check itself with a conditional update, so neither two threads nor two
+machines ever run the same check. Every `--reap-interval` seconds it also marks checks whose worker died
+mid-check (SIGKILL, a lost machine) as interrupted.
+
+SIGTERM or Ctrl-C: no new check is claimed, in-flight checks finish (each is bounded by
+ARM_CHECK_DEADLINE), then the process exits. A second signal exits at once; the checks it cuts short
+are marked interrupted by the next worker's reaper.
+"""
+
+import logging
+import signal
+import threading
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections, connections
+from django.utils.crypto import get_random_string
+from django_tasks_db.management.commands.db_worker import Worker
+
+from checks.tasks import mark_interrupted
+
+log = logging.getLogger("checks.worker")
+
+
+class Command(BaseCommand):
+    help = "Run queued checks, several at once, until stopped (SIGTERM lets in-flight checks finish)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--threads", type=int, default=None, help="checks at once (default WORKER_THREADS)")
+        parser.add_argument("--interval", type=float, default=0.5, help="seconds between polls of an empty queue")
+        parser.add_argument("--batch", action="store_true", help="exit when the queue is empty")
+        parser.add_argument("--reap-interval", type=float, default=30.0)
+        parser.add_argument("--worker-id", default=None)
+
+    def handle(self, *args, threads, interval, batch, reap_interval, worker_id, **options):
+        threads = threads or settings.WORKER_THREADS
+        base_id = worker_id or get_random_string(12)
+        loops = [
+            Worker(
+                queue_names=["default"],
+                interval=interval,
+                batch=batch,
+                backend_name="default",
+                startup_delay=False,
+                max_tasks=None,
+                worker_id=f"{base_id}-{n}",
+                excluded_queue_names=[],
+            )
+            for n in range(threads)
+        ]
+        stopping = threading.Event()
+
+        def stop(signum, frame):
+            if stopping.is_set():
+                log.warning("Second signal: exiting now")
+                raise SystemExit(1)
+            log.info("Stopping: finishing in-flight checks, claiming no new ones")
+            stopping.set()
+            for loop in loops:
+                loop.running = False
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+        def run(loop: Worker) -> None:
+            try:
+                loop.run()
+            finally:
+                connections.close_all()
+
+        workers = [threading.Thread(target=run, args=(loop,), name=f"checks-{n}") for n, loop in enumerate(loops)]
+        for thread in workers:
+            thread.start()
+        log.info("Checks worker %s running %s check(s) at once", base_id, threads)
+        next_reap = 0.0
+        while any(thread.is_alive() for thread in workers):
+            if not stopping.is_set() and time.monotonic() >= next_reap:
+                close_old_connections()
+                mark_interrupted()
+                next_reap = time.monotonic() + reap_interval
+            for thread in workers:
+                thread.join(timeout=0.2)
+        connections.close_all()
