@@ -145,8 +145,12 @@ def signed_in(client, sim, db):
 
 
 @pytest.fixture
-def worker(db):
+def worker(db, monkeypatch):
     """Run django-tasks-db's real worker until the queue is empty (as `manage.py db_worker --batch`)."""
+    # The worker closes "old" connections between tasks, as Django does between requests; inside a test's
+    # transaction that would close the test's own connection, so it is skipped here as Django's test
+    # client skips it.
+    monkeypatch.setattr("django_tasks_db.management.commands.db_worker.close_old_connections", lambda: None)
 
     def _run():
         call_command("db_worker", "--batch", "--no-startup-delay", "--interval", "0", verbosity=0)

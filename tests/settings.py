@@ -5,6 +5,7 @@ Tasks go through django-tasks-db's DatabaseBackend as in production; tests run i
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("DEMO_MODE", "1")
 os.environ.setdefault("DEBUG", "0")
@@ -18,3 +19,11 @@ AZURE_REDIRECT_URI = "http://127.0.0.1:8000/auth/callback/"
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 # Retries back off for real; tests keep the waits short.
 ARM_BACKOFF_FACTOR = 0.01
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not SQLite's in-memory database: the worker's threads and the multi-process tests open it
+    # with connections of their own, as they would in production.
+    # One per test run (pid), so two runs on one machine never share it.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(tempfile.gettempdir(), f"ltr-dashboard-test-{os.getpid()}.sqlite3")
+    }

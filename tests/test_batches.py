@@ -1,0 +1,117 @@
+"""Checking many servers at once: a batch, its single progress poll, cancel, and re-running failures."""
+
+import pytest
+
+from checks.models import Batch, Check
+from dashboard.demo import STAGING
+from tests.conftest import ALICE
+
+
+@pytest.fixture
+def alice_in(signed_in):
+    return signed_in(ALICE["upn"])
+
+
+def start(client, *names, fleet=None, **extra):
+    data = {"scope": "selected", "server": [fleet[n].pk for n in names], **extra}
+    return client.post("/batches/", data)
+
+
+def test_selected_servers_run_as_one_batch(client, alice_in, fleet, worker):
+    response = start(client, "pg-payments-01", "pg-orders", "pg-staging-01", fleet=fleet)
+    batch = Batch.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/batches/{batch.pk}/"
+    assert (batch.started_by, batch.started_by_name, batch.tenant_id) == (alice_in, "Alice Admin", ALICE["tid"])
+    assert sorted(batch.checks.values_list("server__name", flat=True)) == ["pg-orders", "pg-payments-01", "pg-staging-01"]
+    assert batch.progress() == {"total": 3, "done": 0, "queued": 3, "running": 0, "passed": 0, "failed": 0,
+                                "percent": 0, "finished": False}
+    polling = client.get(f"/batches/{batch.pk}/progress/")
+    assert polling.status_code == 200 and 'hx-trigger="every 1s"' in polling.content.decode()
+    worker()
+    progress = Batch.objects.get().progress()
+    assert (progress["done"], progress["passed"], progress["failed"], progress["finished"]) == (3, 2, 1, True)
+    final = client.get(f"/batches/{batch.pk}/progress/")
+    html = final.content.decode()
+    assert final.status_code == 286
+    assert "3 / 3 done" in html and "2 passed" in html and "1 not passed" in html
+    assert html.count('<tr id="check-') == 3, "one response carries every check: no per-row polling"
+    assert "hx-get" not in html
+
+
+def test_run_all_matching_the_current_filter(client, alice_in, fleet, worker):
+    client.post("/batches/", {"scope": "all", "subscription": STAGING})
+    batch = Batch.objects.get()
+    assert sorted(batch.checks.values_list("server__name", flat=True)) == ["pg-staging-01", "pg-staging-02"]
+
+
+def test_nothing_selected_is_a_message_not_an_empty_batch(client, alice_in, fleet):
+    response = client.post("/batches/", {"scope": "selected"}, follow=True)
+    assert "Select at least one server" in response.content.decode()
+    assert not Batch.objects.exists()
+
+
+def test_servers_with_a_check_in_flight_are_left_out(client, alice_in, fleet):
+    client.post(f"/servers/{fleet['pg-payments-01'].pk}/run/", {"backup_name": "b-1"}, headers={"HX-Request": "true"})
+    response = start(client, "pg-payments-01", "pg-staging-01", fleet=fleet)
+    assert Batch.objects.get().checks.count() == 1
+    assert "already had a check in progress" in client.get(response["Location"]).content.decode()
+
+
+def test_cancel_cancels_queued_checks_only(client, alice_in, fleet, worker):
+    start(client, "pg-payments-01", "pg-staging-01", fleet=fleet)
+    batch = Batch.objects.get()
+    running = batch.checks.first()
+    Check.objects.filter(pk=running.pk).update(status="running")
+    client.post(f"/batches/{batch.pk}/cancel/")
+    statuses = dict(batch.checks.values_list("server__name", "status"))
+    assert sorted(statuses.values()) == ["cancelled", "running"]
+    worker()
+    assert Check.objects.filter(status="cancelled").count() == 1, "the worker does not run a cancelled check"
+    assert Batch.objects.get().cancelled_at is not None
+
+
+def test_rerun_failed_starts_a_batch_of_the_failures_only(client, alice_in, fleet, worker):
+    start(client, "pg-payments-01", "pg-orders", "pg-analytics", fleet=fleet)
+    worker()
+    first = Batch.objects.get()
+    response = client.post(f"/batches/{first.pk}/rerun-failed/")
+    second = Batch.objects.exclude(pk=first.pk).get()
+    assert response["Location"] == f"/batches/{second.pk}/"
+    assert second.rerun_of == first
+    assert sorted(second.checks.values_list("server__name", flat=True)) == ["pg-analytics", "pg-orders"]
+
+
+def test_another_tenant_cannot_see_or_touch_a_batch_or_smuggle_servers_in(client, signed_in, fleet):
+    signed_in(ALICE["upn"])
+    start(client, "pg-payments-01", fleet=fleet)
+    batch = Batch.objects.get()
+    signed_in("charlie@fabrikam.example")
+    for path in (f"/batches/{batch.pk}/", f"/batches/{batch.pk}/progress/"):
+        assert client.get(path).status_code == 404
+    assert client.post(f"/batches/{batch.pk}/cancel/").status_code == 404
+    assert client.post(f"/batches/{batch.pk}/rerun-failed/").status_code == 404
+    client.post("/batches/", {"scope": "selected", "server": [fleet["pg-payments-02"].pk, fleet["pg-fabrikam-01"].pk]})
+    smuggled = Batch.objects.exclude(pk=batch.pk).get()
+    assert list(smuggled.checks.values_list("server__name", flat=True)) == ["pg-fabrikam-01"]
+
+
+@pytest.mark.parametrize("ids", [["abc"], ["-1"], ["99999999999999999999999"], [""]])
+def test_bad_server_ids_are_ignored(client, alice_in, fleet, ids):
+    response = client.post("/batches/", {"scope": "selected", "server": ids})
+    assert response.status_code == 302
+    assert not Batch.objects.exists()
+
+
+def test_the_server_list_counts_filters_and_shows_the_outcome_strip(client, alice_in, fleet, worker):
+    start(client, "pg-payments-01", "pg-orders", fleet=fleet)
+    worker()
+    html = client.get("/").content.decode()
+    assert "<strong>1</strong> ready" in html and "<strong>1</strong> failing" in html
+    assert "<strong>11</strong> never checked" in html
+    assert html.count('class="tick tick-') == 2
+    failing = client.get("/", {"state": "failing"}).content.decode()
+    assert "pg-orders" in failing and "pg-payments-01</strong>" not in failing
+    searched = client.get("/", {"q": "staging"}).content.decode()
+    assert "pg-staging-01" in searched and "pg-orders" not in searched
+    bad = client.get("/", {"state": "exploded"})
+    assert bad.status_code == 200 and "not valid" in bad.content.decode()

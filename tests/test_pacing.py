@@ -1,0 +1,76 @@
+"""Pacing ARM writes to ARM's token bucket, shared by every worker through the database."""
+
+import pytest
+
+from checks import pacing
+from checks.models import ArmBudget, Batch, Check
+from dashboard.demo import PROD
+from tests.conftest import ALICE, make_server
+
+SUB, OID = PROD, ALICE["oid"]
+
+
+@pytest.fixture
+def small_bucket(settings):
+    settings.ARM_WRITE_BUCKET_CAPACITY = 5
+    settings.ARM_WRITE_BUCKET_REFILL_PER_SECOND = 5
+
+
+def test_the_bucket_gives_its_capacity_then_asks_to_wait_for_the_refill(db, small_bucket):
+    waits = [pacing.try_acquire(SUB, OID) for _ in range(6)]
+    assert waits[:5] == [0, 0, 0, 0, 0]
+    assert 0.15 < waits[5] <= 0.2
+
+
+def test_buckets_are_per_subscription_and_principal(db, small_bucket):
+    for _ in range(5):
+        pacing.try_acquire(SUB, OID)
+    assert pacing.try_acquire(SUB, OID) > 0
+    assert pacing.try_acquire(SUB, "another-principal") == 0
+    assert pacing.try_acquire("0b5e0002-0000-4000-8000-000000000002", OID) == 0
+
+
+def test_arms_remaining_count_lowers_the_bucket_and_retry_after_stops_it(db):
+    pacing.observe(SUB, OID, remaining=0, retry_after=None)
+    assert ArmBudget.objects.get().tokens < 1
+    pacing.observe(SUB, OID, remaining=None, retry_after=30)
+    assert 29 < pacing.try_acquire(SUB, OID) <= 30
+
+
+def test_waiting_past_the_deadline_gives_up(db, small_bucket):
+    import time
+
+    for _ in range(5):
+        pacing.try_acquire(SUB, OID)
+    pacing.observe(SUB, OID, remaining=None, retry_after=60)
+    assert pacing.acquire(SUB, OID, deadline=time.monotonic() + 1) is False
+
+
+def _sweep(client, sim, worker, n):
+    servers = []
+    for i in range(n):
+        name = f"pg-sweep-{i:03d}"
+        sim.set_behaviour(PROD, "rg-payments-prod", name, outcome="success")
+        servers.append(make_server(name=name))
+    client.post("/batches/", {"scope": "selected", "server": [s.pk for s in servers]})
+    worker()
+    return Batch.objects.get()
+
+
+def test_a_sweep_is_paced_to_the_bucket_instead_of_hitting_429s(client, signed_in, sim, worker, settings):
+    sim.set_throttle(capacity=5, refill_per_second=10)
+    settings.ARM_WRITE_BUCKET_CAPACITY, settings.ARM_WRITE_BUCKET_REFILL_PER_SECOND = 5, 10
+    signed_in(ALICE["upn"])
+    batch = _sweep(client, sim, worker, 20)
+    assert batch.progress()["passed"] == 20
+    assert sim.stats.throttled == 0
+
+
+def test_without_pacing_the_same_sweep_runs_into_429s(client, signed_in, sim, worker, settings):
+    """The control for the test above: it shows the bucket really bites."""
+    sim.set_throttle(capacity=5, refill_per_second=10)
+    settings.ARM_WRITE_BUCKET_CAPACITY, settings.ARM_WRITE_BUCKET_REFILL_PER_SECOND = 10**6, 10**6
+    signed_in(ALICE["upn"])
+    batch = _sweep(client, sim, worker, 20)
+    assert sim.stats.throttled > 0
+    assert Check.objects.filter(batch=batch).count() == 20

@@ -1,0 +1,119 @@
+"""The checks worker: several checks at once, never one twice, nothing stuck after a crash.
+
+The multi-process tests start real worker processes on the test database (a file for SQLite, the test
+database on the PostgreSQL server in CI's second run).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from checks.models import Check
+from checks.tasks import mark_interrupted
+from dashboard.demo import PROD, STAGING
+from dashboard.models import Server
+from tests.conftest import ALICE, ROOT, make_server
+from tests.factories import make_check
+
+def test_a_check_left_running_by_a_dead_worker_is_marked_interrupted(alice, server):
+    check = make_check(server, alice, status="running", finished_at=None, started_at=timezone.now() - timedelta(hours=1))
+    fresh = make_check(make_server(name="pg-other"), alice, status="running", finished_at=None)
+    assert mark_interrupted() == 1
+    check.refresh_from_db()
+    fresh.refresh_from_db()
+    assert check.status == "interrupted" and "stopped" in check.summary and check.finished_at
+    assert fresh.status == "running"
+
+
+def test_an_interrupted_check_can_be_run_again(client, signed_in, server, worker):
+    alice = signed_in(ALICE["upn"])
+    make_check(server, alice, status="running", finished_at=None, started_at=timezone.now() - timedelta(hours=1))
+    mark_interrupted()
+    client.post(f"/servers/{server.pk}/run/", {"backup_name": "b-2"}, headers={"HX-Request": "true"})
+    worker()
+    assert list(Check.objects.order_by("id").values_list("status", flat=True)) == ["interrupted", "succeeded"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_threaded_worker_runs_the_queue_and_exits_in_batch_mode(client, signed_in, sim):
+    signed_in(ALICE["upn"])
+    servers = [make_server(subscription_id=STAGING, resource_group="rg-staging", name=n)
+               for n in ("pg-staging-01", "pg-staging-02")]
+    client.post("/batches/", {"scope": "selected", "server": [s.pk for s in servers]})
+    call_command("checks_worker", "--batch", "--threads", "2", "--interval", "0.05")
+    assert sorted(Check.objects.values_list("status", "number_of_containers")) == [("succeeded", 1), ("succeeded", 8)]
+
+
+def _worker_env(sim) -> dict:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        url = f"sqlite:///{db['NAME']}"
+    else:
+        url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return {**os.environ, "DATABASE_URL": url, "DEMO_MODE": "1", "AZURE_AUTHORITY_HOST": sim.https_url,
+            "AZURE_ARM_ENDPOINT": sim.https_url, "AZURE_CA_BUNDLE": str(sim.ca_path), "LOG_LEVEL": "WARNING"}
+
+
+def _start_worker(sim, *args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "manage.py", "checks_worker", "--interval", "0.05", *args],
+                            cwd=ROOT, env=_worker_env(sim))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_run_200_checks_each_exactly_once(client, signed_in, sim):
+    signed_in(ALICE["upn"])
+    servers = []
+    for i in range(200):
+        sub, rg = (PROD, "rg-payments-prod") if i % 2 else (STAGING, "rg-staging")
+        name = f"pg-many-{i:03d}"
+        sim.set_behaviour(sub, rg, name, outcome="success", latency_ms=20)
+        servers.append(Server(tenant_id=ALICE["tid"], subscription_id=sub, resource_group=rg, name=name))
+    Server.objects.bulk_create(servers)
+    client.post("/batches/", {"scope": "all"})
+    assert Check.objects.filter(status="queued").count() == 200
+    workers = [_start_worker(sim, "--batch", "--threads", "4") for _ in range(2)]
+    for proc in workers:
+        assert proc.wait(timeout=240) == 0
+    assert Check.objects.filter(status="succeeded").count() == 200
+    calls = sim.stats.arm_calls
+    many = {key: n for key, n in calls.items() if key[2].startswith("pg-many-")}
+    assert len(many) == 200 and set(many.values()) == {1}, "every server was called exactly once"
+    assert len(set(Check.objects.values_list("request_id", flat=True))) == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_workers_check_is_recovered_and_sigterm_lets_a_check_finish(client, signed_in, sim):
+    signed_in(ALICE["upn"])
+    sim.set_behaviour(PROD, "rg-payments-prod", "pg-slow", outcome="success", latency_ms=3000)
+    server = make_server(name="pg-slow")
+    client.post(f"/servers/{server.pk}/run/", {"backup_name": "b-1"}, headers={"HX-Request": "true"})
+    victim = _start_worker(sim, "--threads", "1")
+    deadline = time.monotonic() + 30
+    while Check.objects.get().status != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    assert Check.objects.get().status == "running", "SIGKILL left it running, as a crash would"
+    assert mark_interrupted(stale_after=0) == 1
+    interrupted = Check.objects.get()
+    assert interrupted.status == "interrupted"
+
+    # Run it again; this time stop the worker politely mid-check: the check finishes first.
+    client.post(f"/servers/{server.pk}/run/", {"backup_name": "b-2"}, headers={"HX-Request": "true"})
+    polite = _start_worker(sim, "--threads", "1")
+    rerun = Check.objects.exclude(pk=interrupted.pk).get()
+    deadline = time.monotonic() + 30
+    while Check.objects.get(pk=rerun.pk).status != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    polite.send_signal(signal.SIGTERM)
+    assert polite.wait(timeout=30) == 0
+    rerun.refresh_from_db()
+    assert rerun.status == "succeeded"
