@@ -40,3 +40,7 @@ clean:
 ## Regenerate docs/fault-matrix.md from the fault-matrix test.
 fault-matrix: $(STAMP)
 	FAULT_MATRIX_OUT=docs/fault-matrix.md $(BIN)/python -m pytest -q tests/test_fault_matrix.py
+
+## Benchmark a 1,000-server sweep against the simulator; writes docs/benchmarks.md (not a test).
+bench: $(STAMP)
+	$(BIN)/python bench/sweep.py --servers 1000 --subscriptions 5 --latency-ms 300 --workers 2 --threads 32 --write docs/benchmarks.md
