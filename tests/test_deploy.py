@@ -1,0 +1,94 @@
+"""Production readiness: the deploy checklist passes with the documented variables, static files build,
+requests are logged as structured lines with their id, and the admin never edits history."""
+
+import json
+import logging
+import subprocess
+import sys
+
+import pytest
+from cryptography.fernet import Fernet
+
+from checks.models import Check
+from tests.conftest import ROOT
+from tests.factories import make_check
+
+PRODUCTION = {
+    "DEMO_MODE": "0",
+    "SECRET_KEY": "k" * 20 + "-production-secret-of-sufficient-length-and-variety-0123456789",
+    "ALLOWED_HOSTS": "ltr.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://ltr.example.com",
+    "AZURE_CLIENT_ID": "00000000-0000-0000-0000-000000000001",
+    "AZURE_CLIENT_SECRET": "secret",
+    "BEHIND_PROXY": "1",
+    "PATH": "/usr/bin:/bin",
+}
+
+
+def _manage(tmp_path, *args):
+    env = {**PRODUCTION, "TOKEN_CACHE_KEYS": Fernet.generate_key().decode(),
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.sqlite3'}", "STATIC_ROOT": str(tmp_path / "static"),
+           "DJANGO_SETTINGS_MODULE": "dashboard.settings"}
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+def test_the_deploy_checklist_passes_with_the_documented_production_variables(tmp_path):
+    result = _manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_static_files_are_collected_and_hashed_for_whitenoise(tmp_path):
+    result = _manage(tmp_path, "collectstatic", "--noinput")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "static" / "staticfiles.json").read_text())
+    assert "css/app.css" in manifest["paths"] and "django_htmx/htmx-2.min.js" in manifest["paths"]
+
+
+def test_pages_carry_a_nonce_csp_without_unsafe_inline_or_eval(client, alice):
+    client.force_login(alice)
+    response = client.get("/")
+    csp = response["Content-Security-Policy"]
+    assert "script-src 'self' 'nonce-" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert "<script>" not in response.content.decode(), "no inline script without a nonce"
+
+
+@pytest.mark.django_db
+def test_each_request_is_logged_with_its_id_and_no_query_string(client, caplog):
+    caplog.set_level(logging.INFO, logger="dashboard.requests")
+    response = client.get("/auth/callback/", {"code": "secret-code-value", "state": "x"},
+                          headers={"X-Request-ID": "req-12345678"})
+    assert response["X-Request-ID"] == "req-12345678"
+    record = next(r for r in caplog.records if r.name == "dashboard.requests")
+    assert (record.request_id, record.path, record.status) == ("req-12345678", "/auth/callback/", 400)
+    assert "secret-code-value" not in caplog.text
+
+
+def test_json_log_lines_carry_the_fields():
+    from dashboard.log_format import JsonFormatter
+
+    record = logging.makeLogRecord({"name": "dashboard.requests", "msg": "GET / 200", "levelname": "INFO",
+                                    "request_id": "abc", "status": 200})
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["message"], line["request_id"], line["status"]) == ("GET / 200", "abc", 200)
+
+
+def test_the_token_filter_blanks_tokens_that_reach_a_log():
+    from dashboard.log_redaction import redact
+
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlc2lnbmF0dXJl"
+    text = redact(f"Authorization: Bearer {jwt} and refresh_token=0.AAAA-long-refresh-token-value&x=1")
+    assert jwt not in text and "long-refresh-token-value" not in text
+    assert "[redacted]" in text
+
+
+def test_the_admin_shows_checks_but_never_edits_or_deletes_them(client, alice, server, django_user_model):
+    admin = django_user_model.objects.create_superuser(username="ops", password="pw", tenant_id="t", object_id="o")
+    check = make_check(server, alice)
+    client.force_login(admin)
+    assert client.get("/admin/checks/check/").status_code == 200
+    page = client.get(f"/admin/checks/check/{check.pk}/change/")
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    assert client.post(f"/admin/checks/check/{check.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Check.objects.filter(pk=check.pk).exists()
