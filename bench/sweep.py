@@ -72,7 +72,6 @@ def main() -> None:
     from django.test import Client
 
     from checks import arm
-    from checks.models import Check
     from checks.tasks import queue_batch
     from dashboard import entra
     from dashboard.models import Server, User
@@ -148,7 +147,7 @@ def main() -> None:
         "bound from the bucket and latency": f"{bucket_bound:.1f} s",
         "bound at this concurrency": f"{concurrency_bound:.1f} s",
         "wall / bound": f"{wall / bound:.2f}",
-        "sequential loop (measured on {0}, scaled)".format(len(sample)): f"{sequential:.0f} s ({per_call * 1000:.0f} ms a call)",
+        f"sequential loop (measured on {len(sample)}, scaled)": f"{sequential:.0f} s ({per_call * 1000:.0f} ms a call)",
         "sequential / sweep (speed-up)": f"{sequential / wall:.1f}x",
         "429s answered": sim.stats.throttled - throttled_before,
         "token-endpoint calls during the sweep": sim.stats.token_calls() - token_calls_before,

@@ -23,6 +23,7 @@ from dashboard.models import Server
 from tests.conftest import ALICE, ROOT, make_server
 from tests.factories import make_check
 
+
 def test_a_check_left_running_by_a_dead_worker_is_marked_interrupted(alice, server):
     check = make_check(server, alice, status="running", finished_at=None, started_at=timezone.now() - timedelta(hours=1))
     fresh = make_check(make_server(name="pg-other"), alice, status="running", finished_at=None)

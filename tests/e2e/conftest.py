@@ -1,0 +1,160 @@
+"""Browser tests: Playwright drives Debian's chromium against pytest-django's live server.
+
+What runs while a test watches the browser:
+
+- the Azure simulator (`azure_sim`, session scoped, from tests/conftest.py) on ephemeral loopback ports;
+- pytest-django's live server (session scoped; each test gets `transactional_db`, so the tables are flushed
+  after it);
+- django-tasks-db's real worker loop in a daemon thread, so checks move queued -> running -> done on
+  their own, as with `make run`.
+
+SQLite: pytest-django's SQLite test database is in memory; the live server shares the test thread's
+connection to it, and a worker thread would need a second connection to that shared-cache database, where
+concurrent writers fail at once with "database table is locked" rather than wait (tried: it does, within
+a few runs). So before the live server starts, `_e2e_file_database` moves the test database to a file in a
+temporary directory: every thread then has its own connection with the WAL journal and busy timeout of
+dashboard/settings.py, as the web server and the worker have in demo mode. It does so only then, not for
+the whole session: the other tests run the worker in the test thread inside the `db` fixture's
+transaction, which relies on the in-memory database ignoring the worker's close_old_connections().
+pytest-django runs live_server tests after every `db` test; the file is deleted at the end of the session.
+"""
+
+import os
+import re
+import shutil
+import tempfile
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.db import connections
+from playwright.sync_api import sync_playwright
+
+from tests.e2e.helpers import ARTIFACTS
+
+# Playwright's sync API runs an event loop in this thread; Django refuses ORM calls from a thread with a
+# running loop unless told that it is fine here.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# ---- the browser ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"the browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)")
+    playwright = sync_playwright().start()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+    playwright.stop()
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh browser context per test; the last screen is saved to test-artifacts/e2e/<test>.png."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^\w.-]+", "_", request.node.name)
+    try:
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    finally:
+        context.close()
+
+
+# ---- the app: live server, simulator, worker -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _e2e_file_database(django_db_setup, django_db_blocker):
+    """Move an in-memory SQLite test database to a file for the browser tests (see the module docstring)."""
+    connection = connections["default"]
+    if connection.vendor != "sqlite" or not connection.is_in_memory_db():
+        yield
+        return
+    # Not tmp_path_factory: pytest deletes all but its three newest base directories, so another pytest
+    # run on this machine could delete the database under this one.
+    directory = tempfile.mkdtemp(prefix="ltr-e2e-db-")
+    path = os.path.join(directory, "test.sqlite3")
+    memory_name = connection.settings_dict["NAME"]
+    with django_db_blocker.unblock():
+        connection.settings_dict["TEST"]["NAME"] = path
+        # With a file name, close() really closes the in-memory connection (it ignores it otherwise).
+        connection.settings_dict["NAME"] = path
+        connection.close()
+        connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    yield
+    with django_db_blocker.unblock():
+        connection.close()
+    # pytest-django's teardown then destroys the in-memory database as usual, which is nothing to do.
+    connection.settings_dict["NAME"] = memory_name
+    connection.settings_dict["TEST"]["NAME"] = None
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def live_server(_e2e_file_database, live_server):
+    """pytest-django's live server, started on the file database."""
+    return live_server
+
+
+@pytest.fixture
+def app(live_server, sim, settings):
+    """The live server's base URL, set up to sign in through the simulator and to sign out to it."""
+    settings.AZURE_REDIRECT_URI = live_server.url + "/auth/callback/"
+    csp = {directive: list(sources) for directive, sources in settings.SECURE_CSP.items()}
+    csp["form-action"] = [*csp["form-action"], sim.http_url, sim.https_url]
+    settings.SECURE_CSP = csp
+    return live_server.url
+
+
+@pytest.fixture
+def demo_fleet(transactional_db):
+    """The demo servers (dashboard/demo.py), registered in the live server's database."""
+    call_command("seed_demo", verbosity=0)
+
+
+@pytest.fixture
+def task_worker(live_server):
+    """django-tasks-db's worker loop in a daemon thread, as `manage.py db_worker` runs it in demo mode."""
+    from django_tasks_db.management.commands.db_worker import Worker
+
+    loop = Worker(
+        queue_names=["default"],
+        interval=0.1,
+        batch=False,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="e2e-worker",
+        excluded_queue_names=[],
+    )
+    failures: list[BaseException] = []
+
+    def run():
+        try:
+            loop.run()
+        except BaseException as exc:  # noqa: BLE001 - reported by the fixture's teardown
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name="e2e-db-worker", daemon=True)
+    thread.start()
+    yield loop
+    loop.running = False
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the worker thread did not stop within 30 s"
+    assert not failures, f"the worker loop crashed: {failures[0]!r}"
