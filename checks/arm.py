@@ -26,6 +26,7 @@ from urllib.parse import quote
 import requests
 from django.conf import settings
 from django.core.signals import setting_changed
+from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
@@ -210,6 +211,7 @@ def pre_backup_url(subscription_id: str, resource_group: str, server_name: str) 
     )
 
 
+@sensitive_variables("access_token", "headers")
 def ltr_pre_backup(
     *,
     access_token: str,

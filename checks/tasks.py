@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.tasks import task
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from checks import arm, pacing
 from checks.models import Batch, Check
@@ -119,6 +120,7 @@ def run_check(check_id: int) -> str:
     return check.status
 
 
+@sensitive_variables("token", "renewed")
 def _run(check: Check) -> None:
     user = check.requested_by
     if user is None:

@@ -16,6 +16,7 @@ import msal
 import requests
 from django.conf import settings
 from django.core.signals import setting_changed
+from django.views.decorators.debug import sensitive_variables
 
 from dashboard import tokencache
 from dashboard.models import User
@@ -108,6 +109,7 @@ class SignInFailed(Exception):
         self.description = description
 
 
+@sensitive_variables("flow", "auth_response", "result", "cache")
 def finish_sign_in(flow: dict, auth_response: dict) -> SignInResult:
     cache = msal.SerializableTokenCache()
     app = build_app(cache)
@@ -135,6 +137,7 @@ class TokenAnswer:
         return self.access_token is None and self.error != "network"
 
 
+@sensitive_variables("cache", "result")
 def arm_token(user: User, *, claims_challenge: str | None = None) -> TokenAnswer:
     """The user's ARM token, silently from their cache; never prompts."""
     cache = tokencache.load(user)

@@ -121,3 +121,32 @@ def test_a_server_that_fails_then_passes_is_retried_with_retry_after(sim, token)
     result = call(token, name="pg-flaky", on_wait=lambda seconds, status: waits.append((seconds, status)))
     assert (result.category, result.number_of_containers, result.attempts) == (Category.PASSED, 5, 3)
     assert waits == [(0.05, 503), (0.05, 503)]
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [({"Retry-After": "7"}, 7), ({"retry-after-ms": "1500"}, 1.5), ({"x-ms-retry-after-ms": "250"}, 0.25),
+     ({"retry-after-ms": "250", "Retry-After": "9"}, 0.25), ({"Retry-After": "garbage"}, None), ({}, None)],
+)
+def test_retry_after_is_read_in_seconds_milliseconds_or_as_a_date(headers, seconds):
+    from requests.structures import CaseInsensitiveDict
+
+    assert arm.ArmRetry.parse_retry_after_headers(CaseInsensitiveDict(headers)) == seconds
+
+
+def test_retry_after_as_an_http_date():
+    import time
+    from email.utils import formatdate
+
+    from requests.structures import CaseInsensitiveDict
+
+    parsed = arm.ArmRetry.parse_retry_after_headers(CaseInsensitiveDict({"Retry-After": formatdate(time.time() + 20, usegmt=True)}))
+    assert 18 <= parsed <= 20
+
+
+def test_the_backoff_is_exponential_with_jitter_and_capped(settings):
+    settings.ARM_BACKOFF_FACTOR = 0.8
+    retry = arm._build_session().get_adapter("https://x").max_retries
+    assert (retry.total, retry.backoff_factor, retry.backoff_max) == (3, 0.8, 30)
+    assert set(retry.status_forcelist) == {408, 429, 500, 502, 503, 504}
+    assert "POST" in retry.allowed_methods
