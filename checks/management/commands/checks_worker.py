@@ -4,7 +4,8 @@ A check spends nearly all its time waiting for ARM, so one process runs WORKER_T
 django-tasks-db's worker loops side by side; each claims its next task with SELECT ... FOR UPDATE SKIP
 LOCKED (PostgreSQL) and the check itself with a conditional update, so neither two threads nor two
 machines ever run the same check. Every `--reap-interval` seconds it also marks checks whose worker died
-mid-check (SIGKILL, a lost machine) as interrupted.
+mid-check (SIGKILL, a lost machine) as interrupted, and prunes the task queue's finished rows (the
+checks' history is the Check table, kept forever).
 
 SIGTERM or Ctrl-C: no new check is claimed, in-flight checks finish (each is bounded by
 ARM_CHECK_DEADLINE), then the process exits. A second signal exits at once; the checks it cuts short
@@ -17,6 +18,7 @@ import threading
 import time
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connections
 from django.utils.crypto import get_random_string
@@ -82,6 +84,9 @@ class Command(BaseCommand):
             if not stopping.is_set() and time.monotonic() >= next_reap:
                 close_old_connections()
                 mark_interrupted()
+                # The queue's own rows are plumbing, not history (that is the Check table): keep a week.
+                call_command("prune_db_task_results", "--min-age-days", "7", "--failed-min-age-days", "30",
+                             verbosity=0)
                 next_reap = time.monotonic() + reap_interval
             for thread in workers:
                 thread.join(timeout=0.2)
