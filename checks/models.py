@@ -122,6 +122,15 @@ class Check(models.Model):
         return Category(self.category).remedy if self.category else ""
 
     @property
+    def specific_error_code(self) -> str:
+        """The most specific code ARM gave: a wrapper's first inner code (ServerNotReadyForLongTermBackup
+        inside PostgreSQLFlexOperationFailedUserError), else the error's own."""
+        for detail in self.error_details or []:
+            if isinstance(detail, dict) and isinstance(detail.get("code"), str) and detail["code"]:
+                return detail["code"]
+        return self.error_code
+
+    @property
     def has_error(self) -> bool:
         return bool(self.error_code or self.error_message)
 

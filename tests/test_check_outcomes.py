@@ -61,6 +61,8 @@ def test_a_server_not_ready_keeps_the_inner_error_and_its_details(client, signed
     assert "Stopped" in check.summary
     detail = client.get(f"/checks/{check.pk}/").content.decode()
     assert "ServerNotReadyForLongTermBackup" in detail
+    row = client.get(f"/servers/{fleet['pg-orders'].pk}/row/").content.decode()
+    assert ">ServerNotReadyForLongTermBackup</code>" in row, "the row names the specific inner error"
 
 
 def test_bob_is_refused_where_he_lacks_the_rbac_action(client, signed_in, fleet, worker):

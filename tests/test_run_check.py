@@ -52,6 +52,7 @@ def test_the_worker_finishes_the_check_and_the_poll_stops(client, alice_in, serv
     assert check.started_at <= check.finished_at
     response = client.get(f"/servers/{server.pk}/row/", headers=HTMX)
     assert response.status_code == 286
+    assert response["HX-Trigger"] == "check-finished", "the counts at the top of the list refresh"
     html = response.content.decode()
     assert "Passed" in html and "<strong>1</strong> container" in html
     assert "hx-trigger" not in html

@@ -8,21 +8,12 @@ What runs while a test watches the browser:
 - django-tasks-db's real worker loop in a daemon thread, so checks move queued -> running -> done on
   their own, as with `make run`.
 
-SQLite: pytest-django's SQLite test database is in memory; the live server shares the test thread's
-connection to it, and a worker thread would need a second connection to that shared-cache database, where
-concurrent writers fail at once with "database table is locked" rather than wait (tried: it does, within
-a few runs). So before the live server starts, `_e2e_file_database` moves the test database to a file in a
-temporary directory: every thread then has its own connection with the WAL journal and busy timeout of
-dashboard/settings.py, as the web server and the worker have in demo mode. It does so only then, not for
-the whole session: the other tests run the worker in the test thread inside the `db` fixture's
-transaction, which relies on the in-memory database ignoring the worker's close_old_connections().
-pytest-django runs live_server tests after every `db` test; the file is deleted at the end of the session.
+The test database is a file (tests/settings.py), so the live server's threads and the worker thread each
+have their own connection with the WAL journal and busy timeout, as in demo mode.
 """
 
 import os
 import re
-import shutil
-import tempfile
 import threading
 
 import pytest
@@ -75,39 +66,6 @@ def page(browser, request):
 
 
 # ---- the app: live server, simulator, worker -----------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def _e2e_file_database(django_db_setup, django_db_blocker):
-    """Move an in-memory SQLite test database to a file for the browser tests (see the module docstring)."""
-    connection = connections["default"]
-    if connection.vendor != "sqlite" or not connection.is_in_memory_db():
-        yield
-        return
-    # Not tmp_path_factory: pytest deletes all but its three newest base directories, so another pytest
-    # run on this machine could delete the database under this one.
-    directory = tempfile.mkdtemp(prefix="ltr-e2e-db-")
-    path = os.path.join(directory, "test.sqlite3")
-    memory_name = connection.settings_dict["NAME"]
-    with django_db_blocker.unblock():
-        connection.settings_dict["TEST"]["NAME"] = path
-        # With a file name, close() really closes the in-memory connection (it ignores it otherwise).
-        connection.settings_dict["NAME"] = path
-        connection.close()
-        connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    yield
-    with django_db_blocker.unblock():
-        connection.close()
-    # pytest-django's teardown then destroys the in-memory database as usual, which is nothing to do.
-    connection.settings_dict["NAME"] = memory_name
-    connection.settings_dict["TEST"]["NAME"] = None
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def live_server(_e2e_file_database, live_server):
-    """pytest-django's live server, started on the file database."""
-    return live_server
 
 
 @pytest.fixture

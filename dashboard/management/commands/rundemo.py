@@ -1,7 +1,7 @@
 """`make run`: the whole dashboard in one command, on its embedded default.
 
 Migrates SQLite, registers the demo fleet, then starts three processes and stops them together on
-Ctrl-C: the Azure simulator (azuresim, on loopback), a task worker (django-tasks-db's db_worker) and the
+Ctrl-C: the Azure simulator (azuresim, on loopback), a task worker (checks_worker) and the
 web server. The simulator runs as its own process, exactly as Azure would be: nothing is shared in memory.
 """
 
@@ -39,7 +39,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, host, port, **options):
         if not settings.DEMO_MODE:
-            raise CommandError("rundemo is for demo mode (DEMO_MODE=1); in production start gunicorn and db_worker.")
+            raise CommandError("rundemo is for demo mode (DEMO_MODE=1); in production start gunicorn and checks_worker.")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("seed_demo")
         python = sys.executable
