@@ -267,3 +267,27 @@ def test_run_a_check_with_the_keyboard(page, app, demo_fleet, task_worker):
     expect(first_row.locator(".badge")).not_to_have_text("Never checked")
     expect(first_row.locator(".badge")).to_have_text(re.compile(r"^(Passed|Failed)$"), timeout=SLOW)
     assert Check.objects.count() == 1
+
+
+# 10 ------------------------------------------------------------------------------------------------------
+def test_run_a_batch_and_watch_its_progress(page, app, demo_fleet, task_worker):
+    sign_in(page, app)
+    for name in ("pg-payments-01", "pg-payments-02", "pg-orders", "pg-staging-01"):
+        server_row(page, name).get_by_role("checkbox").check()
+    page.get_by_role("button", name="Run check on selected").click()
+
+    expect(page.get_by_role("heading", name="Batch of 4 checks")).to_be_visible()
+    progress = page.locator("#batch-progress")
+    # One poll for the whole page carries every row; it ends when the slow server (3 s) is done.
+    expect(progress).to_contain_text("4 / 4 done", timeout=SLOW)
+    expect(progress).to_contain_text("3 passed")
+    expect(progress).to_contain_text("1 not passed")
+    expect(progress.locator("progress")).to_have_attribute("value", "4")
+    expect(progress.locator("tbody tr")).to_have_count(4)
+    expect(progress).not_to_have_attribute("hx-get", re.compile(".*"))
+    snap(page, "batch")
+
+    page.get_by_role("button", name="Re-run failed").click()
+    expect(page.get_by_role("heading", name="Batch of 1 check")).to_be_visible()
+    expect(page.locator("#batch-progress")).to_contain_text("1 / 1 done", timeout=SLOW)
+    expect(page.locator("#batch-progress")).to_contain_text("pg-orders")
