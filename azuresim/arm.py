@@ -442,11 +442,9 @@ class Arm:
                 "TooManyRequests",
                 f"The request to server '{name}' was throttled by Microsoft.DBforPostgreSQL. Retry after "
                 "the interval given in the Retry-After header.",
-                headers=self._retry_headers(b)
-                + [
-                    ("x-ms-ratelimit-remaining-subscription-writes", "0"),
-                    ("x-ms-ratelimit-remaining-subscription-global-writes", "0"),
-                ],
+                # The resource provider throttles this server; ARM's own bucket (its headers are added
+                # as for any answer) is not what ran out.
+                headers=self._retry_headers(b),
             )
             return response
         if outcome == "internal_error":

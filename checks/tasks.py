@@ -142,8 +142,6 @@ def _run(check: Check) -> None:
     deadline = time.monotonic() + settings.ARM_CHECK_DEADLINE
 
     def on_wait(seconds: float, status: int | None) -> None:
-        if status == 429:
-            pacing.observe(server.subscription_id, user.object_id, remaining=0, retry_after=seconds)
         why = "throttled by Azure" if status == 429 else f"Azure answered {status}" if status else "connection failed"
         Check.objects.filter(pk=check.pk).update(summary=f"{why}, retrying in {max(1, round(seconds))} s")
 
@@ -171,8 +169,11 @@ def _run(check: Check) -> None:
         )
 
     result = call(token.access_token)
+    # A 429 stops the whole subscription's bucket only when ARM says that bucket is empty; a resource
+    # provider throttling one server says nothing about the other servers of the subscription.
+    bucket_empty = result.http_status == 429 and result.ratelimit_remaining == 0
     pacing.observe(server.subscription_id, user.object_id, remaining=result.ratelimit_remaining,
-                   retry_after=result.retry_after if result.http_status == 429 else None)
+                   retry_after=result.retry_after if bucket_empty else None)
     if result.claims_challenge:
         # Continuous Access Evaluation: answer the challenge silently once; only then involve the user.
         first = result

@@ -74,3 +74,17 @@ def test_without_pacing_the_same_sweep_runs_into_429s(client, signed_in, sim, wo
     batch = _sweep(client, sim, worker, 20)
     assert sim.stats.throttled > 0
     assert Check.objects.filter(batch=batch).count() == 20
+
+
+def test_one_throttled_server_does_not_stop_the_rest_of_its_subscription(client, signed_in, sim, worker, settings):
+    settings.ARM_CHECK_DEADLINE = 3
+    signed_in(ALICE["upn"])
+    throttled = make_server(name="pg-reporting")  # the provider answers 429, Retry-After 30 s
+    other = make_server(name="pg-payments-01")
+    client.post("/batches/", {"scope": "selected", "server": [throttled.pk, other.pk]})
+    worker()
+    assert Check.objects.get(server=throttled).category == "throttled"
+    passed = Check.objects.get(server=other)
+    assert passed.status == "succeeded"
+    assert passed.duration.total_seconds() < 2, "no wait for the subscription's bucket"
+    assert ArmBudget.objects.get().blocked_until == 0

@@ -39,7 +39,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, host, port, **options):
         if not settings.DEMO_MODE:
-            raise CommandError("rundemo is for demo mode (DEMO_MODE=1); in production start gunicorn and checks_worker.")
+            raise CommandError("rundemo is for demo mode (DEMO_MODE=1); in production run gunicorn and checks_worker.")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("seed_demo")
         python = sys.executable
