@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import requests
@@ -93,7 +94,8 @@ class ArmRetry(Retry):
         new = super().increment(method, url, response, error, _pool, _stacktrace)
         if call is not None:
             wait = self._wait_before_next(new, response)
-            if time.monotonic() + wait > call.deadline:
+            # A worker thread does not sleep through a long Retry-After, nor past the check's deadline.
+            if wait > settings.ARM_MAX_RETRY_WAIT or time.monotonic() + wait > call.deadline:
                 call.gave_up_for_deadline = wait
                 raise MaxRetryError(_pool, url, error or ResponseTooLate(wait))
             if call.on_wait is not None:
@@ -285,9 +287,10 @@ def ltr_pre_backup(
         setattr(result, name, value)
     if call.gave_up_for_deadline is not None and result.category == Category.THROTTLED:
         result.retry_after = call.gave_up_for_deadline
+        after = datetime.now(UTC) + timedelta(seconds=call.gave_up_for_deadline)
         result.summary = (
-            f"Throttled by Azure: it asked to wait {call.gave_up_for_deadline:.0f} s, longer than a check may take. "
-            "Try again after that time."
+            f"Throttled by Azure: try again after {after:%H:%M:%S} UTC "
+            f"(Azure asked to wait {call.gave_up_for_deadline:.0f} s, longer than a check waits)."
         )
     return result
 

@@ -235,6 +235,9 @@ ARM_READ_TIMEOUT = float(os.environ.get("ARM_READ_TIMEOUT", "65"))
 ARM_MAX_RETRIES = env_int("ARM_MAX_RETRIES", 3)
 ARM_BACKOFF_FACTOR = float(os.environ.get("ARM_BACKOFF_FACTOR", "0.8"))
 ARM_CHECK_DEADLINE = float(os.environ.get("ARM_CHECK_DEADLINE", "120"))
+# The longest single wait before a retry: a longer Retry-After ends the check as throttled ("try again
+# after ...") instead of holding a worker thread asleep.
+ARM_MAX_RETRY_WAIT = float(os.environ.get("ARM_MAX_RETRY_WAIT", "20"))
 ARM_MAX_BODY_BYTES = env_int("ARM_MAX_BODY_BYTES", 1024 * 1024)
 # ARM's write bucket per subscription and principal (checks.pacing): 200 tokens, refilled at 10 per second.
 ARM_WRITE_BUCKET_CAPACITY = float(os.environ.get("ARM_WRITE_BUCKET_CAPACITY", "200"))

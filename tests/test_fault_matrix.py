@@ -28,7 +28,7 @@ FAULTS = {
                                 ("failed", "azure_failure", 4), ("succeeded", "passed", 2)),
     "429 with retry-after-ms": ({"outcome": "throttled", **FAST_RETRY},
                                 ("failed", "throttled", 4), ("succeeded", "passed", 2)),
-    "429 Retry-After 30 s (past the deadline)": ({"outcome": "throttled", "retry_after": 30},
+    "429 Retry-After 30 s (longer than a check waits)": ({"outcome": "throttled", "retry_after": 30},
                                                  ("failed", "throttled", 1), ("failed", "throttled", 1)),
     "connection reset": ({"outcome": "reset"}, ("failed", "network", 4), ("succeeded", "passed", 2)),
     "stall before headers": ({"outcome": "stall_headers", "stall": 3},
