@@ -1,6 +1,7 @@
 """Sign-in, its callback, and sign-out (Microsoft Entra ID through dashboard.entra)."""
 
 import logging
+import time
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 FLOWS_KEY = "entra_flows"
 # Enough for a handful of tabs signing in at once; older pending flows are dropped.
 MAX_PENDING_FLOWS = 5
+# A sign-in left at the identity provider's page longer than this is stale and must start again.
+FLOW_MAX_AGE_SECONDS = 15 * 60
 
 
 def _redirect_uri(request: HttpRequest) -> str:
@@ -63,6 +66,7 @@ def begin_sign_in(
         log.exception("Could not start sign-in with the identity provider")
         raise SignInUnavailable from exc
     flow["next"] = _safe_next(request, next_url)
+    flow["started"] = time.time()
     if after:
         flow["after"] = after
     flows = request.session.get(FLOWS_KEY, {})
@@ -97,7 +101,7 @@ def signin_callback(request: HttpRequest) -> HttpResponse:
     flows = request.session.get(FLOWS_KEY, {})
     flow = flows.pop(request.GET.get("state", ""), None)
     request.session[FLOWS_KEY] = flows
-    if flow is None:
+    if flow is None or time.time() - flow.pop("started", 0) > FLOW_MAX_AGE_SECONDS:
         return _failure(
             request,
             "This sign-in link is no longer valid",

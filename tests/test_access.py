@@ -86,3 +86,10 @@ def test_another_tenants_server_cannot_be_checked_or_archived(client, charlie, s
     assert client.post(f"/servers/{server.pk}/run/", {"backup_name": "b1"}).status_code == 404
     assert client.post(f"/servers/{server.pk}/archive/").status_code == 404
     assert not Check.objects.exists()
+
+
+@pytest.mark.parametrize("path", ["/checks/{big}/", "/checks/{big}/row/", "/servers/{big}/", "/servers/{big}/row/",
+                                  "/batches/{big}/", "/batches/{big}/progress/"])
+def test_ids_beyond_any_integer_column_are_not_found_not_an_error(client, alice, path):
+    client.force_login(alice)
+    assert client.get(path.format(big="9" * 25)).status_code == 404

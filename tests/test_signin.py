@@ -138,3 +138,15 @@ def test_sign_in_is_unavailable_when_entra_cannot_be_reached(client, db, setting
     response = client.get("/auth/signin/")
     assert response.status_code == 503
     assert "could not be reached" in response.content.decode()
+
+
+def test_a_stale_callback_is_refused(client, sim, db, monkeypatch):
+    query = _authorize(client, ALICE["upn"])
+    import time as real_time
+
+    later = real_time.time() + 16 * 60
+    monkeypatch.setattr("dashboard.auth_views.time.time", lambda: later)
+    response = client.get("/auth/callback/", query)
+    assert response.status_code == 400
+    assert "no longer valid" in response.content.decode()
+    assert SESSION_KEY not in client.session
