@@ -291,3 +291,26 @@ def test_run_a_batch_and_watch_its_progress(page, app, demo_fleet, task_worker):
     expect(page.get_by_role("heading", name="Batch of 1 check")).to_be_visible()
     expect(page.locator("#batch-progress")).to_contain_text("1 / 1 done", timeout=SLOW)
     expect(page.locator("#batch-progress")).to_contain_text("pg-orders")
+
+
+# 11 ------------------------------------------------------------------------------------------------------
+def _assert_fits_the_screen(page):
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    wide = page.evaluate("""[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right >
+        document.documentElement.clientWidth + 1).slice(0, 5).map(e => e.tagName + '.' + e.className)""")
+    assert overflow <= 0, f"wider than the screen: {wide}"
+
+
+def test_the_server_list_and_a_check_read_on_a_phone(page, app, demo_fleet, task_worker):
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, app)
+    row = run_check(page, "pg-orders")
+    expect_finished(row, "Failed")
+    expect(row).to_contain_text("Server not ready")
+    # Rows stack as cards: nothing is wider than the screen.
+    _assert_fits_the_screen(page)
+    snap(page, "phone-server-list")
+    row.get_by_role("link", name=re.compile("ago|just now")).click()
+    expect(page.get_by_role("heading", name="Check of pg-orders")).to_be_visible()
+    _assert_fits_the_screen(page)
+    snap(page, "phone-check-detail")
