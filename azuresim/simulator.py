@@ -12,6 +12,7 @@ import time
 from . import pki
 from .arm import Arm
 from .entra import Entra
+from .inventory import Inventory
 from .state import World, load_scenario
 from .tokens import TokenService
 
@@ -59,6 +60,7 @@ class Simulator:
         urls = lambda: (self.https_url, self.http_url)  # noqa: E731
         self.entra = Entra(self.world, self.tokens, urls)
         self.arm = Arm(self.world, self.tokens, urls, self._stopping)
+        self.inventory = Inventory(self.arm, self.world, urls)
         for listener in self._listeners:
             thread = threading.Thread(
                 target=listener.serve_forever,
@@ -94,6 +96,8 @@ class Simulator:
         self.stop()
 
     def _route_https(self, req):
+        if self.inventory.serves(req):
+            return self.inventory.handle(req)
         if req.path.lower().startswith("/subscriptions/"):
             return self.arm.handle(req)
         return self.entra.route_https(req)

@@ -177,8 +177,8 @@ def _build_session() -> requests.Session:
         status=settings.ARM_MAX_RETRIES,
         other=0,
         status_forcelist=RETRY_STATUSES,
-        # ltrPreBackup only checks; retrying the POST changes nothing in Azure.
-        allowed_methods=frozenset({"POST"}),
+        # ltrPreBackup only checks, and the inventory only reads: retrying either changes nothing in Azure.
+        allowed_methods=frozenset({"POST", "GET"}),
         backoff_factor=settings.ARM_BACKOFF_FACTOR,
         backoff_jitter=settings.ARM_BACKOFF_FACTOR / 2,
         backoff_max=30,

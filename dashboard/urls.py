@@ -7,6 +7,7 @@ from dashboard import auth_views, views
 urlpatterns = [
     path("", views.server_list, name="server_list"),
     path("servers/add/", views.server_add, name="server_add"),
+    path("servers/import/", views.server_import, name="server_import"),
     path("servers/<int:pk>/", views.server_detail, name="server_detail"),
     path("servers/<int:pk>/row/", views.server_row, name="server_row"),
     path("servers/<int:pk>/archive/", views.server_archive, name="server_archive"),

@@ -6,6 +6,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -13,7 +14,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from checks.forms import RunCheckForm, proposed_backup_name
 from checks.models import Check
 from checks.views import poll_response
-from dashboard import fleet
+from dashboard import entra, fleet, inventory
+from dashboard.auth_views import SignInUnavailable, begin_sign_in, sign_in_unavailable
 from dashboard.forms import ServerFilterForm, ServerForm
 from dashboard.models import Server
 
@@ -111,3 +113,63 @@ def healthz(request: HttpRequest) -> HttpResponse:
     except Exception:
         return JsonResponse({"status": "database unavailable"}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+@require_http_methods(["GET", "POST"])
+def server_import(request: HttpRequest) -> HttpResponse:
+    """List the flexible servers the user can see in Azure, and register the ones they pick."""
+    if request.method == "POST":
+        return _import_selected(request)
+    token = entra.arm_token(request.user)
+    if token.access_token is None:
+        if not token.interaction_required:
+            messages.error(request, token.error_description or "Entra ID could not be reached.")
+            return redirect("server_list")
+        try:
+            return redirect(begin_sign_in(request, next_url=reverse("server_import"),
+                                          login_hint=request.user.upn or None))
+        except SignInUnavailable:
+            return sign_in_unavailable(request)
+    registered = {
+        (s.subscription_id.lower(), s.resource_group.lower(), s.name.lower())
+        for s in Server.objects.for_tenant(request.user.tenant_id).active()
+    }
+    groups, error = [], None
+    try:
+        for subscription in inventory.subscriptions(token.access_token, request.user.tenant_id):
+            try:
+                found = inventory.flexible_servers(token.access_token, subscription.id)
+                groups.append({"subscription": subscription, "error": None, "servers": [
+                    {"server": s, "registered": (s.subscription_id, s.resource_group.lower(), s.name.lower())
+                     in registered} for s in found]})
+            except inventory.InventoryError as exc:
+                groups.append({"subscription": subscription, "error": exc, "servers": []})
+    except inventory.InventoryError as exc:
+        error = exc
+    return render(request, "dashboard/server_import.html", {"groups": groups, "error": error})
+
+
+def _import_selected(request: HttpRequest) -> HttpResponse:
+    imported = already = invalid = 0
+    tenant = request.user.tenant_id
+    for value in request.POST.getlist("server")[:5000]:
+        subscription_id, _, rest = value.partition("|")
+        resource_group, _, name = rest.partition("|")
+        form = ServerForm({"subscription_id": subscription_id, "resource_group": resource_group, "name": name},
+                          tenant_id=tenant)
+        if form.is_valid():
+            server = form.save(commit=False)
+            server.tenant_id, server.added_by = tenant, request.user
+            server.save()
+            imported += 1
+        elif "__all__" in form.errors:
+            already += 1
+        else:
+            invalid += 1
+    parts = [f"Imported {imported} server{'s' if imported != 1 else ''}."]
+    if already:
+        parts.append(f"{already} already registered.")
+    if invalid:
+        parts.append(f"{invalid} not valid and left out.")
+    (messages.success if imported else messages.info)(request, " ".join(parts))
+    return redirect("server_list")
