@@ -27,6 +27,8 @@ class Inventory:
     def __init__(self, arm, world, urls):
         self.arm, self.world, self.urls = arm, world, urls
         self.page_size = PAGE_SIZE
+        # Tests set this to make every list call answer 429 with this Retry-After (seconds).
+        self.throttle_retry_after = None
 
     @staticmethod
     def serves(req) -> bool:
@@ -46,6 +48,9 @@ class Inventory:
         claims, failure = self.arm._authenticate(req, ctx, sub)
         if failure:
             return failure
+        if self.throttle_retry_after is not None:
+            return self.arm._error(ctx, 429, "TooManyRequests", "Too many read requests; retry later.",
+                                   headers=[("Retry-After", str(self.throttle_retry_after))])
         api_version = req.query.get("api-version", "")
         allowed = SUBSCRIPTION_API_VERSIONS if sub_id is None else API_VERSIONS
         if api_version not in allowed:

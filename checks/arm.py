@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
@@ -54,6 +55,17 @@ class _Call:
 
 
 _current_call: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("arm_call", default=None)
+
+
+@contextmanager
+def retry_budget(seconds: float, on_wait: Callable[[float, int | None], None] | None = None):
+    """Within this block, retries of ARM calls stop at `seconds` from now; yields the attempt record."""
+    call = _Call(deadline=time.monotonic() + seconds, on_wait=on_wait)
+    token = _current_call.set(call)
+    try:
+        yield call
+    finally:
+        _current_call.reset(token)
 
 
 class ArmRetry(Retry):
@@ -230,7 +242,6 @@ def ltr_pre_backup(
     correlation_id = str(uuid.uuid4())
     started = time.monotonic()
     deadline = started + (deadline_seconds if deadline_seconds is not None else settings.ARM_CHECK_DEADLINE)
-    call = _Call(deadline=deadline, on_wait=on_wait)
     headers = {
         "Authorization": f"Bearer {access_token}",
         "Content-Type": "application/json",
@@ -240,27 +251,25 @@ def ltr_pre_backup(
         "x-ms-return-client-request-id": "true",
     }
     ids = {"client_request_id": client_request_id, "correlation_request_id": correlation_id}
-    token = _current_call.set(call)
-    try:
-        response = session().post(
-            pre_backup_url(subscription_id, resource_group, server_name),
-            params={"api-version": api_version},
-            json={"backupSettings": {"backupName": backup_name}},
-            headers=headers,
-            timeout=(settings.ARM_CONNECT_TIMEOUT, settings.ARM_READ_TIMEOUT),
-            stream=True,
-            allow_redirects=False,
-        )
-    except requests.RequestException as exc:
-        return PreBackupResult(
-            category=Category.NETWORK,
-            summary=_network_summary(exc, call),
-            attempts=len(call.attempts),
-            attempt_log=call.attempts,
-            **ids,
-        )
-    finally:
-        _current_call.reset(token)
+    with retry_budget(deadline - started, on_wait) as call:
+        try:
+            response = session().post(
+                pre_backup_url(subscription_id, resource_group, server_name),
+                params={"api-version": api_version},
+                json={"backupSettings": {"backupName": backup_name}},
+                headers=headers,
+                timeout=(settings.ARM_CONNECT_TIMEOUT, settings.ARM_READ_TIMEOUT),
+                stream=True,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            return PreBackupResult(
+                category=Category.NETWORK,
+                summary=_network_summary(exc, call),
+                attempts=len(call.attempts),
+                attempt_log=call.attempts,
+                **ids,
+            )
 
     with response:
         if response.raw is not call.last_retried:

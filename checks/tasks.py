@@ -11,9 +11,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.tasks import task
+from django.db.models import Q
+from django.tasks import TaskResultStatus, task
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
+from django_tasks_db.models import DBTaskResult
 
 from checks import arm, pacing
 from checks.models import Batch, Check
@@ -87,18 +89,32 @@ def cancel_batch(batch: Batch) -> int:
 
 
 def mark_interrupted(stale_after: float | None = None) -> int:
-    """Checks still running long after any check could take lost their worker: say so, free the server."""
+    """Checks whose worker or task was lost: say so, and free their server for a new check.
+
+    Running too long: the worker died mid-check. Queued too long *and* its task is no longer waiting:
+    the task was lost (claimed by a worker that died before it claimed the check, or failed before it
+    started). A queued check whose task still waits its turn (a long batch, paced) is left alone.
+    """
     seconds = settings.CHECK_STALE_AFTER if stale_after is None else stale_after
     cutoff = timezone.now() - timedelta(seconds=seconds)
-    count = Check.objects.filter(status=Check.Status.RUNNING, started_at__lt=cutoff).update(
-        status=Check.Status.INTERRUPTED,
-        category=Category.NETWORK,
-        finished_at=timezone.now(),
-        summary=f"The worker running this check stopped (killed or crashed) and it did not finish within "
-                f"{seconds:.0f} s; run it again.",
-    )
+    reason = {
+        "status": Check.Status.INTERRUPTED,
+        "category": Category.NETWORK,
+        "finished_at": timezone.now(),
+        "summary": f"The worker running this check stopped (killed or crashed) and it did not finish within "
+                   f"{seconds:.0f} s; run it again.",
+    }
+    count = Check.objects.filter(status=Check.Status.RUNNING, started_at__lt=cutoff).update(**reason)
+    for pk in Check.objects.filter(status=Check.Status.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True):
+        waiting = DBTaskResult.objects.filter(args_kwargs__args__0=pk).filter(
+            Q(status=TaskResultStatus.READY) | Q(status=TaskResultStatus.RUNNING, started_at__gte=cutoff)
+        )
+        if not waiting.exists():
+            count += Check.objects.filter(pk=pk, status=Check.Status.QUEUED).update(
+                **{**reason, "summary": "The task behind this check was lost before it started; run it again."}
+            )
     if count:
-        log.warning("Marked %s check(s) interrupted: their worker stopped mid-check", count)
+        log.warning("Marked %s check(s) interrupted: their worker or task was lost", count)
     return count
 
 
@@ -143,10 +159,12 @@ def _run(check: Check) -> None:
 
     def on_wait(seconds: float, status: int | None) -> None:
         why = "throttled by Azure" if status == 429 else f"Azure answered {status}" if status else "connection failed"
-        Check.objects.filter(pk=check.pk).update(summary=f"{why}, retrying in {max(1, round(seconds))} s")
+        Check.objects.filter(pk=check.pk, status=Check.Status.RUNNING).update(
+            summary=f"{why}, retrying in {max(1, round(seconds))} s"
+        )
 
     def on_pace(seconds: float) -> None:
-        Check.objects.filter(pk=check.pk).update(
+        Check.objects.filter(pk=check.pk, status=Check.Status.RUNNING).update(
             summary=f"waiting for Azure's write limit on this subscription, about {max(1, round(seconds))} s"
         )
 
@@ -218,8 +236,16 @@ def _answer_fields(result: arm.PreBackupResult) -> dict:
     }
 
 
-def _finish(check: Check, **fields) -> None:
+def _finish(check: Check, **fields) -> bool:
+    """Write the end of a check, only if it is still where this worker left it (queued or running).
+
+    A check the reaper already marked interrupted, or a batch cancelled, is history: it is not rewritten.
+    """
     fields.setdefault("finished_at", timezone.now())
-    for name, value in fields.items():
-        setattr(check, name, value)
-    Check.objects.filter(pk=check.pk).update(**fields)
+    written = Check.objects.filter(pk=check.pk, status__in=Check.ACTIVE_STATUSES).update(**fields)
+    if written:
+        for name, value in fields.items():
+            setattr(check, name, value)
+    else:
+        log.warning("Check %s had already ended (%s); its late result was not recorded", check.pk, check.status)
+    return bool(written)

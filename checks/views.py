@@ -201,7 +201,8 @@ def batch_create(request: HttpRequest) -> HttpResponse:
     if request.POST.get("scope") == "all":
         servers = list(matching)
     else:
-        ids = [int(v) for v in request.POST.getlist("server") if v.isdigit() and len(v) < 19]
+        # isascii(): "²".isdigit() is true, and int("²") fails.
+        ids = [int(v) for v in request.POST.getlist("server") if v.isascii() and v.isdigit() and len(v) < 19]
         servers = list(matching.filter(pk__in=ids))
     back = reverse("server_list") + (f"?{request.POST.get('query')}" if request.POST.get("query") else "")
     if not servers:

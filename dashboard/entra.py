@@ -30,11 +30,19 @@ _http_cache: dict = {}
 _end_session_endpoint: str | None = None
 
 
+class _TimeoutSession(requests.Session):
+    """MSAL passes no timeout to a client it is given; without one a silent Entra ID hangs a worker."""
+
+    def request(self, *args, **kwargs):
+        kwargs.setdefault("timeout", (settings.ARM_CONNECT_TIMEOUT, settings.ENTRA_READ_TIMEOUT))
+        return super().request(*args, **kwargs)
+
+
 def http_client() -> requests.Session:
     global _http
     with _lock:
         if _http is None:
-            _http = requests.Session()
+            _http = _TimeoutSession()
             if settings.AZURE_CA_BUNDLE:
                 _http.verify = settings.AZURE_CA_BUNDLE
                 _http.trust_env = False

@@ -11,7 +11,7 @@ import requests
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
-from checks.arm import session
+from checks.arm import retry_budget, session
 
 SUBSCRIPTIONS_API_VERSION = "2022-12-01"
 MAX_PAGES = 100
@@ -43,11 +43,14 @@ def _get_all(access_token: str, url: str, params: dict | None) -> list[dict]:
     items: list[dict] = []
     for _ in range(MAX_PAGES):
         try:
-            response = session().get(
-                url, params=params, timeout=(settings.ARM_CONNECT_TIMEOUT, settings.ARM_READ_TIMEOUT),
-                headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
-                allow_redirects=False,
-            )
+            # A page request runs inside a web request: retries get a short budget, and a long
+            # Retry-After is reported rather than slept through.
+            with retry_budget(settings.ARM_MAX_RETRY_WAIT):
+                response = session().get(
+                    url, params=params, timeout=(settings.ARM_CONNECT_TIMEOUT, settings.ARM_READ_TIMEOUT),
+                    headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+                    allow_redirects=False,
+                )
         except requests.RequestException as exc:
             raise InventoryError(f"Azure Resource Manager could not be reached ({type(exc).__name__}).") from None
         request_id = response.headers.get("x-ms-request-id", "")

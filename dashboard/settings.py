@@ -242,9 +242,19 @@ ARM_MAX_BODY_BYTES = env_int("ARM_MAX_BODY_BYTES", 1024 * 1024)
 # ARM's write bucket per subscription and principal (checks.pacing): 200 tokens, refilled at 10 per second.
 ARM_WRITE_BUCKET_CAPACITY = float(os.environ.get("ARM_WRITE_BUCKET_CAPACITY", "200"))
 ARM_WRITE_BUCKET_REFILL_PER_SECOND = float(os.environ.get("ARM_WRITE_BUCKET_REFILL_PER_SECOND", "10"))
-# A check still "running" this long after it started lost its worker (killed, crashed): it is marked
-# interrupted. Longer than any check can take: the deadline plus one read timeout plus a margin.
-CHECK_STALE_AFTER = float(os.environ.get("CHECK_STALE_AFTER", "300"))
+# Entra ID's token endpoint and discovery: how long to wait for an answer.
+ENTRA_READ_TIMEOUT = float(os.environ.get("ENTRA_READ_TIMEOUT", "30"))
+# A check still "running" (or "queued") this long after it started lost its worker (killed, crashed): it
+# is marked interrupted. It must be longer than any check can take, or a live check would be marked.
+CHECK_STALE_AFTER = float(os.environ.get("CHECK_STALE_AFTER", "600"))
+_LONGEST_CHECK = (
+    2 * ENTRA_READ_TIMEOUT + ARM_CHECK_DEADLINE + 2 * (ARM_READ_TIMEOUT + ARM_CONNECT_TIMEOUT)
+)  # a token refresh, the call (deadline plus one read past it), a CAE refresh and its second call
+if CHECK_STALE_AFTER <= _LONGEST_CHECK:
+    raise ImproperlyConfigured(
+        f"CHECK_STALE_AFTER ({CHECK_STALE_AFTER:.0f} s) must be longer than the longest a check can take with "
+        f"these timeouts ({_LONGEST_CHECK:.0f} s), or live checks would be marked interrupted."
+    )
 # A server whose last passing check is older than this counts as stale on the server list.
 STALE_AFTER_HOURS = float(os.environ.get("STALE_AFTER_HOURS", "24"))
 # Checks one worker process runs at once (threads); many at once is what lets a sweep keep up with ARM.

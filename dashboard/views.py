@@ -3,7 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -75,17 +75,29 @@ def server_add(request: HttpRequest) -> HttpResponse:
         server = form.save(commit=False)
         server.tenant_id = request.user.tenant_id
         server.added_by = request.user
-        server.save()
-        messages.success(request, f"Registered {server.name}.")
-        return redirect("server_list")
+        if _register(server):
+            messages.success(request, f"Registered {server.name}.")
+            return redirect("server_list")
+        form.add_error(None, "This server is already registered (names are compared without regard to case).")
     status = 400 if request.method == "POST" else 200
     return render(request, "dashboard/server_form.html", {"form": form}, status=status)
+
+
+def _register(server: Server) -> bool:
+    """Save a new registration; False if another request registered the same server a moment before
+    (the form checked, but two clicks can pass that check together; the unique index decides)."""
+    try:
+        with transaction.atomic():
+            server.save()
+    except IntegrityError:
+        return False
+    return True
 
 
 @require_GET
 def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
     server = _get_server_for_user(request, pk, active_only=False)
-    checks = Check.objects.filter(server=server).newest_first()
+    checks = Check.objects.filter(server=server).for_history()
     page = Paginator(checks, 25).get_page(request.GET.get("page"))
     context = {**server_row_context(server), "page": page}
     return render(request, "dashboard/server_detail.html", context)
@@ -160,8 +172,10 @@ def _import_selected(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             server = form.save(commit=False)
             server.tenant_id, server.added_by = tenant, request.user
-            server.save()
-            imported += 1
+            if _register(server):
+                imported += 1
+            else:
+                already += 1
         elif "__all__" in form.errors:
             already += 1
         else:

@@ -95,7 +95,7 @@ def test_another_tenant_cannot_see_or_touch_a_batch_or_smuggle_servers_in(client
     assert list(smuggled.checks.values_list("server__name", flat=True)) == ["pg-fabrikam-01"]
 
 
-@pytest.mark.parametrize("ids", [["abc"], ["-1"], ["99999999999999999999999"], [""]])
+@pytest.mark.parametrize("ids", [["abc"], ["-1"], ["99999999999999999999999"], [""], ["²"], ["١٢"]])
 def test_bad_server_ids_are_ignored(client, alice_in, fleet, ids):
     response = client.post("/batches/", {"scope": "selected", "server": ids})
     assert response.status_code == 302

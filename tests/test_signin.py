@@ -69,13 +69,21 @@ def test_tokens_are_reused_silently_after_sign_in(client, sim, fleet, worker):
     assert sim.stats.token_calls(ALICE["upn"]) == before, "no token request after the sign-in's code redemption"
 
 
-def test_a_replayed_callback_is_refused_and_creates_no_session(client, sim, db):
+def test_a_replayed_callback_is_refused(client, sim, db):
+    query = _authorize(client, ALICE["upn"])
+    assert client.get("/auth/callback/", query).status_code == 302
+    # Same browser, same session: the used flow is gone, so the replay never reaches Entra ID.
+    response = client.get("/auth/callback/", query)
+    assert response.status_code == 400
+    assert "no longer valid" in response.content.decode()
+
+
+def test_a_callback_replayed_in_another_browser_creates_no_session(client, sim, db):
     query = _authorize(client, ALICE["upn"])
     assert client.get("/auth/callback/", query).status_code == 302
     client.cookies.clear()
     response = client.get("/auth/callback/", query)
     assert response.status_code == 400
-    assert "no longer valid" in response.content.decode()
     assert SESSION_KEY not in client.session
 
 
