@@ -44,17 +44,23 @@ def filtered_servers(request: HttpRequest, data) -> tuple[ServerFilterForm, obje
     return form, everything, fleet.apply_filters(everything, form.cleaned_data if form.is_bound else {})
 
 
+SERVERS_PER_PAGE = 100
+
+
 @require_GET
 def server_list(request: HttpRequest) -> HttpResponse:
     form, everything, selected = filtered_servers(request, request.GET)
-    servers = list(selected.for_list())
+    page = Paginator(selected.for_list(), SERVERS_PER_PAGE).get_page(request.GET.get("page"))
+    servers = list(page.object_list)
     strips = fleet.recent_outcomes([s.pk for s in servers])
     rows = [{**server_row_context(server), "strip": strips[server.pk]} for server in servers]
-    query = request.GET.urlencode()
+    filters = request.GET.copy()
+    filters.pop("page", None)
+    query = filters.urlencode()
     return render(
         request,
         "dashboard/server_list.html",
-        {"rows": rows, "form": form, "counts": fleet.counts(everything), "total": everything.count(),
+        {"rows": rows, "page": page, "form": form, "counts": fleet.counts(everything), "total": everything.count(),
          "query": query, "filtered": bool(query)},
     )
 

@@ -115,3 +115,18 @@ def test_the_server_list_counts_filters_and_shows_the_outcome_strip(client, alic
     assert "pg-staging-01" in searched and "pg-orders" not in searched
     bad = client.get("/", {"state": "exploded"})
     assert bad.status_code == 200 and "not valid" in bad.content.decode()
+
+
+def test_the_server_list_pages_a_large_fleet_and_run_all_covers_every_page(client, alice_in, django_assert_max_num_queries):
+    from dashboard.models import Server
+
+    Server.objects.bulk_create([Server(tenant_id=ALICE["tid"], subscription_id=STAGING, resource_group="rg-big",
+                                       name=f"pg-big-{i:03d}") for i in range(250)])
+    with django_assert_max_num_queries(20):
+        first = client.get("/").content.decode()
+    assert first.count('class="server-row"') == 100
+    assert "Page 1 of 3" in first and "Run on all 250 servers" in first
+    third = client.get("/", {"page": 3}).content.decode()
+    assert third.count('class="server-row"') == 50
+    client.post("/batches/", {"scope": "all"})
+    assert Batch.objects.get().checks.count() == 250
