@@ -38,8 +38,8 @@ class Check(models.Model):
         INTERRUPTED = "interrupted", "Interrupted"
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
-    # What "re-run the failed checks" of a batch picks up.
-    RERUNNABLE_STATUSES = (Status.FAILED, Status.SIGNIN_REQUIRED, Status.INTERRUPTED, Status.CANCELLED)
+    # What "re-run the failed checks" of a batch picks up (not the cancelled: nobody asked for those).
+    RERUNNABLE_STATUSES = (Status.FAILED, Status.SIGNIN_REQUIRED, Status.INTERRUPTED)
 
     server = models.ForeignKey("dashboard.Server", on_delete=models.PROTECT, related_name="checks")
     batch = models.ForeignKey("checks.Batch", on_delete=models.PROTECT, null=True, blank=True, related_name="checks")
@@ -167,13 +167,15 @@ class Batch(models.Model):
         total = sum(counts.values())
         active = counts.get(Check.Status.QUEUED, 0) + counts.get(Check.Status.RUNNING, 0)
         done = total - active
+        cancelled = counts.get(Check.Status.CANCELLED, 0)
         return {
             "total": total,
             "done": done,
             "queued": counts.get(Check.Status.QUEUED, 0),
             "running": counts.get(Check.Status.RUNNING, 0),
             "passed": counts.get(Check.Status.SUCCEEDED, 0),
-            "failed": done - counts.get(Check.Status.SUCCEEDED, 0),
+            "failed": done - counts.get(Check.Status.SUCCEEDED, 0) - cancelled,
+            "cancelled": cancelled,
             "percent": round(100 * done / total) if total else 100,
             "finished": active == 0,
         }

@@ -69,7 +69,8 @@ def run(request: HttpRequest, pk: int) -> HttpResponse:
         elif notice:
             messages.info(request, notice)
         return redirect("server_detail", pk=server.pk)
-    context = {**server_row_context(server, form, notice), "strip": fleet.recent_outcomes([server.pk])[server.pk]}
+    context = {**server_row_context(server, form, notice, request=request),
+               "strip": fleet.recent_outcomes([server.pk])[server.pk]}
     response = render(request, "dashboard/server_list.html#server-row", context, status=status)
     if queued:
         # The server page's history listens for this and shows the new check at the top.
@@ -245,7 +246,8 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
 def batch_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk)
     cancelled = cancel_batch(batch)
-    messages.success(request, f"Cancelled {cancelled} queued check(s); checks already running will finish.")
+    messages.success(request, f"Cancelled {cancelled} queued check{'s' if cancelled != 1 else ''}; "
+                              "checks already running will finish.")
     return redirect("batch_detail", pk=batch.pk)
 
 

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -171,3 +172,18 @@ def signout(request: HttpRequest) -> HttpResponse:
 @require_GET
 def signed_out(request: HttpRequest) -> HttpResponse:
     return render(request, "auth/signed_out.html")
+
+
+@login_not_required
+@require_GET
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """The admin's own password form is useless here (people sign in with Entra ID): signed-out visitors
+    go to Entra sign-in, staff go on, everyone else is told plainly that the admin is for operators."""
+    next_url = _safe_next(request, request.GET.get("next") or "/admin/")
+    if not request.user.is_authenticated:
+        return redirect_to_login(next_url)
+    if request.user.is_staff:
+        return redirect(next_url)
+    return render(request, "403.html", {
+        "message": "The admin pages are for the dashboard's operators (staff). Ask an operator if you need access.",
+    }, status=403)

@@ -7,8 +7,9 @@ from dashboard.validators import validate_resource_group, validate_server_name, 
 
 
 class ServerForm(forms.ModelForm):
+    # No HTML maxlength of 36: a pasted id with spaces around it would be cut short before it is trimmed.
     subscription_id = forms.CharField(
-        label="Subscription id", max_length=36, validators=[validate_subscription_id],
+        label="Subscription id", max_length=80, validators=[validate_subscription_id],
         help_text="The UUID of the Azure subscription.",
     )
     resource_group = forms.CharField(label="Resource group", max_length=90, validators=[validate_resource_group])

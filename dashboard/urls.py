@@ -11,6 +11,7 @@ urlpatterns = [
     path("servers/<int:pk>/", views.server_detail, name="server_detail"),
     path("servers/<int:pk>/row/", views.server_row, name="server_row"),
     path("servers/<int:pk>/archive/", views.server_archive, name="server_archive"),
+    path("servers/<int:pk>/restore/", views.server_restore, name="server_restore"),
     path("servers/<int:pk>/run/", checks_views.run, name="run_check"),
     path("checks/", checks_views.history, name="history"),
     path("checks/export.csv", checks_views.export, name="history_export"),
@@ -27,5 +28,6 @@ urlpatterns = [
     path("auth/signout/", auth_views.signout, name="signout"),
     path("auth/signed-out/", auth_views.signed_out, name="signed_out"),
     path("healthz", views.healthz, name="healthz"),
+    path("admin/login/", auth_views.admin_login, name="admin_login"),
     path("admin/", admin.site.urls),
 ]

@@ -27,11 +27,13 @@ def _get_server_for_user(request: HttpRequest, pk: int, *, active_only: bool = T
     return get_object_or_404(servers, pk=pk)
 
 
-def server_row_context(server: Server, form: RunCheckForm | None = None, notice: str = "") -> dict:
+def server_row_context(server: Server, form: RunCheckForm | None = None, notice: str = "", request=None) -> dict:
     return {
         "server": server,
         "run_form": form or RunCheckForm(initial={"backup_name": proposed_backup_name(server.name)}),
         "notice": notice,
+        # The same row sits on the server's own page, without the list's checkbox and link.
+        "on_detail": request is not None and "on_detail" in (request.GET if request.method == "GET" else request.POST),
     }
 
 
@@ -69,7 +71,9 @@ def server_list(request: HttpRequest) -> HttpResponse:
 def server_row(request: HttpRequest, pk: int) -> HttpResponse:
     """The server's row on the list, polled by htmx while its check is queued or running."""
     server = _get_server_for_user(request, pk)
-    context = {**server_row_context(server), "strip": fleet.recent_outcomes([server.pk])[server.pk]}
+    context = {**server_row_context(server, request=request), "strip": fleet.recent_outcomes([server.pk])[server.pk],
+               # Screen readers hear the result once, when the poll brings the finished row.
+               "announce": server.last_check is not None and not server.last_check.is_active}
     response = render(request, "dashboard/server_list.html#server-row", context)
     return poll_response(response, server.last_check)
 
@@ -90,11 +94,27 @@ def server_add(request: HttpRequest) -> HttpResponse:
 
 
 def _register(server: Server) -> bool:
-    """Save a new registration; False if another request registered the same server a moment before
-    (the form checked, but two clicks can pass that check together; the unique index decides)."""
+    """Save a registration; False if another request registered the same server a moment before (the
+    form checked, but two clicks can pass that check together; the unique index decides).
+
+    A server registered before and archived comes back with its history rather than as a stranger.
+    """
+    archived = (
+        Server.objects.for_tenant(server.tenant_id)
+        .filter(archived_at__isnull=False)
+        .matching(server.subscription_id, server.resource_group, server.name)
+        .order_by("-archived_at")
+        .first()
+    )
     try:
         with transaction.atomic():
-            server.save()
+            if archived is not None:
+                archived.archived_at = None
+                archived.label = server.label or archived.label
+                archived.save(update_fields=["archived_at", "label"])
+                server.pk = archived.pk
+            else:
+                server.save()
     except IntegrityError:
         return False
     return True
@@ -117,8 +137,22 @@ def server_archive(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("server_detail", pk=server.pk)
     server.archived_at = timezone.now()
     server.save(update_fields=["archived_at"])
-    messages.success(request, f"Archived {server.name}. Its check history stays in the history page.")
+    messages.success(request, f"Archived {server.name}. Its history is kept; restore it from its page "
+                              "or by registering it again.")
     return redirect("server_list")
+
+
+@require_POST
+def server_restore(request: HttpRequest, pk: int) -> HttpResponse:
+    server = _get_server_for_user(request, pk, active_only=False)
+    try:
+        with transaction.atomic():
+            Server.objects.filter(pk=server.pk).update(archived_at=None)
+    except IntegrityError:  # registered again meanwhile as a new entry
+        messages.error(request, f"{server.name} is registered already; this archived entry stays archived.")
+        return redirect("server_detail", pk=pk)
+    messages.success(request, f"Restored {server.name}; its history is back on the list.")
+    return redirect("server_detail", pk=pk)
 
 
 @login_not_required
@@ -164,7 +198,8 @@ def server_import(request: HttpRequest) -> HttpResponse:
                 groups.append({"subscription": subscription, "error": exc, "servers": []})
     except inventory.InventoryError as exc:
         error = exc
-    return render(request, "dashboard/server_import.html", {"groups": groups, "error": error})
+    importable = sum(not row["registered"] for group in groups for row in group["servers"])
+    return render(request, "dashboard/server_import.html", {"groups": groups, "error": error, "importable": importable})
 
 
 def _import_selected(request: HttpRequest) -> HttpResponse:

@@ -23,7 +23,7 @@ def test_selected_servers_run_as_one_batch(client, alice_in, fleet, worker):
     assert response.status_code == 302 and response["Location"] == f"/batches/{batch.pk}/"
     assert (batch.started_by, batch.started_by_name, batch.tenant_id) == (alice_in, "Alice Admin", ALICE["tid"])
     assert sorted(batch.checks.values_list("server__name", flat=True)) == ["pg-orders", "pg-payments-01", "pg-staging-01"]
-    assert batch.progress() == {"total": 3, "done": 0, "queued": 3, "running": 0, "passed": 0, "failed": 0,
+    assert batch.progress() == {"total": 3, "done": 0, "queued": 3, "running": 0, "passed": 0, "failed": 0, "cancelled": 0,
                                 "percent": 0, "finished": False}
     polling = client.get(f"/batches/{batch.pk}/progress/")
     assert polling.status_code == 200 and 'hx-trigger="every 1s"' in polling.content.decode()
@@ -70,6 +70,21 @@ def test_cancel_cancels_queued_checks_only(client, alice_in, fleet, worker):
     assert Batch.objects.get().cancelled_at is not None
 
 
+def test_cancelled_checks_are_counted_apart_and_not_re_run(client, alice_in, fleet, worker):
+    start(client, "pg-orders", "pg-staging-01", fleet=fleet)
+    batch = Batch.objects.get()
+    Check.objects.filter(server=fleet["pg-orders"]).update(status="running")
+    client.post(f"/batches/{batch.pk}/cancel/")
+    Check.objects.filter(server=fleet["pg-orders"]).update(status="failed")
+    progress = batch.progress()
+    assert (progress["failed"], progress["cancelled"], progress["passed"]) == (1, 1, 0)
+    html = client.get(f"/batches/{batch.pk}/progress/").content.decode()
+    assert "1 cancelled" in html and "Re-run the 1 not passed" in html
+    client.post(f"/batches/{batch.pk}/rerun-failed/")
+    rerun = Batch.objects.exclude(pk=batch.pk).get()
+    assert list(rerun.checks.values_list("server__name", flat=True)) == ["pg-orders"]
+
+
 def test_rerun_failed_starts_a_batch_of_the_failures_only(client, alice_in, fleet, worker):
     start(client, "pg-payments-01", "pg-orders", "pg-analytics", fleet=fleet)
     worker()
@@ -114,7 +129,7 @@ def test_the_server_list_counts_filters_and_shows_the_outcome_strip(client, alic
     searched = client.get("/", {"q": "staging"}).content.decode()
     assert "pg-staging-01" in searched and "pg-orders" not in searched
     bad = client.get("/", {"state": "exploded"})
-    assert bad.status_code == 200 and "not valid" in bad.content.decode()
+    assert bad.status_code == 200 and "State: Select a valid choice" in bad.content.decode()
 
 
 def test_the_server_list_pages_a_large_fleet_and_run_all_covers_every_page(client, alice_in, django_assert_max_num_queries):

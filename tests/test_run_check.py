@@ -56,6 +56,7 @@ def test_the_worker_finishes_the_check_and_the_poll_stops(client, alice_in, serv
     html = response.content.decode()
     assert "Passed" in html and "<strong>1</strong> container" in html
     assert "hx-trigger" not in html
+    assert '<div id="live-announcer" hx-swap-oob="true"' in html and "pg-payments-01: Passed, 1 container." in html
 
 
 def test_a_second_click_while_queued_does_not_start_a_duplicate(client, alice_in, server, worker):

@@ -76,14 +76,39 @@ def test_another_tenant_may_register_the_same_server(client, alice, charlie):
     assert Server.objects.count() == 2
 
 
-def test_an_archived_server_can_be_registered_again(client_alice):
+def test_registering_an_archived_server_again_restores_it_with_its_history(client_alice):
     client_alice.post("/servers/add/", VALID)
     server = Server.objects.get()
     client_alice.post(f"/servers/{server.pk}/archive/")
-    response = client_alice.post("/servers/add/", VALID)
+    assert Server.objects.active().count() == 0
+    response = client_alice.post("/servers/add/", {**VALID, "name": "PG-NEW-01", "label": ""})
     assert response.status_code == 302
-    assert Server.objects.active().count() == 1
-    assert Server.objects.count() == 2
+    restored = Server.objects.get()
+    assert (restored.pk, restored.archived_at, restored.label) == (server.pk, None, "New one")
+
+
+def test_an_archived_server_can_be_restored_from_its_page(client_alice):
+    client_alice.post("/servers/add/", VALID)
+    server = Server.objects.get()
+    client_alice.post(f"/servers/{server.pk}/archive/")
+    page = client_alice.get(f"/servers/{server.pk}/").content.decode()
+    assert f'action="/servers/{server.pk}/restore/"' in page
+    client_alice.post(f"/servers/{server.pk}/restore/")
+    assert Server.objects.get().archived_at is None
+
+
+def test_archiving_asks_first(client_alice):
+    client_alice.post("/servers/add/", VALID)
+    page = client_alice.get(f"/servers/{Server.objects.get().pk}/").content.decode()
+    assert 'data-confirm="Archive pg-new-01?' in page
+
+
+def test_a_pasted_subscription_id_with_spaces_is_trimmed_not_cut(client_alice):
+    response = client_alice.post("/servers/add/", {**VALID, "subscription_id": f"  {PROD.upper()}  "})
+    assert response.status_code == 302
+    assert Server.objects.get().subscription_id == PROD
+    form = client_alice.get("/servers/add/").content.decode()
+    assert 'maxlength="36"' not in form
 
 
 def test_the_form_escapes_what_was_typed(client_alice):

@@ -34,7 +34,7 @@ def test_all_pages_of_a_long_list_are_read(client, signed_in, sim):
         html = client.get("/servers/import/").content.decode()
     finally:
         sim.inventory.page_size = 50
-    assert html.count('name="server"') == 10
+    assert html.count('name="server"') == 11
 
 
 def test_picked_servers_are_registered_in_the_users_tenant(client, signed_in):
@@ -71,3 +71,19 @@ def test_an_unreachable_azure_is_explained(client, signed_in, settings, settings
         setattr(settings, name, value)
     html = client.get("/servers/import/").content.decode()
     assert "could not be listed" in html and "could not be reached" in html
+
+
+def test_nothing_new_to_import_says_so(client, signed_in):
+    signed_in(CHARLIE["upn"])
+    make_server(tenant_id=CHARLIE["tid"], subscription_id="0b5e0003-0000-4000-8000-000000000003",
+                resource_group="rg-fabrikam", name="pg-fabrikam-01")
+    html = client.get("/servers/import/").content.decode()
+    assert "nothing new to import" in html and "Import selected servers" not in html
+
+
+def test_the_admin_tells_a_non_operator_plainly(client, alice):
+    client.force_login(alice)
+    response = client.get("/admin/", follow=True)
+    assert response.status_code == 403
+    assert "for the dashboard&#x27;s operators" in response.content.decode()
+    assert 'name="password"' not in response.content.decode()

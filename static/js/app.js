@@ -13,6 +13,12 @@ document.addEventListener("click", function (event) {
   });
 });
 
+// Forms that do something hard to undo ask first.
+document.addEventListener("submit", function (event) {
+  const form = event.target.closest("form[data-confirm]");
+  if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+});
+
 // An htmx request that fails outright (network down, 500) must not look like nothing happened.
 document.addEventListener("htmx:responseError", function (event) {
   const row = event.detail.elt.closest("tr");

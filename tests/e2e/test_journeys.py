@@ -265,7 +265,10 @@ def test_run_a_check_with_the_keyboard(page, app, demo_fleet, task_worker):
     page.keyboard.press("Enter")
 
     expect(first_row.locator(".badge")).not_to_have_text("Never checked")
+    # The row was swapped, but the keyboard user is still on its button, and hears the result.
+    expect(first_row.get_by_role("button", name="Run pre-backup check")).to_be_focused()
     expect(first_row.locator(".badge")).to_have_text(re.compile(r"^(Passed|Failed)$"), timeout=SLOW)
+    expect(page.locator("#live-announcer")).to_contain_text(re.compile(r"(Passed|Failed)"))
     assert Check.objects.count() == 1
 
 
@@ -287,7 +290,7 @@ def test_run_a_batch_and_watch_its_progress(page, app, demo_fleet, task_worker):
     expect(progress).not_to_have_attribute("hx-get", re.compile(".*"))
     snap(page, "batch")
 
-    page.get_by_role("button", name="Re-run failed").click()
+    page.get_by_role("button", name="Re-run the 1 not passed").click()
     expect(page.get_by_role("heading", name="Batch of 1 check")).to_be_visible()
     expect(page.locator("#batch-progress")).to_contain_text("1 / 1 done", timeout=SLOW)
     expect(page.locator("#batch-progress")).to_contain_text("pg-orders")

@@ -68,7 +68,7 @@ class Command(BaseCommand):
             start("worker", [python, "manage.py", "checks_worker", "--interval", "0.2"])
             start("web", [python, "manage.py", "runserver", f"{host}:{port}", "--noreload", "--skip-checks"])
             self.stdout.write(self.style.SUCCESS(
-                f"\nDashboard: http://{host}:{port}/  (sign in as alice@contoso.example or bob@contoso.example)\n"
+                f"\nDashboard: http://{host}:{port}/  (sign in as Alice or Bob of Contoso, or Charlie of Fabrikam)\n"
                 "Press Ctrl-C to stop.\n"
             ))
             while all(proc.poll() is None for _, proc in processes):
