@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from checks.forms import HistoryFilterForm, RunCheckForm
 from checks.models import Batch, Check
 from checks.tasks import AlreadyActive, cancel_batch, queue_batch, queue_check
-from dashboard import entra
+from dashboard import entra, fleet
 from dashboard.auth_views import SignInUnavailable, begin_sign_in, sign_in_unavailable
 from dashboard.models import Server
 
@@ -39,8 +39,6 @@ def poll_response(response: HttpResponse, check: Check | None) -> HttpResponse:
 @require_POST
 def run(request: HttpRequest, pk: int) -> HttpResponse:
     """Queue a check of one server. htmx gets the server's row back; a plain form post is redirected."""
-    from dashboard import fleet
-    from dashboard.views import server_row_context
 
     server = get_object_or_404(
         Server.objects.for_tenant(request.user.tenant_id).active().select_related("last_check"), pk=pk
@@ -69,7 +67,7 @@ def run(request: HttpRequest, pk: int) -> HttpResponse:
         elif notice:
             messages.info(request, notice)
         return redirect("server_detail", pk=server.pk)
-    context = {**server_row_context(server, form, notice, request=request),
+    context = {**fleet.server_row_context(server, form, notice, request=request),
                "strip": fleet.recent_outcomes([server.pk])[server.pk]}
     response = render(request, "dashboard/server_list.html#server-row", context, status=status)
     if queued:
@@ -196,9 +194,7 @@ def _get_batch_for_user(request: HttpRequest, pk: int) -> Batch:
 @require_POST
 def batch_create(request: HttpRequest) -> HttpResponse:
     """Run the check on the selected servers, or on all servers matching the list's filters."""
-    from dashboard.views import filtered_servers
-
-    form, _, matching = filtered_servers(request, request.POST)
+    form, _, matching = fleet.filtered_servers(request, request.POST)
     if request.POST.get("scope") == "all":
         servers = list(matching)
     else:

@@ -1,14 +1,18 @@
-"""What the server list shows about the fleet: filters, the counts at the top, each server's recent outcomes."""
+"""What the server list shows about the fleet: filters, the counts at the top, each server's recent
+outcomes, and the context of one server's row (shared by the list, the row poll and the run view)."""
 
 from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
+from django.http import HttpRequest
 from django.utils import timezone
 
+from checks.forms import RunCheckForm, proposed_backup_name
 from checks.models import Check
-from dashboard.models import ServerQuerySet
+from dashboard.forms import ServerFilterForm
+from dashboard.models import Server, ServerQuerySet
 
 RECENT_OUTCOMES = 20
 
@@ -58,3 +62,22 @@ def recent_outcomes(server_ids: list[int]) -> dict[int, list[Check]]:
     for strip in strips.values():
         strip.sort(key=lambda c: c.created_at)
     return strips
+
+
+def server_row_context(server: Server, form: RunCheckForm | None = None, notice: str = "", request=None) -> dict:
+    return {
+        "server": server,
+        "run_form": form or RunCheckForm(initial={"backup_name": proposed_backup_name(server.name)}),
+        "notice": notice,
+        # The same row sits on the server's own page, without the list's checkbox and link.
+        "on_detail": request is not None and "on_detail" in (request.GET if request.method == "GET" else request.POST),
+    }
+
+
+def filtered_servers(request: HttpRequest, data) -> tuple[ServerFilterForm, object, object]:
+    """The tenant's active servers, the filter form over them, and the servers it selects."""
+    everything = Server.objects.for_tenant(request.user.tenant_id).active()
+    form = ServerFilterForm(data or None, servers=list(everything.only("subscription_id", "resource_group")))
+    if form.is_bound and not form.is_valid():
+        return form, everything, everything.none()
+    return form, everything, apply_filters(everything, form.cleaned_data if form.is_bound else {})

@@ -11,12 +11,11 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from checks.forms import RunCheckForm, proposed_backup_name
 from checks.models import Check
 from checks.views import poll_response
 from dashboard import entra, fleet, inventory
 from dashboard.auth_views import SignInUnavailable, begin_sign_in, sign_in_unavailable
-from dashboard.forms import ServerFilterForm, ServerForm
+from dashboard.forms import ServerForm
 from dashboard.models import Server
 
 
@@ -27,35 +26,16 @@ def _get_server_for_user(request: HttpRequest, pk: int, *, active_only: bool = T
     return get_object_or_404(servers, pk=pk)
 
 
-def server_row_context(server: Server, form: RunCheckForm | None = None, notice: str = "", request=None) -> dict:
-    return {
-        "server": server,
-        "run_form": form or RunCheckForm(initial={"backup_name": proposed_backup_name(server.name)}),
-        "notice": notice,
-        # The same row sits on the server's own page, without the list's checkbox and link.
-        "on_detail": request is not None and "on_detail" in (request.GET if request.method == "GET" else request.POST),
-    }
-
-
-def filtered_servers(request: HttpRequest, data) -> tuple[ServerFilterForm, object, object]:
-    """The tenant's active servers, the filter form over them, and the servers it selects."""
-    everything = Server.objects.for_tenant(request.user.tenant_id).active()
-    form = ServerFilterForm(data or None, servers=list(everything.only("subscription_id", "resource_group")))
-    if form.is_bound and not form.is_valid():
-        return form, everything, everything.none()
-    return form, everything, fleet.apply_filters(everything, form.cleaned_data if form.is_bound else {})
-
-
 SERVERS_PER_PAGE = 100
 
 
 @require_GET
 def server_list(request: HttpRequest) -> HttpResponse:
-    form, everything, selected = filtered_servers(request, request.GET)
+    form, everything, selected = fleet.filtered_servers(request, request.GET)
     page = Paginator(selected.for_list(), SERVERS_PER_PAGE).get_page(request.GET.get("page"))
     servers = list(page.object_list)
     strips = fleet.recent_outcomes([s.pk for s in servers])
-    rows = [{**server_row_context(server), "strip": strips[server.pk]} for server in servers]
+    rows = [{**fleet.server_row_context(server), "strip": strips[server.pk]} for server in servers]
     filters = request.GET.copy()
     filters.pop("page", None)
     query = filters.urlencode()
@@ -71,9 +51,12 @@ def server_list(request: HttpRequest) -> HttpResponse:
 def server_row(request: HttpRequest, pk: int) -> HttpResponse:
     """The server's row on the list, polled by htmx while its check is queued or running."""
     server = _get_server_for_user(request, pk)
-    context = {**server_row_context(server, request=request), "strip": fleet.recent_outcomes([server.pk])[server.pk],
-               # Screen readers hear the result once, when the poll brings the finished row.
-               "announce": server.last_check is not None and not server.last_check.is_active}
+    context = {
+        **fleet.server_row_context(server, request=request),
+        "strip": fleet.recent_outcomes([server.pk])[server.pk],
+        # Screen readers hear the result once, when the poll brings the finished row.
+        "announce": server.last_check is not None and not server.last_check.is_active,
+    }
     response = render(request, "dashboard/server_list.html#server-row", context)
     return poll_response(response, server.last_check)
 
@@ -125,7 +108,7 @@ def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
     server = _get_server_for_user(request, pk, active_only=False)
     checks = Check.objects.filter(server=server).for_history()
     page = Paginator(checks, 25).get_page(request.GET.get("page"))
-    context = {**server_row_context(server), "page": page}
+    context = {**fleet.server_row_context(server), "page": page}
     return render(request, "dashboard/server_detail.html", context)
 
 
