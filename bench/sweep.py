@@ -130,6 +130,13 @@ def main() -> None:
     peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     progress = batch.progress()
+    from collections import Counter
+
+    from checks.models import Check
+
+    attempts = Counter(
+        str(a.get("status") or a.get("error")) for log in Check.objects.values_list("attempt_log", flat=True) for a in log
+    )
     per_sub = math.ceil(args.servers / len(subscriptions))
     latency = args.latency_ms / 1000
     bucket_bound = max(0.0, (per_sub - 200) / 10) + latency
@@ -150,6 +157,7 @@ def main() -> None:
         f"sequential loop (measured on {len(sample)}, scaled)": f"{sequential:.0f} s ({per_call * 1000:.0f} ms a call)",
         "sequential / sweep (speed-up)": f"{sequential / wall:.1f}x",
         "429s answered": sim.stats.throttled - throttled_before,
+        "HTTP attempts by answer": ", ".join(f"{k}: {v}" for k, v in attempts.most_common()),
         "token-endpoint calls during the sweep": sim.stats.token_calls() - token_calls_before,
         "peak worker RSS": f"{peak_rss_mb:.0f} MB",
     }

@@ -6,6 +6,7 @@ task is delivered twice, then writes each state before moving on.
 """
 
 import logging
+import random
 import time
 from datetime import timedelta
 
@@ -168,12 +169,6 @@ def _run(check: Check) -> None:
             summary=f"waiting for Azure's write limit on this subscription, about {max(1, round(seconds))} s"
         )
 
-    if not pacing.acquire(server.subscription_id, user.object_id, deadline=deadline, on_wait=on_pace):
-        _finish(check, status=Check.Status.FAILED, category=Category.THROTTLED,
-                summary="Azure's write limit for this subscription stayed exhausted for longer than a check may "
-                        "wait; run it again later.")
-        return
-
     def call(access_token: str) -> arm.PreBackupResult:
         return arm.ltr_pre_backup(
             access_token=access_token,
@@ -186,18 +181,51 @@ def _run(check: Check) -> None:
             deadline_seconds=max(1.0, deadline - time.monotonic()),
         )
 
-    result = call(token.access_token)
-    # A 429 stops the whole subscription's bucket only when ARM says that bucket is empty; a resource
-    # provider throttling one server says nothing about the other servers of the subscription.
-    bucket_empty = result.http_status == 429 and result.ratelimit_remaining == 0
-    pacing.observe(server.subscription_id, user.object_id, remaining=result.ratelimit_remaining,
-                   retry_after=result.retry_after if bucket_empty else None)
+    def paced_call(access_token: str) -> arm.PreBackupResult | None:
+        """The call, each attempt taking a write token from the pacer; 429s are retried here (not by
+        urllib3) so that retries cannot overrun ARM's bucket. None if no token came before the deadline."""
+        earlier: list[dict] = []
+        for attempt in range(settings.ARM_MAX_RETRIES + 1):
+            if not pacing.acquire(server.subscription_id, user.object_id, deadline=deadline, on_wait=on_pace):
+                return None
+            result = call(access_token)
+            result.attempt_log = earlier + result.attempt_log
+            result.attempts = len(result.attempt_log)
+            # A 429 stops the whole subscription's bucket only when ARM says that bucket is empty; a
+            # resource provider throttling one server says nothing about the subscription's other servers.
+            bucket_empty = result.http_status == 429 and result.ratelimit_remaining == 0
+            pacing.observe(server.subscription_id, user.object_id, remaining=result.ratelimit_remaining,
+                           retry_after=result.retry_after if bucket_empty else None)
+            if result.http_status != 429 or attempt == settings.ARM_MAX_RETRIES:
+                return result
+            wait = result.retry_after
+            if wait is None:
+                factor = settings.ARM_BACKOFF_FACTOR
+                wait = min(30.0, factor * 2**attempt + random.uniform(0, factor / 2))
+            if wait > settings.ARM_MAX_RETRY_WAIT or time.monotonic() + wait > deadline:
+                result.retry_after, result.summary = wait, arm.throttled_summary(wait)
+                return result
+            on_wait(wait, 429)
+            if not bucket_empty:  # the pacer knows nothing of this server's own throttle: wait here
+                time.sleep(wait)
+            earlier = result.attempt_log
+        return result
+
+    exhausted = ("Azure's write limit for this subscription stayed exhausted for longer than a check may wait; "
+                 "run it again later.")
+    result = paced_call(token.access_token)
+    if result is None:
+        _finish(check, status=Check.Status.FAILED, category=Category.THROTTLED, summary=exhausted)
+        return
     if result.claims_challenge:
         # Continuous Access Evaluation: answer the challenge silently once; only then involve the user.
         first = result
         renewed = entra.arm_token(user, claims_challenge=first.claims_challenge)
         if renewed.access_token is not None:
-            result = call(renewed.access_token)
+            result = paced_call(renewed.access_token)
+            if result is None:
+                _finish(check, status=Check.Status.FAILED, category=Category.THROTTLED, summary=exhausted)
+                return
             result.attempts += first.attempts
             result.attempt_log = first.attempt_log + result.attempt_log
         if renewed.access_token is None or result.claims_challenge:
