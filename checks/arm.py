@@ -54,7 +54,6 @@ class _Call:
     on_wait: Callable[[float, int | None], None] | None = None
     attempts: list[dict] = field(default_factory=list)
     last_retried: object = None
-    gave_up_for_deadline: float | None = None
 
 
 _current_call: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("arm_call", default=None)
@@ -111,7 +110,6 @@ class ArmRetry(Retry):
             wait = self._wait_before_next(new, response)
             # A worker thread does not sleep through a long Retry-After, nor past the check's deadline.
             if wait > settings.ARM_MAX_RETRY_WAIT or time.monotonic() + wait > call.deadline:
-                call.gave_up_for_deadline = wait
                 raise MaxRetryError(_pool, url, error or ResponseTooLate(wait))
             if call.on_wait is not None:
                 call.on_wait(wait, response.status if response is not None else None)

@@ -11,13 +11,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
+from django_htmx.http import HttpResponseStopPolling
 
 from checks.forms import HistoryFilterForm, RunCheckForm
 from checks.models import Batch, Check
 from checks.tasks import AlreadyActive, cancel_batch, queue_batch, queue_check
 from dashboard import entra, fleet
-from dashboard.auth_views import SignInUnavailable, begin_sign_in, sign_in_unavailable
+from dashboard.auth_views import sign_in_again
 from dashboard.models import Server
 
 HISTORY_PAGE_SIZE = 50
@@ -78,18 +78,8 @@ def run(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _sign_in_then_run(request: HttpRequest, server: Server, backup_name: str, claims: str = "") -> HttpResponse:
     back = request.htmx.current_url_abs_path if request.htmx else reverse("server_detail", args=[server.pk])
-    try:
-        auth_uri = begin_sign_in(
-            request,
-            next_url=back,
-            login_hint=request.user.upn or None,
-            claims_challenge=claims or None,
-            after={"run": server.pk, "backup_name": backup_name},
-        )
-    except SignInUnavailable:
-        return sign_in_unavailable(request)
-    # htmx would follow a 302 inside the XHR; the whole page must go to Entra ID.
-    return HttpResponseClientRedirect(auth_uri) if request.htmx else redirect(auth_uri)
+    return sign_in_again(request, next_url=back, claims_challenge=claims or None,
+                         after={"run": server.pk, "backup_name": backup_name})
 
 
 @require_POST
@@ -206,10 +196,7 @@ def batch_create(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Select at least one server (or use “Run all matching”).")
         return redirect(back)
     if entra.arm_token(request.user).interaction_required:
-        try:
-            return redirect(begin_sign_in(request, next_url=back, login_hint=request.user.upn or None))
-        except SignInUnavailable:
-            return sign_in_unavailable(request)
+        return sign_in_again(request, next_url=back)
     batch, skipped = queue_batch(servers, request.user, settings.AZURE_LTR_API_VERSION)
     if skipped:
         messages.info(request, f"{len(skipped)} server(s) already had a check in progress and were left out.")

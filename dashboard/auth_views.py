@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from checks.tasks import AlreadyActive, queue_check
 from dashboard import entra, tokencache
@@ -83,6 +84,21 @@ def sign_in_unavailable(request: HttpRequest) -> HttpResponse:
         "The identity provider could not be reached. Try again in a minute.",
         status=503,
     )
+
+
+def sign_in_again(
+    request: HttpRequest, *, next_url: str, claims_challenge: str | None = None, after: dict | None = None
+) -> HttpResponse:
+    """Send a signed-in user whose Azure token cannot be renewed silently back to Entra ID, as themselves.
+
+    htmx would follow a 302 inside the XHR, so an htmx request gets a client redirect of the whole page.
+    """
+    try:
+        auth_uri = begin_sign_in(request, next_url=next_url, login_hint=request.user.upn or None,
+                                 claims_challenge=claims_challenge, after=after)
+    except SignInUnavailable:
+        return sign_in_unavailable(request)
+    return HttpResponseClientRedirect(auth_uri) if getattr(request, "htmx", False) else redirect(auth_uri)
 
 
 @login_not_required

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from checks.models import Check
 from checks.views import poll_response
 from dashboard import entra, fleet, inventory
-from dashboard.auth_views import SignInUnavailable, begin_sign_in, sign_in_unavailable
+from dashboard.auth_views import sign_in_again
 from dashboard.forms import ServerForm
 from dashboard.models import Server
 
@@ -160,11 +160,7 @@ def server_import(request: HttpRequest) -> HttpResponse:
         if not token.interaction_required:
             messages.error(request, token.error_description or "Entra ID could not be reached.")
             return redirect("server_list")
-        try:
-            return redirect(begin_sign_in(request, next_url=reverse("server_import"),
-                                          login_hint=request.user.upn or None))
-        except SignInUnavailable:
-            return sign_in_unavailable(request)
+        return sign_in_again(request, next_url=reverse("server_import"))
     registered = {
         (s.subscription_id.lower(), s.resource_group.lower(), s.name.lower())
         for s in Server.objects.for_tenant(request.user.tenant_id).active()
