@@ -8,6 +8,7 @@ import ssl
 import tempfile
 import threading
 import time
+from collections import deque
 
 from . import pki
 from .arm import Arm
@@ -32,6 +33,8 @@ class Simulator:
         self._threads = []
         self._stopping = threading.Event()
         self.https_url = self.http_url = None
+        # Every request either listener received, oldest first (bounded): what reached the socket and when.
+        self._received = deque(maxlen=200_000)
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self):
@@ -50,8 +53,8 @@ class Simulator:
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(cert_path, key_path)
         self._stopping.clear()
-        https = Listener((self.host, self._ports[0]), self._route_https, "https", context)
-        http = Listener((self.host, self._ports[1]), self._route_http, "http")
+        https = Listener((self.host, self._ports[0]), self._route_https, "https", context, self._received.append)
+        http = Listener((self.host, self._ports[1]), self._route_http, "http", None, self._received.append)
         self._listeners = [https, http]
         url_host = "127.0.0.1" if self.host in WILDCARDS else self.host
         self.https_url = f"https://{url_host}:{https.server_address[1]}"
@@ -128,10 +131,22 @@ class Simulator:
 
     def reset_calls(self):
         self.world.reset_calls()
+        self._received.clear()
+
+    def received(self, path_suffix="", method=None):
+        """The requests that reached the simulator, oldest first, as ``web.Request`` objects (method, path,
+        query, headers, body, ``arrived_at`` in time.monotonic()), optionally only those whose path ends with
+        ``path_suffix`` (compared without case) and of one method."""
+        suffix = path_suffix.lower()
+        return [
+            r for r in list(self._received)
+            if r.path.lower().endswith(suffix) and (method is None or r.method == method)
+        ]
 
     def reset(self):
         """Back to the scenario as loaded: behaviours, flags, buckets, grants and counters. The CA and
         signing key stay, so tokens issued before still verify."""
+        self._received.clear()
         fresh = World(self._scenario)
         with self.world.lock:
             for name, value in vars(fresh).items():

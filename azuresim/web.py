@@ -17,9 +17,11 @@ log = logging.getLogger("azuresim")
 
 
 class Request:
-    def __init__(self, method, path, query_pairs, headers, body, client):
+    def __init__(self, method, path, query_pairs, headers, body, client, arrived_at=0.0):
         self.method, self.path, self.headers, self.body, self.client = method, path, headers, body, client
         self.query = dict(query_pairs)
+        # time.monotonic() when the request line and headers had arrived: tests time the gaps between retries.
+        self.arrived_at = arrived_at
 
     def form(self):
         return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
@@ -75,7 +77,9 @@ class Handler(BaseHTTPRequestHandler):
             self.headers,
             body,
             self.client_address[0],
+            arrived_at=started,
         )
+        self.server.record(request)
         try:
             response = self.server.route(request)
         except Exception:
@@ -137,8 +141,9 @@ class Listener(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True  # fixed ports come back at once after a restart
 
-    def __init__(self, address, route, name, ssl_context=None):
+    def __init__(self, address, route, name, ssl_context=None, record=None):
         self.route, self.name, self.ssl_context = route, name, ssl_context
+        self.record = record or (lambda request: None)
         super().__init__(address, Handler)
         if ssl_context:
             # Handshake in the request thread (finish_request), not in the accept loop, so one
