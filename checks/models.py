@@ -5,11 +5,16 @@ the next one starts, so a crashed worker leaves a row that says where it stopped
 after they finish and never deleted: they are the fleet's history.
 """
 
+import json
+import logging
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from checks.outcomes import Category
+from armclient.outcomes import Category
+
+log = logging.getLogger(__name__)
 
 
 class CheckQuerySet(models.QuerySet):
@@ -25,6 +30,13 @@ class CheckQuerySet(models.QuerySet):
     def for_history(self) -> "CheckQuerySet":
         return self.select_related("server").newest_first()
 
+    def claim(self, pk: int) -> "Check | None":
+        """Move a queued check to running; None if it was not queued (claimed by another worker, cancelled)."""
+        if not self.filter(pk=pk, status=Check.Status.QUEUED).update(status=Check.Status.RUNNING,
+                                                                      started_at=timezone.now()):
+            return None
+        return self.select_related("server", "requested_by").get(pk=pk)
+
 
 class Check(models.Model):
     class Status(models.TextChoices):
@@ -38,6 +50,10 @@ class Check(models.Model):
         INTERRUPTED = "interrupted", "Interrupted"
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+    # What a check keeps of ARM's answer, named as armclient's result names them.
+    RESULT_FIELDS = ("category", "summary", "http_status", "number_of_containers", "error_code", "error_message",
+                     "error_target", "error_details", "error_additional_info", "response_excerpt", "request_id",
+                     "correlation_request_id", "client_request_id", "attempts", "attempt_log", "claims_challenge")
     # What "re-run the failed checks" of a batch picks up (not the cancelled: nobody asked for those).
     RERUNNABLE_STATUSES = (Status.FAILED, Status.SIGNIN_REQUIRED, Status.INTERRUPTED)
 
@@ -134,6 +150,43 @@ class Check(models.Model):
     def has_error(self) -> bool:
         return bool(self.error_code or self.error_message)
 
+    @property
+    def error_details_json(self) -> str:
+        return json.dumps(self.error_details, indent=2, ensure_ascii=False)
+
+    @property
+    def error_additional_info_json(self) -> str:
+        return json.dumps(self.error_additional_info, indent=2, ensure_ascii=False)
+
+    def note(self, text: str) -> None:
+        """A live note while the check runs ("throttled by Azure, retrying in 2 s"), shown by the row's poll."""
+        Check.objects.filter(pk=self.pk, status=Check.Status.RUNNING).update(summary=text[:500])
+
+    def finish(self, **fields) -> bool:
+        """Write the end of the check, only if it is still where its worker left it (queued or running).
+
+        A check the reaper already marked interrupted, or a cancelled batch's, is history: it is not rewritten.
+        """
+        fields.setdefault("finished_at", timezone.now())
+        if not Check.objects.filter(pk=self.pk, status__in=Check.ACTIVE_STATUSES).update(**fields):
+            log.warning("Check %s had already ended; its late result was not recorded", self.pk)
+            return False
+        for name, value in fields.items():
+            setattr(self, name, value)
+        return True
+
+    def record(self, result) -> bool:
+        """Finish with what armclient found out (an armclient.operations.PreBackupResult)."""
+        if result.category == Category.PASSED:
+            status = Check.Status.SUCCEEDED
+        elif result.category == Category.SIGNIN_REQUIRED:
+            status = Check.Status.SIGNIN_REQUIRED
+        else:
+            status = Check.Status.FAILED
+        fields = {name: getattr(result, name) for name in self.RESULT_FIELDS}
+        fields["summary"] = fields["summary"][:500]
+        return self.finish(status=status, **fields)
+
 
 class BatchQuerySet(models.QuerySet):
     def for_tenant(self, tenant_id: str) -> "BatchQuerySet":
@@ -179,25 +232,3 @@ class Batch(models.Model):
             "percent": round(100 * done / total) if total else 100,
             "finished": active == 0,
         }
-
-
-class ArmBudget(models.Model):
-    """ARM's write token bucket as we believe it stands, per subscription and principal.
-
-    Shared by every worker process through the database, so a fleet sweep is paced to what ARM allows
-    instead of running into 429 storms (see checks.pacing).
-    """
-
-    subscription_id = models.CharField(max_length=36)
-    principal_oid = models.CharField(max_length=36)
-    tokens = models.FloatField()
-    updated_at = models.FloatField(help_text="time.time() of the last refill")
-    blocked_until = models.FloatField(default=0, help_text="time.time() before which ARM asked us to wait")
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["subscription_id", "principal_oid"], name="armbudget_unique_bucket"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.subscription_id} / {self.principal_oid}: {self.tokens:.1f}"

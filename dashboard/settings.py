@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "django_tasks_db",
+    "armclient",
     "dashboard",
     "checks",
 ]
@@ -239,9 +240,14 @@ ARM_CHECK_DEADLINE = float(os.environ.get("ARM_CHECK_DEADLINE", "120"))
 # after ...") instead of holding a worker thread asleep.
 ARM_MAX_RETRY_WAIT = float(os.environ.get("ARM_MAX_RETRY_WAIT", "20"))
 ARM_MAX_BODY_BYTES = env_int("ARM_MAX_BODY_BYTES", 1024 * 1024)
-# ARM's write bucket per subscription and principal (checks.pacing): 200 tokens, refilled at 10 per second.
+# The longest backoff between two attempts (before Retry-After, which ARM_MAX_RETRY_WAIT bounds).
+ARM_BACKOFF_MAX = float(os.environ.get("ARM_BACKOFF_MAX", "30"))
+# ARM's buckets per subscription and principal (armclient.pacing): writes 200 tokens refilled at 10 per
+# second, reads 250 at 25 per second, ARM's documented limits.
 ARM_WRITE_BUCKET_CAPACITY = float(os.environ.get("ARM_WRITE_BUCKET_CAPACITY", "200"))
 ARM_WRITE_BUCKET_REFILL_PER_SECOND = float(os.environ.get("ARM_WRITE_BUCKET_REFILL_PER_SECOND", "10"))
+ARM_READ_BUCKET_CAPACITY = float(os.environ.get("ARM_READ_BUCKET_CAPACITY", "250"))
+ARM_READ_BUCKET_REFILL_PER_SECOND = float(os.environ.get("ARM_READ_BUCKET_REFILL_PER_SECOND", "25"))
 # Entra ID's token endpoint and discovery: how long to wait for an answer.
 ENTRA_READ_TIMEOUT = float(os.environ.get("ENTRA_READ_TIMEOUT", "30"))
 # A check still "running" (or "queued") this long after it started lost its worker (killed, crashed): it

@@ -166,10 +166,15 @@ def server_import(request: HttpRequest) -> HttpResponse:
         for s in Server.objects.for_tenant(request.user.tenant_id).active()
     }
     groups, error = [], None
+    user = request.user
+
+    def tokens(claims: str | None) -> entra.TokenAnswer:
+        return token if claims is None else entra.arm_token(user, claims_challenge=claims)
+
     try:
-        for subscription in inventory.subscriptions(token.access_token, request.user.tenant_id):
+        for subscription in inventory.subscriptions(tokens, user.object_id, user.tenant_id):
             try:
-                found = inventory.flexible_servers(token.access_token, subscription.id)
+                found = inventory.flexible_servers(tokens, user.object_id, subscription.id)
                 groups.append({"subscription": subscription, "error": None, "servers": [
                     {"server": s, "registered": (s.subscription_id, s.resource_group.lower(), s.name.lower())
                      in registered} for s in found]})

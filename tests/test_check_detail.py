@@ -48,3 +48,18 @@ def test_upstream_text_is_escaped_on_every_page(client_alice, alice, server, pag
     assert "<script>alert(1)" not in html
     assert "<img src=x" not in html
     assert "&lt;script&gt;" in html or "&lt;img" in html
+
+
+def test_details_are_json_and_each_attempt_shows_its_wait_and_request_id(client_alice, alice, server):
+    """Support asks for every attempt's x-ms-request-id; details are shown as the JSON ARM sent, not Python."""
+    log = [{"n": 1, "asked": 0, "waited": 0.01, "why": "first attempt", "status": 503, "request_id": "rid-a",
+            "retry_after": 1.5},
+           {"n": 2, "asked": 1.5, "waited": 1.52, "why": "Retry-After after 503", "status": 200, "request_id": "rid-b"}]
+    check = make_check(server, alice, attempts=2, attempt_log=log, request_id="rid-b", status="failed",
+                       error_details=[{"code": "Inner", "flag": True, "none": None}],
+                       error_additional_info=[{"type": "T", "info": {"ok": False}}])
+    html = client_alice.get(f"/checks/{check.pk}/").content.decode()
+    assert '&quot;flag&quot;: true' in html and '&quot;none&quot;: null' in html and '&quot;ok&quot;: false' in html
+    assert "True" not in html.split("Details")[1].split("</pre>")[0]
+    for expected in ["rid-a", "rid-b", "1.52 s", "Retry-After after 503", "Retry-After 1.5 s", "HTTP 503"]:
+        assert expected in html, expected

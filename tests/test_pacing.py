@@ -1,13 +1,22 @@
-"""Pacing ARM writes to ARM's token bucket, shared by every worker through the database."""
+"""Pacing ARM calls to ARM's token buckets, shared by every worker through the database."""
+
+import time
 
 import pytest
 
-from checks import pacing
-from checks.models import ArmBudget, Batch, Check
+from armclient import pacing
+from armclient.models import RateBucket
+from armclient.pacing import BucketKey, Ticket
+from checks.models import Batch, Check
 from dashboard.demo import PROD
 from tests.conftest import ALICE, make_server
 
 SUB, OID = PROD, ALICE["oid"]
+WRITES = BucketKey(RateBucket.Kind.WRITES, SUB, OID)
+
+
+def took(answer) -> bool:
+    return isinstance(answer, Ticket)
 
 
 @pytest.fixture
@@ -17,33 +26,43 @@ def small_bucket(settings):
 
 
 def test_the_bucket_gives_its_capacity_then_asks_to_wait_for_the_refill(db, small_bucket):
-    waits = [pacing.try_acquire(SUB, OID) for _ in range(6)]
-    assert waits[:5] == [0, 0, 0, 0, 0]
-    assert 0.15 < waits[5] <= 0.2
+    answers = [pacing.try_acquire(WRITES) for _ in range(6)]
+    assert [a.number for a in answers[:5]] == [1, 2, 3, 4, 5]
+    assert 0.15 < answers[5] <= 0.2
 
 
-def test_buckets_are_per_subscription_and_principal(db, small_bucket):
+def test_buckets_are_per_kind_subscription_and_principal(db, small_bucket):
     for _ in range(5):
-        pacing.try_acquire(SUB, OID)
-    assert pacing.try_acquire(SUB, OID) > 0
-    assert pacing.try_acquire(SUB, "another-principal") == 0
-    assert pacing.try_acquire("0b5e0002-0000-4000-8000-000000000002", OID) == 0
+        pacing.try_acquire(WRITES)
+    assert not took(pacing.try_acquire(WRITES))
+    assert took(pacing.try_acquire(BucketKey(RateBucket.Kind.WRITES, SUB, "another-principal")))
+    assert took(pacing.try_acquire(BucketKey(RateBucket.Kind.WRITES, "0b5e0002-0000-4000-8000-000000000002", OID)))
+    assert took(pacing.try_acquire(BucketKey(RateBucket.Kind.READS, SUB, OID)))
 
 
-def test_arms_remaining_count_lowers_the_bucket_and_retry_after_stops_it(db):
-    pacing.observe(SUB, OID, remaining=0, retry_after=None)
-    assert ArmBudget.objects.get().tokens < 1
-    pacing.observe(SUB, OID, remaining=None, retry_after=30)
-    assert 29 < pacing.try_acquire(SUB, OID) <= 30
+def test_arms_remaining_count_lowers_the_bucket_and_an_empty_bucket_stops_it(db):
+    ticket = pacing.try_acquire(WRITES)
+    pacing.observe(WRITES, ticket, remaining=0, blocked_for=None)
+    assert RateBucket.objects.get().tokens < 1
+    pacing.observe(WRITES, ticket, remaining=None, blocked_for=30)
+    assert 29 < pacing.try_acquire(WRITES) <= 30
+
+
+def test_calls_started_after_an_answer_was_counted_are_subtracted_from_what_arm_reported(db):
+    first = pacing.try_acquire(WRITES)
+    for _ in range(9):  # nine more in flight, sent after the first
+        pacing.try_acquire(WRITES)
+    # ARM counted only the first when it said 20 were left: the nine after it will take theirs too.
+    pacing.observe(WRITES, first, remaining=20, blocked_for=None)
+    assert 10.9 <= RateBucket.objects.get().tokens <= 12
 
 
 def test_waiting_past_the_deadline_gives_up(db, small_bucket):
-    import time
-
+    ticket = None
     for _ in range(5):
-        pacing.try_acquire(SUB, OID)
-    pacing.observe(SUB, OID, remaining=None, retry_after=60)
-    assert pacing.acquire(SUB, OID, deadline=time.monotonic() + 1) is False
+        ticket = pacing.try_acquire(WRITES)
+    pacing.observe(WRITES, ticket, remaining=None, blocked_for=60)
+    assert pacing.acquire(WRITES, deadline=time.monotonic() + 1) is None
 
 
 def _sweep(client, sim, worker, n):
@@ -87,4 +106,4 @@ def test_one_throttled_server_does_not_stop_the_rest_of_its_subscription(client,
     passed = Check.objects.get(server=other)
     assert passed.status == "succeeded"
     assert passed.duration.total_seconds() < 2, "no wait for the subscription's bucket"
-    assert ArmBudget.objects.get().blocked_until == 0
+    assert RateBucket.objects.get().blocked_until == 0

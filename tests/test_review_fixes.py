@@ -9,7 +9,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from checks.models import Check
-from checks.tasks import _finish, mark_interrupted, queue_check
+from checks.tasks import mark_interrupted, queue_check
 from dashboard.models import Server
 from dashboard.views import _register
 from tests.conftest import ALICE, make_server
@@ -63,7 +63,7 @@ def test_a_late_result_does_not_overwrite_a_check_marked_interrupted(alice, serv
     check = make_check(server, alice, status="running", finished_at=None,
                        started_at=timezone.now() - timedelta(hours=1))
     mark_interrupted()
-    assert _finish(check, status=Check.Status.SUCCEEDED, number_of_containers=3) is False
+    assert check.finish(status=Check.Status.SUCCEEDED, number_of_containers=3) is False
     check.refresh_from_db()
     assert (check.status, check.number_of_containers) == ("interrupted", None)
 

@@ -37,6 +37,22 @@ def test_all_pages_of_a_long_list_are_read(client, signed_in, sim):
     assert html.count('name="server"') == 11
 
 
+def test_every_page_read_takes_a_token_from_the_read_bucket_of_its_subscription(client, signed_in, sim):
+    from armclient.models import RateBucket
+
+    sim.inventory.page_size = 2
+    try:
+        signed_in(ALICE["upn"])
+        client.get("/servers/import/")
+    finally:
+        sim.inventory.page_size = 50
+    gets = [r for r in sim.received(method="GET") if r.path.startswith("/subscriptions")]
+    buckets = RateBucket.objects.filter(kind="reads", principal_oid=ALICE["oid"])
+    assert sum(b.issued for b in buckets) == len(gets) > 4
+    assert {b.scope for b in buckets} >= {"tenant", PROD.lower(), STAGING.lower()}
+    assert not RateBucket.objects.filter(kind="writes").exists()
+
+
 def test_picked_servers_are_registered_in_the_users_tenant(client, signed_in):
     alice = signed_in(ALICE["upn"])
     make_server(name="pg-orders")

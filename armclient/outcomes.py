@@ -2,7 +2,8 @@
 
 ARM answers with dozens of error codes; people need to know which of a handful of things went wrong and
 what to do about it. `classify()` maps an HTTP status and ARM error code to a `Category`, and each
-category carries a one-line remedy shown next to the raw error.
+category carries a one-line remedy shown next to the raw error. Both of ARM's throttling answers (its own
+`SubscriptionRequestsThrottled` and a resource provider's `TooManyRequests`) are a 429, classified by status.
 """
 
 from django.db import models
@@ -17,6 +18,7 @@ class Category(models.TextChoices):
     NOT_FOUND = "not_found", "Not found"
     PROVIDER_NOT_REGISTERED = "provider_not_registered", "Provider not registered"
     SERVER_NOT_READY = "server_not_ready", "Server not ready"
+    BUSY = "busy", "Busy with another operation"
     THROTTLED = "throttled", "Throttled by Azure"
     AZURE_FAILURE = "azure_failure", "Azure-side failure"
     NETWORK = "network", "Network or timeout"
@@ -44,6 +46,10 @@ REMEDIES = {
         "(Portal: Subscription > Resource providers), then re-run."
     ),
     Category.SERVER_NOT_READY: "Start the server or wait until its state is Ready, then re-run.",
+    Category.BUSY: (
+        "Another operation is running on this server (a backup, a restart, a scaling): the registration is fine; "
+        "re-run once that operation has ended."
+    ),
     Category.THROTTLED: "Azure is limiting requests for this subscription: re-run after the time given.",
     Category.AZURE_FAILURE: (
         "Azure failed on its side: re-run later; if it persists, open a support ticket with the request ids."
@@ -61,6 +67,9 @@ _SIGNIN_CODES = {"AuthenticationFailed", "InvalidAuthenticationToken", "ExpiredA
 _NOT_FOUND_CODES = {"ResourceNotFound", "ResourceGroupNotFound", "SubscriptionNotFound", "ParentResourceNotFound"}
 _PROVIDER_CODES = {"MissingSubscriptionRegistration", "NoRegisteredProviderFound", "SubscriptionNotRegistered"}
 _NOT_READY_CODES = {"ServerNotReadyForLongTermBackup"}
+# 409s that mean "not now, something else is running", as ARM, the PostgreSQL provider and Azure Backup say it.
+_BUSY_CODES = {"Conflict", "OperationInProgress", "AnotherOperationInProgress", "ServerBusy", "ServerIsBusy",
+               "ConflictingServerOperation", "UserErrorMaxConcurrentOperationLimitReached", "ResourceBusy"}
 
 
 def _all_codes(error_code: str, details: list) -> set[str]:
@@ -88,6 +97,8 @@ def classify(http_status: int | None, error_code: str = "", details: list | None
         return Category.NOT_FOUND
     if http_status == 429:
         return Category.THROTTLED
+    if http_status == 409 or codes & _BUSY_CODES:
+        return Category.BUSY
     if http_status is not None and http_status >= 500:
         return Category.AZURE_FAILURE
     if http_status is not None and 400 <= http_status < 500:
