@@ -29,6 +29,17 @@ class Category(models.TextChoices):
     def remedy(self) -> str:
         return REMEDIES[self]
 
+    @property
+    def is_about_the_server(self) -> bool:
+        """True when the outcome says something about the server itself, whoever asked: only these change
+        a server's readiness. The rest (permission missing, sign-in required, throttled, network, Azure-side
+        failure, unexpected answer, rejected request) are about the caller or the path to Azure."""
+        return self in SERVER_OUTCOMES
+
+
+SERVER_OUTCOMES = frozenset({
+    Category.PASSED, Category.SERVER_NOT_READY, Category.NOT_FOUND, Category.PROVIDER_NOT_REGISTERED, Category.BUSY,
+})
 
 REMEDIES = {
     Category.PASSED: "Azure accepted the pre-backup check; the server can take a long-term-retention backup.",

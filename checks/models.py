@@ -9,7 +9,7 @@ import json
 import logging
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from armclient.outcomes import Category
@@ -185,7 +185,11 @@ class Check(models.Model):
             status = Check.Status.FAILED
         fields = {name: getattr(result, name) for name in self.RESULT_FIELDS}
         fields["summary"] = fields["summary"][:500]
-        return self.finish(status=status, **fields)
+        with transaction.atomic():
+            if not self.finish(status=status, **fields):
+                return False
+            Readiness.observe(self)
+        return True
 
 
 class BatchQuerySet(models.QuerySet):
@@ -232,3 +236,7 @@ class Batch(models.Model):
             "percent": round(100 * done / total) if total else 100,
             "finished": active == 0,
         }
+
+
+# The server's readiness, kept up to date by Check.record(); its own module, as it is its own idea.
+from checks.readiness import Readiness, ReadinessChange  # noqa: E402,F401

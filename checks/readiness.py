@@ -1,0 +1,100 @@
+"""Readiness of a server, apart from whoever asked: what the last conclusive check said, since when, and
+every change of it as history.
+
+A check's outcome either says something about the server (passed; not ready; not found; provider not
+registered; busy with another operation: `Category.is_about_the_server`) or about the caller and the path to
+Azure (permission missing, sign-in required, throttled, network, ...). Only the first kind moves a server's
+readiness: Bob lacking the RBAC action on pg-ledger says nothing about pg-ledger. Each change is written once,
+in the same transaction as the check that caused it, and announced with the `readiness_changed` signal once
+that transaction commits (alerts listen to it).
+"""
+
+import django.dispatch
+from django.db import models, transaction
+from django.utils import timezone
+
+from armclient.outcomes import Category
+
+# Sent after commit, once per change: sender=ReadinessChange, change=<ReadinessChange>.
+readiness_changed = django.dispatch.Signal()
+
+
+class State(models.TextChoices):
+    UNKNOWN = "unknown", "Never checked"
+    READY = "ready", "Ready"
+    NOT_READY = "not_ready", "Not ready"
+
+
+def state_of(category: str) -> str | None:
+    """The readiness a check's category means for its server, or None if it says nothing about the server."""
+    if not category or not Category(category).is_about_the_server:
+        return None
+    return State.READY if category == Category.PASSED else State.NOT_READY
+
+
+class Readiness(models.Model):
+    """One row per server that has had a conclusive check: its readiness now."""
+
+    server = models.OneToOneField("dashboard.Server", on_delete=models.CASCADE, primary_key=True,
+                                  related_name="readiness")
+    tenant_id = models.CharField(max_length=36)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.UNKNOWN)
+    # Why it is not ready (the category of the check that said so), empty when ready.
+    reason = models.CharField(max_length=32, choices=Category.choices, blank=True)
+    since = models.DateTimeField()
+    # The conclusive check that set the state, and the newest conclusive check (the state may be older).
+    changed_by = models.ForeignKey("checks.Check", on_delete=models.PROTECT, related_name="+")
+    last_conclusive = models.ForeignKey("checks.Check", on_delete=models.PROTECT, related_name="+")
+    last_conclusive_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant_id", "state"], name="readiness_tenant_state_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.server_id}: {self.state} since {self.since:%Y-%m-%d %H:%M}"
+
+    @classmethod
+    def observe(cls, check) -> "ReadinessChange | None":
+        """Take in a finished check; the change it caused, if any. Call inside the check's transaction."""
+        state = state_of(check.category)
+        if state is None:
+            return None
+        at = check.finished_at or timezone.now()
+        reason = "" if state == State.READY else check.category
+        current = cls.objects.select_for_update().filter(server_id=check.server_id).first()
+        if current is None:
+            current = cls(server_id=check.server_id, tenant_id=check.server.tenant_id, state=State.UNKNOWN)
+        previous, previous_reason = current.state, current.reason
+        current.last_conclusive, current.last_conclusive_at = check, at
+        if (previous, previous_reason) == (state, reason):
+            current.save(update_fields=["last_conclusive", "last_conclusive_at"])
+            return None
+        current.state, current.reason, current.since, current.changed_by = state, reason, at, check
+        current.save()
+        change = ReadinessChange.objects.create(
+            server_id=check.server_id, tenant_id=current.tenant_id, at=at, from_state=previous, to_state=state,
+            reason=reason, caused_by=check,
+        )
+        transaction.on_commit(lambda: readiness_changed.send(sender=ReadinessChange, change=change))
+        return change
+
+
+class ReadinessChange(models.Model):
+    """One change of a server's readiness, written once and never edited: the server's timeline."""
+
+    server = models.ForeignKey("dashboard.Server", on_delete=models.CASCADE, related_name="readiness_changes")
+    tenant_id = models.CharField(max_length=36)
+    at = models.DateTimeField()
+    from_state = models.CharField(max_length=12, choices=State.choices)
+    to_state = models.CharField(max_length=12, choices=State.choices)
+    reason = models.CharField(max_length=32, choices=Category.choices, blank=True)
+    caused_by = models.ForeignKey("checks.Check", on_delete=models.PROTECT, related_name="readiness_changes")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["server", "-at"], name="readinesschange_server_idx"),
+            models.Index(fields=["tenant_id", "-at"], name="readinesschange_tenant_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.server_id}: {self.from_state} -> {self.to_state} at {self.at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,84 @@
+"""Readiness means the server: only outcomes about the server move it, each change is recorded once with the
+check that caused it, and the history kept before readiness existed is replayed into it."""
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from armclient.outcomes import Category
+from checks.models import Check, Readiness, ReadinessChange
+from checks.readiness import readiness_changed
+from tests.conftest import ALICE, BOB
+from tests.factories import make_check
+
+
+def run(client, server, worker) -> Check:
+    client.post(f"/servers/{server.pk}/run/", {"backup_name": "b-1"}, headers={"HX-Request": "true"})
+    worker()
+    return Check.objects.filter(server=server).latest("created_at")
+
+
+@pytest.mark.parametrize(
+    ("category", "about_the_server"),
+    [(Category.PASSED, True), (Category.SERVER_NOT_READY, True), (Category.NOT_FOUND, True),
+     (Category.PROVIDER_NOT_REGISTERED, True), (Category.BUSY, True), (Category.PERMISSION_MISSING, False),
+     (Category.SIGNIN_REQUIRED, False), (Category.THROTTLED, False), (Category.NETWORK, False),
+     (Category.AZURE_FAILURE, False), (Category.UNEXPECTED_RESPONSE, False), (Category.REJECTED, False)],
+)
+def test_which_outcomes_speak_for_the_server(category, about_the_server):
+    assert category.is_about_the_server is about_the_server
+
+
+def test_bob_lacking_permission_does_not_make_pg_ledger_not_ready(client, signed_in, sim, worker, fleet):
+    ledger = fleet["pg-ledger"]
+    signed_in(ALICE["upn"])
+    assert run(client, ledger, worker).category == Category.PASSED
+    client.logout()
+    signed_in(BOB["upn"])
+    assert run(client, ledger, worker).category == Category.PERMISSION_MISSING
+    readiness = Readiness.objects.get(server=ledger)
+    assert (readiness.state, readiness.reason) == ("ready", "")
+    assert list(ReadinessChange.objects.filter(server=ledger).values_list("from_state", "to_state")) == [
+        ("unknown", "ready")]
+
+
+def test_each_change_is_recorded_once_with_its_check_and_announced_after_commit(client, signed_in, sim, worker,
+                                                                             fleet, django_capture_on_commit_callbacks):
+    from dashboard.demo import PROD
+
+    server = fleet["pg-payments-01"]
+    heard = []
+    readiness_changed.connect(lambda sender, change, **kw: heard.append(change.to_state), weak=False,
+                              dispatch_uid="test-heard")
+    try:
+        signed_in(ALICE["upn"])
+        with django_capture_on_commit_callbacks(execute=True):
+            first = run(client, server, worker)
+            run(client, server, worker)  # passes again: no change
+            sim.set_behaviour(PROD, "rg-payments-prod", "pg-payments-01", outcome="not_ready", state="Stopped")
+            stopped = run(client, server, worker)
+            sim.set_behaviour(PROD, "rg-payments-prod", "pg-payments-01", outcome="success")
+            back = run(client, server, worker)
+    finally:
+        readiness_changed.disconnect(dispatch_uid="test-heard")
+    changes = list(ReadinessChange.objects.filter(server=server).order_by("at"))
+    assert [(c.from_state, c.to_state, c.reason, c.caused_by_id) for c in changes] == [
+        ("unknown", "ready", "", first.pk), ("ready", "not_ready", "server_not_ready", stopped.pk),
+        ("not_ready", "ready", "", back.pk)]
+    assert heard == ["ready", "not_ready", "ready"]
+    readiness = Readiness.objects.get(server=server)
+    assert (readiness.state, readiness.since, readiness.last_conclusive_id) == ("ready", back.finished_at, back.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_history_kept_before_readiness_is_replayed(alice, server):
+    executor = MigrationExecutor(connection)
+    executor.migrate([("checks", "0006_readiness")])
+    ok = make_check(server, alice, minutes_ago=30)
+    make_check(server, alice, status="failed", category="permission_missing", minutes_ago=20)
+    down = make_check(server, alice, status="failed", category="not_found", minutes_ago=10)
+    executor = MigrationExecutor(connection)
+    executor.migrate([("checks", "0007_readiness_from_history")])
+    assert list(ReadinessChange.objects.order_by("at").values_list("to_state", "caused_by_id")) == [
+        ("ready", ok.pk), ("not_ready", down.pk)]
+    assert Readiness.objects.get(server=server).state == "not_ready"
