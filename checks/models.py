@@ -94,6 +94,8 @@ class Check(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     # One entry per HTTP attempt: {"status": 503, "retry_after": 1.0} or {"error": "ConnectTimeout"}.
     attempt_log = models.JSONField(default=list, blank=True)
+    # How many of the attempts Azure answered 429 (kept apart so /metrics need not read every attempt log).
+    throttled_attempts = models.PositiveSmallIntegerField(default=0)
     # A Continuous Access Evaluation challenge that silent renewal could not answer: the sign-in that
     # re-runs this check asks Entra ID for these claims. Not a secret (a claims request, not a token).
     claims_challenge = models.TextField(blank=True)
@@ -185,6 +187,7 @@ class Check(models.Model):
             status = Check.Status.FAILED
         fields = {name: getattr(result, name) for name in self.RESULT_FIELDS}
         fields["summary"] = fields["summary"][:500]
+        fields["throttled_attempts"] = sum(1 for a in result.attempt_log if a.get("status") == 429)
         with transaction.atomic():
             if not self.finish(status=status, **fields):
                 return False

@@ -261,6 +261,8 @@ if CHECK_STALE_AFTER <= _LONGEST_CHECK:
         f"CHECK_STALE_AFTER ({CHECK_STALE_AFTER:.0f} s) must be longer than the longest a check can take with "
         f"these timeouts ({_LONGEST_CHECK:.0f} s), or live checks would be marked interrupted."
     )
+# The bearer token Prometheus sends to /metrics; empty turns the endpoint off (401 for everyone).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "demo-metrics-token" if DEMO_MODE else "")
 # A server whose last passing check is older than this counts as stale on the server list.
 STALE_AFTER_HOURS = float(os.environ.get("STALE_AFTER_HOURS", "24"))
 # Checks one worker process runs at once (threads); many at once is what lets a sweep keep up with ARM.

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
+from checks import metrics
 from checks import views as checks_views
 from dashboard import auth_views, views
 
@@ -28,6 +29,7 @@ urlpatterns = [
     path("auth/signout/", auth_views.signout, name="signout"),
     path("auth/signed-out/", auth_views.signed_out, name="signed_out"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("admin/login/", auth_views.admin_login, name="admin_login"),
     path("admin/", admin.site.urls),
 ]

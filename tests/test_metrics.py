@@ -1,0 +1,75 @@
+"""/metrics: readiness per server, time since the last conclusive check, outcomes, durations, retries and
+429s, in Prometheus's format, only with the bearer token."""
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from checks.models import Check
+from dashboard.demo import CONTOSO, PROD
+from tests.conftest import ALICE
+
+TOKEN = {"Authorization": "Bearer demo-metrics-token"}
+
+
+def samples(response) -> dict:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(response.content.decode()) for s in family.samples}
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}])
+def test_without_the_token_it_answers_401(client, db, headers):
+    response = client.get("/metrics", headers=headers)
+    assert response.status_code == 401 and response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_an_empty_token_setting_turns_it_off(client, db, settings):
+    settings.METRICS_TOKEN = ""
+    assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 401
+
+
+def test_it_reports_readiness_outcomes_retries_and_429s_from_real_checks(client, signed_in, sim, worker, fleet):
+    sim.set_behaviour(PROD, "rg-payments-prod", "pg-payments-01", outcome="throttled", fail_times=1,
+                      retry_after_ms=20)
+    signed_in(ALICE["upn"])
+    for name in ("pg-payments-01", "pg-orders", "pg-analytics"):
+        client.post(f"/servers/{fleet[name].pk}/run/", {"backup_name": "b-1"}, headers={"HX-Request": "true"})
+    worker()
+    client.logout()
+    response = client.get("/metrics", headers=TOKEN)
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
+    got = samples(response)
+
+    def server(name):
+        s = fleet[name]
+        return (("resource_group", s.resource_group), ("server", name), ("subscription", s.subscription_id),
+                ("tenant", CONTOSO))
+
+    assert got[("ltr_server_ready", server("pg-payments-01"))] == 1
+    assert got[("ltr_server_ready", server("pg-orders"))] == 0
+    assert ("ltr_server_ready", server("pg-analytics")) not in got, "a permission problem says nothing of the server"
+    assert 0 <= got[("ltr_server_seconds_since_conclusive_check", server("pg-orders"))] < 60
+    tenant = (("tenant", CONTOSO),)
+    assert got[("ltr_checks_total", (("category", "passed"), ("tenant", CONTOSO)))] == 1
+    assert got[("ltr_checks_total", (("category", "permission_missing"), ("tenant", CONTOSO)))] == 1
+    assert got[("ltr_arm_attempts_total", tenant)] == sum(Check.objects.values_list("attempts", flat=True)) == 4
+    assert got[("ltr_arm_retries_total", tenant)] == 1
+    assert got[("ltr_arm_throttled_total", tenant)] == 1
+    assert got[("ltr_check_duration_seconds_count", tenant)] == 3
+
+
+def test_the_scrape_costs_the_same_queries_for_10_or_100_servers(client, alice, django_assert_num_queries):
+    from tests.conftest import make_server
+    from tests.factories import make_check
+
+    def scrape_with(n):
+        for i in range(n):
+            check = make_check(make_server(name=f"pg-m-{n}-{i}"), alice)
+            Check.objects.filter(pk=check.pk).update(category="passed")
+            from checks.models import Readiness
+
+            Readiness.observe(Check.objects.select_related("server").get(pk=check.pk))
+        with django_assert_num_queries(3):
+            assert client.get("/metrics", headers=TOKEN).status_code == 200
+
+    scrape_with(10)
+    scrape_with(100)
