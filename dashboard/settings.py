@@ -7,6 +7,7 @@ missing or malformed value stops the process at start-up rather than misbehaving
 
 import base64
 import hashlib
+import logging
 import os
 from pathlib import Path
 
@@ -310,7 +311,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"redact_tokens": {"()": "dashboard.log_redaction.RedactTokensFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "dashboard.log_redaction.RedactingFormatter",
+                  "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "dashboard.log_format.JsonFormatter"},
     },
     "handlers": {
@@ -325,7 +327,14 @@ LOGGING = {
         # msal logs request details at DEBUG; keep it at WARNING whatever the root level is.
         "msal": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
-        # runserver's own access log would repeat dashboard.requests' lines.
-        "django.server": {"level": "WARNING"},
+        # runserver's own access log would repeat dashboard.requests' lines, and its request line carries the
+        # query string (a sign-in callback's code): only its warnings, and through our redacting handler.
+        "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # Django's default config gives "django" a console handler of its own (unredacted, DEBUG only): ours only.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "gunicorn.error": {"handlers": ["console"], "propagate": False},
+        "gunicorn.access": {"handlers": ["console"], "propagate": False},
     },
 }
+# No record that reaches no handler is printed past the redaction by Python's last-resort handler.
+logging.lastResort = None
