@@ -13,7 +13,6 @@ from collections import deque
 from . import pki
 from .arm import Arm
 from .entra import Entra
-from .inventory import Inventory
 from .state import World, load_scenario
 from .tokens import TokenService
 
@@ -63,7 +62,7 @@ class Simulator:
         urls = lambda: (self.https_url, self.http_url)  # noqa: E731
         self.entra = Entra(self.world, self.tokens, urls)
         self.arm = Arm(self.world, self.tokens, urls, self._stopping)
-        self.inventory = Inventory(self.arm, self.world, urls)
+        self.inventory = self.arm.inventory  # its knobs: page_size, throttle_retry_after
         for listener in self._listeners:
             thread = threading.Thread(
                 target=listener.serve_forever,
@@ -99,9 +98,7 @@ class Simulator:
         self.stop()
 
     def _route_https(self, req):
-        if self.inventory.serves(req):
-            return self.inventory.handle(req)
-        if req.path.lower().startswith("/subscriptions/"):
+        if req.path.lower().rstrip("/") == "/subscriptions" or req.path.lower().startswith("/subscriptions/"):
             return self.arm.handle(req)
         return self.entra.route_https(req)
 
@@ -153,9 +150,9 @@ class Simulator:
                 if name != "lock":
                     setattr(self.world, name, value)
 
-    def set_throttle(self, capacity=None, refill_per_second=None):
-        """Change ARM's write bucket; every bucket starts full again."""
-        self.world.set_throttle(capacity, refill_per_second)
+    def set_throttle(self, capacity=None, refill_per_second=None, *, read_capacity=None, read_refill_per_second=None):
+        """Change ARM's write bucket (and, if given, its read bucket); every bucket starts full again."""
+        self.world.set_throttle(capacity, refill_per_second, read_capacity, read_refill_per_second)
 
     def revoke_refresh_tokens(self, upn):
         self.world.revoke_refresh_tokens(upn)

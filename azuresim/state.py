@@ -132,10 +132,12 @@ class Subscription:
     principals: set  # lower-cased UPNs holding the role, or {"*"}
     unregistered_providers: set  # lower-cased namespaces
     resource_groups: dict  # lower name -> (display name, {lower server name: Server})
+    locations: dict = field(default_factory=dict)  # lower resource group name -> Azure region
 
 
 class TokenBucket:
-    """ARM's per (subscription, principal) write bucket: ``capacity`` tokens, ``rate`` per second."""
+    """One of ARM's per (subscription, principal) buckets, for writes or reads: ``capacity`` tokens,
+    ``rate`` per second."""
 
     def __init__(self, capacity, rate):
         self.capacity, self.rate = capacity, rate
@@ -247,9 +249,13 @@ class World:
                         {d.lower() for d in srv.get("deny", [])},
                     )
                 sub.resource_groups[rg["name"].lower()] = (rg["name"], servers)
+                sub.locations[rg["name"].lower()] = rg.get("location", "westeurope")
         throttle = sc.get("throttle", {})
         self.throttle_capacity = throttle.get("capacity", 200)
         self.throttle_rate = throttle.get("refill_per_second", 10)
+        # ARM's read bucket: 250 refilled at 25/s per subscription and principal.
+        self.read_capacity = throttle.get("read_capacity", 250)
+        self.read_rate = throttle.get("read_refill_per_second", 25)
         tokens = sc.get("tokens", {})
         self.access_lifetime = tokens.get("access_token_lifetime", 3600)
         self.refresh_lifetime = tokens.get("refresh_token_lifetime", 86400)
@@ -309,19 +315,28 @@ class World:
                         server.calls = 0
             self._arm_calls.clear()
 
-    def bucket(self, subscription_id, oid):
+    def bucket(self, scope_id, oid, kind="write"):
+        """The ``kind`` ("write" or "read") bucket of a subscription (or, listing subscriptions, a tenant)
+        and principal."""
         with self.lock:
-            key = (subscription_id.lower(), oid)
+            key = (scope_id.lower(), oid, kind)
             if key not in self.buckets:
-                self.buckets[key] = TokenBucket(self.throttle_capacity, self.throttle_rate)
+                if kind == "write":
+                    self.buckets[key] = TokenBucket(self.throttle_capacity, self.throttle_rate)
+                else:
+                    self.buckets[key] = TokenBucket(self.read_capacity, self.read_rate)
             return self.buckets[key]
 
-    def set_throttle(self, capacity=None, refill_per_second=None):
+    def set_throttle(self, capacity=None, refill_per_second=None, read_capacity=None, read_refill_per_second=None):
         with self.lock:
             if capacity is not None:
                 self.throttle_capacity = capacity
             if refill_per_second is not None:
                 self.throttle_rate = refill_per_second
+            if read_capacity is not None:
+                self.read_capacity = read_capacity
+            if read_refill_per_second is not None:
+                self.read_rate = read_refill_per_second
             self.buckets.clear()  # new settings start with full buckets
 
     # -- identity run-time state ------------------------------------------------------------

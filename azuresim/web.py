@@ -37,6 +37,7 @@ class Response:
         if content_type:
             self.headers.append(("Content-Type", content_type))
         self.stream = stream
+        self.server_header = True  # ARM answers set False: real ARM names no product
 
     def header(self, name, value):
         self.headers.append((name, str(value)))
@@ -89,6 +90,7 @@ class Handler(BaseHTTPRequestHandler):
                 {"error": {"code": "InternalServerError", "message": "The simulator failed; see its log."}},
             )
         status = response.status
+        self._server_header = response.server_header
         try:
             if response.stream:
                 response.stream(self)
@@ -129,6 +131,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def version_string(self):
         return self.server_version
+
+    def send_response(self, code, message=None):
+        # BaseHTTPRequestHandler always names the product in a Server header; ARM answers must not.
+        self.log_request(code)
+        self.send_response_only(code, message)
+        if getattr(self, "_server_header", True):
+            self.send_header("Server", self.version_string())
+        self.send_header("Date", self.date_time_string())
 
     def log_request(self, code="-", size="-"):
         pass  # _dispatch logs, without the query string
