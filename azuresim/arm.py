@@ -10,6 +10,7 @@ reset connection. Every refusal is a row of arm_errors.ERRORS."""
 import base64
 import datetime
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,7 +96,7 @@ def _matches(pattern: tuple, segments: list[str]) -> bool:
 
 
 class Arm:
-    def __init__(self, world: World, tokens: TokenService, urls: Callable, stopping) -> None:
+    def __init__(self, world: World, tokens: TokenService, urls: Callable, stopping: threading.Event) -> None:
         self.world, self.tokens, self.urls, self.stopping = world, tokens, urls, stopping
         self.behaviours = Behaviours(stopping)
         self.inventory = Inventory(self, world, urls)

@@ -6,7 +6,9 @@ behaviour (state.BEHAVIOUR_DEFAULTS says what each knob means)."""
 import json
 import socket
 import struct
+import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING
 
 from .arm_errors import ArmError, refuse
@@ -81,7 +83,7 @@ ERROR_OUTCOMES: dict[str, Callable[..., ArmError]] = {
 
 
 class Behaviours:
-    def __init__(self, stopping) -> None:
+    def __init__(self, stopping: threading.Event) -> None:
         self.stopping = stopping
 
     def _sleep(self, seconds: float) -> bool:
@@ -145,7 +147,7 @@ class Behaviours:
         return response
 
     @staticmethod
-    def _start(handler, response: Response, length: int) -> None:
+    def _start(handler: BaseHTTPRequestHandler, response: Response, length: int) -> None:
         handler.send_response(response.status)
         for name, value in response.headers:
             handler.send_header(name, value)
@@ -154,27 +156,27 @@ class Behaviours:
         handler.end_headers()
 
     @staticmethod
-    def _reset(handler) -> None:
+    def _reset(handler: BaseHTTPRequestHandler) -> None:
         # SO_LINGER with a zero timeout makes close() send a TCP RST instead of a FIN.
         handler.close_connection = True
         handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         handler.connection.close()
 
-    def _stall_headers(self, handler, response: Response, body: bytes, stall: float) -> None:
+    def _stall_headers(self, handler: BaseHTTPRequestHandler, response: Response, body: bytes, stall: float) -> None:
         handler.close_connection = True
         if self._sleep(stall):
             return
         self._start(handler, response, len(body))
         handler.wfile.write(body)
 
-    def _stall_body(self, handler, response: Response, body: bytes, stall: float) -> None:
+    def _stall_body(self, handler: BaseHTTPRequestHandler, response: Response, body: bytes, stall: float) -> None:
         handler.close_connection = True
         self._start(handler, response, len(body))
         handler.wfile.write(body[: len(body) // 2])
         if not self._sleep(stall):
             handler.wfile.write(body[len(body) // 2 :])
 
-    def _trickle(self, handler, response: Response, body: bytes, interval: float) -> None:
+    def _trickle(self, handler: BaseHTTPRequestHandler, response: Response, body: bytes, interval: float) -> None:
         handler.close_connection = True
         self._start(handler, response, len(body))
         for i in range(len(body)):
@@ -182,7 +184,7 @@ class Behaviours:
             if i + 1 < len(body) and self._sleep(interval):
                 return
 
-    def _huge(self, handler, response: Response, containers: int, size: int) -> None:
+    def _huge(self, handler: BaseHTTPRequestHandler, response: Response, containers: int, size: int) -> None:
         # Valid JSON of exactly ``size`` bytes: the answer padded with a long string.
         head = b'{"properties": {"numberOfContainers": %d, "padding": "' % containers
         tail = b'"}}'
