@@ -83,7 +83,7 @@ def error_of(answer: Answer) -> ArmError:
     message = text(error.get("message"), 20000)
     inner = next((d for d in details if isinstance(d, dict) and d.get("message")), None)
     return ArmError(
-        category=classify(answer.status, code, details),
+        category=classify(answer.status, code, details, message),
         summary=text((inner or {}).get("message") or message, 480) or f"Azure answered {answer.status} {code}.",
         code=code,
         message=message,

@@ -70,7 +70,10 @@ REMEDIES = {
         "Azure's answer was not what the API documents: re-run; if it persists, send the excerpt and request "
         "ids to support."
     ),
-    Category.REJECTED: "Azure refused the request as sent: read the error, correct the registration, re-run.",
+    Category.REJECTED: (
+        "Azure refused the request as sent: read the error; correct the registration, the backup name or the "
+        "api-version (AZURE_LTR_API_VERSION), then re-run."
+    ),
 }
 
 _SIGNIN_CODES = {"AuthenticationFailed", "InvalidAuthenticationToken", "ExpiredAuthenticationToken",
@@ -91,9 +94,11 @@ def _all_codes(error_code: str, details: list) -> set[str]:
     return codes
 
 
-def classify(http_status: int | None, error_code: str = "", details: list | None = None) -> Category:
+def classify(http_status: int | None, error_code: str = "", details: list | None = None, message: str = "") -> Category:
     """The category of a finished ARM call that got an HTTP answer."""
     codes = _all_codes(error_code, details or [])
+    if "NoRegisteredProviderFound" in codes and "api version" in message.lower():
+        return Category.REJECTED  # the provider is there; it does not know the api-version we sent
     if http_status == 200 and not codes:
         return Category.PASSED
     if codes & _NOT_READY_CODES:

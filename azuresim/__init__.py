@@ -1,5 +1,6 @@
-"""azuresim: a local simulator of Microsoft Entra ID (sign-in, tokens) and of the one Azure Resource
-Manager operation the dashboard calls (PostgreSQL flexible server ltrPreBackup), for tests and demos.
+"""azuresim: a local simulator of Microsoft Entra ID (sign-in, tokens) and of the Azure Resource Manager
+calls the dashboard makes (PostgreSQL flexible server ltrPreBackup; the subscription and server reads;
+the provider's registration), for tests and demos. simulator.py says where each part lives.
 
 It depends on the standard library, ``cryptography`` and PyJWT only.
 """

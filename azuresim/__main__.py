@@ -13,7 +13,7 @@ from .simulator import Simulator
 DEFAULT_SCENARIO = os.path.join(os.path.dirname(__file__), "scenarios", "demo.json")
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m azuresim", description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", default=DEFAULT_SCENARIO, help="scenario JSON file")
     parser.add_argument("--host", default="127.0.0.1")

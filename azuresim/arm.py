@@ -1,563 +1,318 @@
-"""Fake Azure Resource Manager for one operation: the PostgreSQL flexible server ``ltrPreBackup``
-POST. Requests are checked in ARM's order (token, api-version, subscription, resource group, RBAC,
-resource, body, throttling) and then answered by the server's scripted behaviour, which may be
-anything from a clean 200 to a reset connection."""
+"""Fake Azure Resource Manager for what the dashboard (and the official SDK) call: the PostgreSQL flexible
+server ``ltrPreBackup`` POST, the server reads (one server, by resource group, by subscription), the
+subscription list and the provider's registration.
+
+A request is matched to a route, then checked in ARM's order (token, api-version, subscription, provider
+registration, resource group, RBAC, resource, body, throttling) and answered; ``ltrPreBackup`` is then
+answered by the server's scripted behaviour (behaviours.py), which may be anything from a clean 200 to a
+reset connection. Every refusal is a row of arm_errors.ERRORS."""
 
 import base64
 import datetime
 import json
-import socket
-import struct
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
 
-from .state import POSTGRES_NAMESPACE, is_guid, new_guid
-from .tokens import ARM_AUDIENCES, InvalidToken
-from .web import Response
+from .arm_errors import ArmError, refuse
+from .armspec import ACTION, API_VERSIONS, BUCKET_HEADERS, JSON_TYPE, LOCATIONS
+from .behaviours import Behaviours
+from .inventory import Inventory
+from .state import POSTGRES_NAMESPACE, Server, Subscription, TokenBucket, World, is_guid, new_guid
+from .tokens import ARM_AUDIENCES, InvalidToken, TokenService
+from .web import Request, Response
 
-API_VERSIONS = (
-    "2023-03-01-preview",
-    "2023-06-01-preview",
-    "2023-12-01-preview",
-    "2024-03-01-preview",
-    "2024-08-01",
-    "2024-11-01-preview",
-    "2025-01-01-preview",
-    "2025-06-01-preview",
-    "2025-08-01",
-    "2026-10-01",
-)
-ACTION = "Microsoft.DBforPostgreSQL/flexibleServers/ltrPreBackup/action"
-PATH_LITERALS = (
-    "subscriptions",
-    None,
-    "resourcegroups",
-    None,
-    "providers",
-    "microsoft.dbforpostgresql",
-    "flexibleservers",
-    None,
-    "ltrprebackup",
-)
-JSON_TYPE = "application/json; charset=utf-8"
 RG_CHARS = set("-_.()")
-CHUNK = 64 * 1024
 
 
-def _dotnet_time(epoch):
+def _dotnet_time(epoch: float) -> str:
     # ARM prints times the .NET way: 1/8/2026 3:04:05 PM
     d = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
     hour, half = d.hour % 12 or 12, "AM" if d.hour < 12 else "PM"
     return f"{d.month}/{d.day}/{d.year} {hour}:{d.minute:02}:{d.second:02} {half}"
 
 
+@dataclass
+class Call:
+    """One ARM request on its way through the checks: what is known about it so far."""
+
+    req: Request
+    segments: list[str]
+    request_id: str
+    correlation_id: str
+    kind: str = "write"  # which bucket meters it: "read" or "write"
+    scope: str = "subscription"  # whose bucket: the subscription's or (listing subscriptions) the tenant's
+    sub: Subscription | None = None
+    claims: dict | None = None
+    bucket: TokenBucket | None = None
+    remaining: int | None = None
+
+    @property
+    def sub_id(self) -> str:
+        return self.segments[1]
+
+    @property
+    def rg_name(self) -> str:
+        return self.segments[3]
+
+    @property
+    def server_name(self) -> str:
+        return self.segments[7]
+
+    @property
+    def upn(self) -> str:
+        return str(self.claims.get("upn", "")).lower()
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: tuple  # lower-cased literal segments; None matches any one segment
+    handler: str  # the name of a method taking the Call: on Arm, or on its Inventory when ``read_side``
+    kind: str  # "read" or "write": which bucket
+    read_side: bool = True
+
+
+_NS = POSTGRES_NAMESPACE.lower()
+_RG = ("subscriptions", None, "resourcegroups", None, "providers", _NS, "flexibleservers")
+ROUTES = (
+    Route("GET", ("subscriptions",), "list_subscriptions", "read"),
+    Route("GET", ("subscriptions", None, "providers", _NS), "get_provider", "read"),
+    Route("POST", ("subscriptions", None, "providers", _NS, "register"), "register_provider", "write"),
+    Route("GET", ("subscriptions", None, "providers", _NS, "flexibleservers"), "list_servers", "read"),
+    Route("GET", _RG, "list_servers_in_group", "read"),
+    Route("GET", (*_RG, None), "get_server", "read"),
+    Route("POST", (*_RG, None, "ltrprebackup"), "ltr_pre_backup", "write", read_side=False),
+)
+
+
+def _matches(pattern: tuple, segments: list[str]) -> bool:
+    return len(pattern) == len(segments) and all(
+        lit is None or seg.lower() == lit for seg, lit in zip(segments, pattern, strict=True)
+    )
+
+
 class Arm:
-    def __init__(self, world, tokens, urls, stopping):
+    def __init__(self, world: World, tokens: TokenService, urls: Callable, stopping: threading.Event) -> None:
         self.world, self.tokens, self.urls, self.stopping = world, tokens, urls, stopping
-
-    # -- answers ----------------------------------------------------------------------------
-    def _finish(self, ctx, response):
-        """Add the headers every ARM answer carries."""
-        response.header("x-ms-request-id", ctx["request_id"])
-        response.header("x-ms-correlation-request-id", ctx["correlation_id"])
-        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-        response.header("x-ms-routing-request-id", f"LOCALSIM:{stamp}:{ctx['request_id']}")
-        response.header("Cache-Control", "no-cache")
-        response.header("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        response.header("X-Content-Type-Options", "nosniff")
-        if not any(name.lower() == "x-ms-ratelimit-remaining-subscription-writes" for name, _ in response.headers):
-            remaining, bucket = ctx.get("remaining"), ctx.get("bucket")
-            if remaining is None and bucket is not None:  # known only once the caller is authenticated
-                with self.world.lock:
-                    remaining = bucket.peek()
-            if remaining is not None:
-                self._ratelimit(response, remaining)
-        return response
-
-    @staticmethod
-    def _ratelimit(response, remaining):
-        response.header("x-ms-ratelimit-remaining-subscription-writes", remaining)
-        response.header("x-ms-ratelimit-remaining-subscription-global-writes", remaining)
-
-    def _error(self, ctx, status, code, message, target=None, details=None, additional_info=None, headers=None):
-        error = {"code": code, "message": message}
-        if target is not None:
-            error["target"] = target
-        if details is not None:
-            error["details"] = details
-        if additional_info is not None:
-            error["additionalInfo"] = additional_info
-        response = Response(status, json.dumps({"error": error}), JSON_TYPE, headers)
-        response.header("x-ms-error-code", code)
-        return self._finish(ctx, response)
-
-    def _unauthorized(self, ctx, code, message, tenant_id):
-        https_url, _ = self.urls()
-        challenge = (
-            f'Bearer authorization_uri="{https_url}/{tenant_id or "common"}", error="invalid_token", '
-            f'error_description="{message.split(". ")[0].rstrip(".")}."'
-        )
-        return self._error(ctx, 401, code, message, headers=[("WWW-Authenticate", challenge)])
+        self.behaviours = Behaviours(stopping)
+        self.inventory = Inventory(self, world, urls)
 
     # -- request ----------------------------------------------------------------------------
-    def handle(self, req):
-        ctx = {
-            "request_id": new_guid(),
-            "correlation_id": req.headers.get("x-ms-correlation-request-id") or new_guid(),
-        }
+    def handle(self, req: Request) -> Response:
         segments = [unquote(s) for s in req.path.rstrip("/").split("/")[1:]]
-        if len(segments) != len(PATH_LITERALS) or any(
-            lit is not None and seg.lower() != lit for seg, lit in zip(segments, PATH_LITERALS, strict=True)
-        ):
-            return self._error(
-                ctx,
-                404,
-                "NotFound",
-                f"The requested path '{req.path}' is not served by this simulator; it serves POST "
-                ".../providers/Microsoft.DBforPostgreSQL/flexibleServers/{name}/ltrPreBackup.",
-            )
-        sub_id, rg_name, server_name = segments[1], segments[3], segments[7]
-        sub = self.world.subscriptions.get(sub_id.lower())
-        if req.method != "POST":
-            return self._error(
-                ctx,
-                405,
-                "MethodNotAllowed",
-                f"The requested resource does not support http method '{req.method}'.",
-            )
-        claims, failure = self._authenticate(req, ctx, sub)
-        if failure:
-            return failure
-        ctx["bucket"] = self.world.bucket(sub_id, claims["oid"])
-        # 2. api-version
-        api_version = req.query.get("api-version")
-        if not api_version:
-            return self._error(
-                ctx,
-                400,
-                "MissingApiVersionParameter",
-                "The api-version query parameter (?api-version=) is required for all requests.",
-            )
-        if api_version not in API_VERSIONS:
-            return self._error(
-                ctx,
-                400,
-                "InvalidApiVersionParameter",
-                f"The api-version '{api_version}' is invalid. The supported versions are '{','.join(API_VERSIONS)}'.",
-            )
-        # 3. subscription
-        if not is_guid(sub_id):
-            return self._error(
-                ctx,
-                400,
-                "InvalidSubscriptionId",
-                f"The provided subscription identifier '{sub_id}' is malformed or invalid.",
-            )
-        if sub is None:
-            return self._error(ctx, 404, "SubscriptionNotFound", f"The subscription '{sub_id}' could not be found.")
-        if claims["tid"].lower() != sub.tenant_id:
-            https_url, _ = self.urls()
-            return self._unauthorized(
-                ctx,
-                "InvalidAuthenticationTokenTenant",
-                f"The access token is from the wrong issuer 'https://sts.windows.net/{claims['tid']}/'. It "
-                f"must match the tenant 'https://sts.windows.net/{sub.tenant_id}/' associated with this "
-                f"subscription. Please use the authority (URL) '{https_url}/{sub.tenant_id}' to get the "
-                "token. Note, if the subscription is transferred to another tenant there is no impact to "
-                "the services, but information about new tenant could take time to propagate (up to an "
-                "hour). If you just transferred your subscription and see this error message, please try "
-                "back later.",
-                sub.tenant_id,
-            )
-        if POSTGRES_NAMESPACE.lower() in sub.unregistered_providers:
-            message = (
-                f"The subscription is not registered to use namespace '{POSTGRES_NAMESPACE}'. See "
-                "https://aka.ms/rps-not-found for how to register subscriptions."
-            )
-            return self._error(
-                ctx,
-                409,
-                "MissingSubscriptionRegistration",
-                message,
-                target=POSTGRES_NAMESPACE,
-                details=[
-                    {
-                        "code": "MissingSubscriptionRegistration",
-                        "target": POSTGRES_NAMESPACE,
-                        "message": message,
-                    }
-                ],
-            )
-        # 4. resource group
-        bad = self._rg_name_problem(rg_name)
-        if bad:
-            return self._error(ctx, 400, "InvalidResourceGroup", bad)
-        rg = sub.resource_groups.get(rg_name.lower())
-        if rg is None:
-            return self._error(ctx, 404, "ResourceGroupNotFound", f"Resource group '{rg_name}' could not be found.")
-        # 5. RBAC
-        scope = (
-            f"/subscriptions/{sub_id}/resourceGroups/{rg_name}/providers/{POSTGRES_NAMESPACE}"
-            f"/flexibleServers/{server_name}"
-        )
-        server = rg[1].get(server_name.lower())
-        upn = str(claims.get("upn", "")).lower()
-        allowed = ("*" in sub.principals and self.world.user_by_oid(claims["oid"]) is not None) or (
-            upn in sub.principals
-        )
-        if not allowed or (server is not None and upn in server.deny):
-            return self._forbidden(ctx, claims, scope)
-        # 6. resource
-        if server is None:
-            return self._error(
-                ctx,
-                404,
-                "ResourceNotFound",
-                f"The Resource '{POSTGRES_NAMESPACE}/flexibleServers/{server_name}' under resource group "
-                f"'{rg_name}' was not found. For more details please go to "
-                "https://aka.ms/ARMResourceNotFoundFix",
-            )
-        self.world.count_arm_call((sub.id, rg_name, server.name))
-        # 7. body
-        failure = self._check_body(ctx, req.body)
-        if failure:
-            return failure
-        # 8. throttling
-        with self.world.lock:
-            ok, remaining, wait = ctx["bucket"].take()
-        if not ok:
-            self.world.count_throttled()
-            response = self._error(
-                ctx,
-                429,
-                "TooManyRequests",
-                f"Number of 'write' requests for subscription '{sub.id}' actor '{claims['oid']}' exceeded. "
-                f"Please try again after '{wait}' seconds after additional tokens are available. Refer to "
-                "https://aka.ms/arm-throttling-token-bucket for additional information.",
-                headers=[("Retry-After", str(wait))],
-            )
-            return response
-        ctx["remaining"] = remaining
-        # 9. the server's own behaviour
-        return self._behave(ctx, server, claims, scope)
+        call = Call(req, segments, new_guid(), req.headers.get("x-ms-correlation-request-id") or new_guid())
+        try:
+            route = self._route(call)
+            call.kind, call.scope = route.kind, "tenant" if len(segments) == 1 else "subscription"
+            call.sub = self.world.subscriptions.get(segments[1].lower()) if len(segments) > 1 else None
+            return getattr(self.inventory if route.read_side else self, route.handler)(call)
+        except ArmError as err:
+            return self.error(call, err)
 
-    def _authenticate(self, req, ctx, sub):
-        tenant_id = sub.tenant_id if sub else None
-        header = req.headers.get("Authorization")
+    @staticmethod
+    def _route(call: Call) -> Route:
+        matching = [r for r in ROUTES if _matches(r.pattern, call.segments)]
+        if not matching:
+            raise refuse("path_not_served", path=call.req.path)
+        for route in matching:
+            if route.method == call.req.method:
+                return route
+        raise refuse("method_not_allowed", method=call.req.method)
+
+    def ltr_pre_backup(self, call: Call) -> Response:
+        self.authenticate(call)
+        self.check_api_version(call, API_VERSIONS)
+        sub = self.subscription(call)
+        self.require_registered(sub)
+        _, servers = self.resource_group(call, sub)
+        server = servers.get(call.server_name.lower())
+        scope = self.server_scope(call)
+        self.authorize(call, ACTION, scope, denied=server is not None and call.upn in server.deny)
+        if server is None:
+            raise self.not_found(call)
+        self.world.count_arm_call((sub.id, call.rg_name, server.name))
+        self.behaviours.check_body(call.req.body)
+        self.meter(call)
+        return self.behaviours.answer(self, call, server, scope)
+
+    # -- the checks, in ARM's order ---------------------------------------------------------
+    def authenticate(self, call: Call) -> None:
+        """Check the bearer token; set ``call.claims`` and the caller's bucket."""
+        header = call.req.headers.get("Authorization")
         if not header:
-            return None, self._unauthorized(
-                ctx,
-                "AuthenticationFailed",
-                "Authentication failed. The 'Authorization' header is missing.",
-                tenant_id,
-            )
+            raise refuse("no_authorization")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return None, self._unauthorized(
-                ctx,
-                "AuthenticationFailed",
-                "Authentication failed. The 'Authorization' header is provided in an invalid format.",
-                tenant_id,
-            )
+            raise refuse("bad_authorization")
         try:
             claims = self.tokens.verify(token.strip())
         except InvalidToken:
-            return None, self._unauthorized(
-                ctx, "InvalidAuthenticationToken", "The access token is invalid.", tenant_id
-            )
+            raise refuse("invalid_token") from None
+        self._check_claims(claims)
+        call.claims = claims
+        key = claims["tid"] if call.scope == "tenant" else call.sub_id
+        call.bucket = self.world.bucket(key, claims["oid"], call.kind)
+
+    def _check_claims(self, claims: dict) -> None:
         if claims["aud"] not in ARM_AUDIENCES:
-            allowed = ",".join(f"'{a}'" for a in ARM_AUDIENCES)
-            return None, self._unauthorized(
-                ctx,
-                "InvalidAuthenticationToken",
-                f"The access token has been obtained for wrong audience or resource '{claims['aud']}'. It "
-                f"should exactly match with one of the allowed audiences {allowed}.",
-                tenant_id,
-            )
+            raise refuse("wrong_audience", audience=claims["aud"], allowed=",".join(f"'{a}'" for a in ARM_AUDIENCES))
         now = time.time()
         if claims["exp"] <= now:
-            return None, self._unauthorized(
-                ctx,
-                "ExpiredAuthenticationToken",
-                f"The access token expiry UTC time '{_dotnet_time(claims['exp'])}' is earlier than current "
-                f"UTC time '{_dotnet_time(now)}'.",
-                tenant_id,
-            )
+            raise refuse("expired_token", expiry=_dotnet_time(claims["exp"]), now=_dotnet_time(now))
         if claims.get("nbf", 0) > now + 300:
-            return None, self._unauthorized(
-                ctx, "InvalidAuthenticationToken", "The access token is not yet valid.", tenant_id
-            )
+            raise refuse("token_not_yet_valid")
         nbf = self._cae_revocation(claims)
         if nbf is not None:
-            return None, self._cae_challenge(ctx, claims, nbf)
-        return claims, None
+            raise self._cae_challenge(claims, nbf)
 
-    def _cae_revocation(self, claims):
+    def _cae_revocation(self, claims: dict) -> int | None:
         """Return the nbf a Continuous Access Evaluation challenge must demand, or None."""
         with self.world.lock:
             armed = self.world.pending_challenges.pop(claims["oid"], None)
             revoked = self.world.revoked_utis.get(claims.get("uti"))
         return armed if armed is not None else revoked
 
-    def _cae_challenge(self, ctx, claims, nbf):
+    def _cae_challenge(self, claims: dict, nbf: int) -> ArmError:
         https_url, _ = self.urls()
         demand = json.dumps({"access_token": {"nbf": {"essential": True, "value": str(nbf)}}})
         challenge = (
             f'Bearer authorization_uri="{https_url}/{claims["tid"]}/oauth2/authorize", '
             f'error="insufficient_claims", claims="{base64.b64encode(demand.encode()).decode()}"'
         )
-        return self._error(
-            ctx,
-            401,
-            "InvalidAuthenticationToken",
-            "Continuous access evaluation resulted in challenge with result: InteractionRequired and "
-            "code: TokenIssuedBeforeRevocationTimestamp. Answer the claims challenge in the "
-            "WWW-Authenticate header.",
-            headers=[("WWW-Authenticate", challenge)],
-        )
+        return refuse("cae_challenge", headers=[("WWW-Authenticate", challenge)])
+
+    def check_api_version(self, call: Call, supported: tuple, provider_type: str | None = "flexibleServers") -> None:
+        """ARM refuses an api-version its own types do not know; for a resource provider's type it
+        finds no provider registered for that version (``provider_type`` None: an ARM type)."""
+        api_version = call.req.query.get("api-version")
+        if not api_version:
+            raise refuse("missing_api_version")
+        if api_version in supported:
+            return
+        if provider_type is None:
+            raise refuse("invalid_api_version", api_version=api_version, supported=",".join(supported))
+        raise refuse("no_registered_provider", location=self.location(call), api_version=api_version,
+                     type=provider_type, supported=", ".join(reversed(supported)), locations=", ".join(LOCATIONS))
+
+    def location(self, call: Call) -> str:
+        """Where the request's resource group is (the subscription's first one's, if it names none)."""
+        sub = call.sub
+        if sub is None:
+            return "westeurope"
+        if len(call.segments) > 3 and call.rg_name.lower() in sub.locations:
+            return sub.locations[call.rg_name.lower()]
+        return next(iter(sub.locations.values()), "westeurope")
+
+    def subscription(self, call: Call) -> Subscription:
+        """The subscription, once its id, its existence and the token's tenant check out."""
+        if not is_guid(call.sub_id):
+            raise refuse("invalid_subscription", subscription=call.sub_id)
+        sub = call.sub
+        if sub is None:
+            raise refuse("subscription_not_found", subscription=call.sub_id)
+        if call.claims["tid"].lower() != sub.tenant_id:
+            https_url, _ = self.urls()
+            raise refuse("wrong_tenant", token_tenant=call.claims["tid"], tenant=sub.tenant_id,
+                         authority=f"{https_url}/{sub.tenant_id}")
+        return sub
 
     @staticmethod
-    def _rg_name_problem(name):
+    def require_registered(sub: Subscription) -> None:
+        if POSTGRES_NAMESPACE.lower() in sub.unregistered_providers:
+            err = refuse("provider_not_registered", namespace=POSTGRES_NAMESPACE, target=POSTGRES_NAMESPACE)
+            err.details = [{"code": err.code, "target": POSTGRES_NAMESPACE, "message": err.message}]
+            raise err
+
+    def resource_group(self, call: Call, sub: Subscription) -> tuple[str, dict[str, Server]]:
+        name = call.rg_name
         if not 1 <= len(name) <= 90:
-            return (
-                f"Resource group name '{name}' is invalid. It must be between 1 and 90 characters long. "
-                "See https://aka.ms/resource-group-naming-rules for more information."
-            )
+            raise refuse("rg_name_length", name=name)
         invalid = "".join(sorted({c for c in name if not (c.isalnum() or c in RG_CHARS)}))
         if invalid:
-            return (
-                f"The provided resource group name '{name}' has these invalid characters: '{invalid}'. The "
-                "name can only be a letter, digit, '-', '.', '(', ')' or '_'. See "
-                "https://aka.ms/resource-group-naming-rules for more information."
-            )
+            raise refuse("rg_name_chars", name=name, invalid=invalid)
         if name.endswith("."):
-            return (
-                f"Resource group name '{name}' is invalid. It cannot end with a period. See "
-                "https://aka.ms/resource-group-naming-rules for more information."
-            )
-        return None
+            raise refuse("rg_name_period", name=name)
+        rg = sub.resource_groups.get(name.lower())
+        if rg is None:
+            raise refuse("rg_not_found", rg=name)
+        return rg
 
-    def _forbidden(self, ctx, claims, scope):
-        return self._error(
-            ctx,
-            403,
-            "AuthorizationFailed",
-            f"The client '{claims.get('upn', claims['oid'])}' with object id '{claims['oid']}' does not "
-            f"have authorization to perform action '{ACTION}' over scope '{scope}' or the scope is "
-            "invalid. If access was recently granted, please refresh your credentials.",
+    def authorize(self, call: Call, action: str, scope: str, *, denied: bool = False) -> None:
+        """RBAC: the subscription's principals hold the role, unless this resource denies the user."""
+        sub, claims = call.sub, call.claims
+        allowed = ("*" in sub.principals and self.world.user_by_oid(claims["oid"]) is not None) or (
+            call.upn in sub.principals
         )
+        if not allowed or denied:
+            raise refuse("authorization_failed", client=claims.get("upn", claims["oid"]), oid=claims["oid"],
+                         action=action, scope=scope)
 
-    def _check_body(self, ctx, raw):
-        try:
-            body = json.loads(raw.decode("utf-8")) if raw.strip() else None
-        except (UnicodeDecodeError, ValueError) as exc:
-            return self._error(
-                ctx,
-                400,
-                "InvalidRequestContent",
-                f"The request content was invalid and could not be deserialized: '{exc.__class__.__name__}: {exc}'.",
-            )
-        if not isinstance(body, dict):
-            return self._error(
-                ctx,
-                400,
-                "InvalidRequestContent",
-                "The request content was invalid and could not be deserialized: 'The request body must be "
-                "a JSON object with a 'backupSettings' property.'.",
-            )
-        settings = body.get("backupSettings")
-        name = settings.get("backupName") if isinstance(settings, dict) else None
-        if name is None:
-            return self._error(
-                ctx,
-                400,
-                "MissingRequiredProperty",
-                "The request body is missing the required property 'backupSettings.backupName'.",
-                target="backupSettings.backupName",
-            )
-        if not isinstance(name, str) or not name.strip():
-            return self._error(
-                ctx,
-                400,
-                "InvalidParameterValue",
-                "Invalid value given for parameter 'backupSettings.backupName'. Specify a non-empty string.",
-                target="backupSettings.backupName",
-            )
-        return None
+    @staticmethod
+    def server_scope(call: Call) -> str:
+        return (f"/subscriptions/{call.sub_id}/resourceGroups/{call.rg_name}/providers/{POSTGRES_NAMESPACE}"
+                f"/flexibleServers/{call.server_name}")
 
-    # -- behaviours -------------------------------------------------------------------------
-    def _sleep(self, seconds):
-        """Sleep, but wake when the simulator stops; True means 'stop now'."""
-        return self.stopping.wait(max(0.0, seconds))
+    @staticmethod
+    def not_found(call: Call) -> ArmError:
+        return refuse("resource_not_found", namespace=POSTGRES_NAMESPACE, server=call.server_name, rg=call.rg_name)
 
-    def _behave(self, ctx, server, claims, scope):
+    def meter(self, call: Call, forced_wait: int | None = None) -> None:
+        """Take a token from the caller's bucket (``forced_wait``: answer as if it were empty)."""
         with self.world.lock:
-            server.calls += 1
-            call = server.calls
-            b = dict(server.behaviour)
-        outcome = b["outcome"]
-        applies = (b["fail_times"] is None or call <= b["fail_times"]) and (
-            b["on_calls"] is None or call in b["on_calls"]
-        )
-        if not applies:
-            outcome = "success"
-        if b["latency_ms"] and self._sleep(b["latency_ms"] / 1000):
-            return self._error(ctx, 503, "ServiceUnavailable", "The simulator is shutting down.")
-        success = json.dumps({"properties": {"numberOfContainers": b["containers"]}}).encode()
-        name = server.name
-
-        def ok(body, content_type=JSON_TYPE):
-            return self._finish(ctx, Response(200, body, content_type))
-
-        if outcome == "success":
-            return ok(success)
-        if outcome == "forbidden":
-            return self._forbidden(ctx, claims, scope)
-        if outcome == "not_ready":
-            return self._error(
-                ctx,
-                400,
-                "PostgreSQLFlexOperationFailedUserError",
-                "The operation could not be completed because of a user error. See details for more information.",
-                details=[
-                    {
-                        "code": "ServerNotReadyForLongTermBackup",
-                        "message": f"The server '{name}' is in state '{b['state']}'. Long-term retention "
-                        "backup requires the server to be in state 'Ready'.",
-                        "target": name,
-                    }
-                ],
-                additional_info=[
-                    {
-                        "type": "ServerState",
-                        "info": {"serverName": name, "state": b["state"], "requiredState": "Ready"},
-                    }
-                ],
-            )
-        if outcome == "throttled":
+            ok, remaining, wait = (False, 0, forced_wait) if forced_wait is not None else call.bucket.take()
+        call.remaining = remaining
+        if ok:
+            return
+        if call.kind == "write":
             self.world.count_throttled()
-            response = self._error(
-                ctx,
-                429,
-                "TooManyRequests",
-                f"The request to server '{name}' was throttled by Microsoft.DBforPostgreSQL. Retry after "
-                "the interval given in the Retry-After header.",
-                # The resource provider throttles this server; ARM's own bucket (its headers are added
-                # as for any answer) is not what ran out.
-                headers=self._retry_headers(b),
-            )
-            return response
-        if outcome == "internal_error":
-            return self._error(
-                ctx,
-                500,
-                "InternalServerError",
-                f"An unexpected error occured while processing the request. Tracking ID: '{ctx['request_id']}'",
-            )
-        if outcome == "unavailable":
-            return self._error(
-                ctx,
-                503,
-                "ServiceUnavailable",
-                "The service is currently unavailable. Please try again later.",
-                headers=self._retry_headers(b),
-            )
-        if outcome == "bad_gateway":
-            page = (
-                "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad "
-                "Gateway</h1></center>\r\n<hr><center>Microsoft-Azure-Application-Gateway/v2</center>\r\n</body>\r\n</html>\r\n"
-            )
-            return self._finish(ctx, Response(502, page, "text/html"))
-        if outcome == "html":
-            return ok(
-                "<!DOCTYPE html><html><head><title>Service maintenance</title></head><body><h1>We'll be "
-                "right back</h1><p>This service is undergoing maintenance.</p></body></html>",
-                "text/html; charset=utf-8",
-            )
-        if outcome == "empty":
-            return ok(b"")
-        if outcome == "invalid_json":
-            return ok(b'{"properties": ')
-        if outcome == "payload":
-            body = b["body"]
-            body = body if isinstance(body, (str, bytes)) else json.dumps(body)
-            if b["status"] == 200:
-                return ok(body)
-            return self._finish(ctx, Response(int(b["status"]), body, JSON_TYPE))
-        # The rest write to the socket themselves.
-        response = self._finish(ctx, Response(200 if outcome != "reset" else 0))
-        response.stream = {
-            "reset": self._reset,
-            "stall_headers": lambda h: self._stall_headers(h, response, success, b["stall"]),
-            "stall_body": lambda h: self._stall_body(h, response, success, b["stall"]),
-            "trickle": lambda h: self._trickle(h, response, success, b["trickle_interval"]),
-            "huge": lambda h: self._huge(h, response, b["containers"], b["huge_bytes"]),
-        }[outcome]
+        scope_id = call.claims["tid"] if call.scope == "tenant" else call.sub_id
+        raise refuse("subscription_throttled", kind=call.kind, scope=call.scope, scope_id=scope_id,
+                     oid=call.claims["oid"], wait=wait, headers=[("Retry-After", str(wait))])
+
+    # -- answers ----------------------------------------------------------------------------
+    def finish(self, call: Call, response: Response) -> Response:
+        """Add the headers every ARM answer carries (and no product name: real ARM sends none)."""
+        response.server_header = False
+        response.header("x-ms-request-id", call.request_id)
+        response.header("x-ms-correlation-request-id", call.correlation_id)
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+        response.header("x-ms-routing-request-id", f"LOCALSIM:{stamp}:{call.request_id}")
+        for name, value in (("Cache-Control", "no-cache"), ("Pragma", "no-cache"), ("Expires", "-1"),
+                            ("Strict-Transport-Security", "max-age=31536000; includeSubDomains"),
+                            ("X-Content-Type-Options", "nosniff")):
+            response.header(name, value)
+        self._ratelimit_headers(call, response)
         return response
 
-    @staticmethod
-    def _retry_headers(b):
-        headers = []
-        if b["retry_after_ms"] is not None:
-            headers += [
-                ("retry-after-ms", str(b["retry_after_ms"])),
-                ("x-ms-retry-after-ms", str(b["retry_after_ms"])),
-            ]
-        if b["retry_after"] is not None or b["retry_after_ms"] is None:
-            headers.append(("Retry-After", str(b["retry_after"] if b["retry_after"] is not None else 10)))
-        return headers
-
-    @staticmethod
-    def _start(handler, response, length):
-        handler.send_response(response.status)
-        for name, value in response.headers:
-            handler.send_header(name, value)
-        handler.send_header("Content-Type", JSON_TYPE)
-        handler.send_header("Content-Length", str(length))
-        handler.end_headers()
-
-    @staticmethod
-    def _reset(handler):
-        # SO_LINGER with a zero timeout makes close() send a TCP RST instead of a FIN.
-        handler.close_connection = True
-        handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        handler.connection.close()
-
-    def _stall_headers(self, handler, response, body, stall):
-        handler.close_connection = True
-        if self._sleep(stall):
+    def _ratelimit_headers(self, call: Call, response: Response) -> None:
+        remaining = call.remaining
+        if remaining is None and call.bucket is not None:  # known only once the caller is authenticated
+            with self.world.lock:
+                remaining = call.bucket.peek()
+        if remaining is None:
             return
-        self._start(handler, response, len(body))
-        handler.wfile.write(body)
+        for name in BUCKET_HEADERS[(call.kind, call.scope)]:
+            response.header(name, remaining)
 
-    def _stall_body(self, handler, response, body, stall):
-        handler.close_connection = True
-        self._start(handler, response, len(body))
-        handler.wfile.write(body[: len(body) // 2])
-        if not self._sleep(stall):
-            handler.wfile.write(body[len(body) // 2 :])
+    def ok(self, call: Call, body: Any, content_type: str = JSON_TYPE, status: int = 200) -> Response:
+        raw = body if isinstance(body, (str, bytes)) else json.dumps(body)
+        return self.finish(call, Response(status, raw, content_type))
 
-    def _trickle(self, handler, response, body, interval):
-        handler.close_connection = True
-        self._start(handler, response, len(body))
-        for i in range(len(body)):
-            handler.wfile.write(body[i : i + 1])
-            if i + 1 < len(body) and self._sleep(interval):
-                return
+    def error(self, call: Call, err: ArmError) -> Response:
+        headers = list(err.headers)
+        if err.status == 401 and not any(name == "WWW-Authenticate" for name, _ in headers):
+            headers.append(("WWW-Authenticate", self._challenge(call, err.message)))
+        response = Response(err.status, json.dumps(err.body()), JSON_TYPE, headers)
+        response.header("x-ms-error-code", err.code)
+        return self.finish(call, response)
 
-    def _huge(self, handler, response, containers, size):
-        # Valid JSON of exactly ``size`` bytes: the answer padded with a long string.
-        head = b'{"properties": {"numberOfContainers": %d, "padding": "' % containers
-        tail = b'"}}'
-        padding = size - len(head) - len(tail)
-        if padding < 0:
-            head, tail, padding = b"", b"", size
-        handler.close_connection = True
-        self._start(handler, response, size)
-        handler.wfile.write(head)
-        block = b"x" * CHUNK
-        while padding > 0 and not self.stopping.is_set():
-            n = min(padding, CHUNK)
-            handler.wfile.write(block[:n])
-            padding -= n
-        handler.wfile.write(tail)
+    def _challenge(self, call: Call, message: str) -> str:
+        https_url, _ = self.urls()
+        tenant_id = call.sub.tenant_id if call.sub else "common"
+        first = message.split(". ")[0].rstrip(".")
+        return (f'Bearer authorization_uri="{https_url}/{tenant_id}", error="invalid_token", '
+                f'error_description="{first}."')

@@ -1,108 +1,168 @@
-"""ARM's read side that the dashboard's "Import from Azure" uses: the subscriptions a user can see and
-the PostgreSQL flexible servers in one of them, paged with `nextLink` as ARM pages them.
+"""ARM's read side and provider registration, as the dashboard's "Import from Azure" and the official SDK
+use them: the subscriptions a user can see, the PostgreSQL flexible servers of a subscription or resource
+group (paged with `nextLink` as ARM pages them), one server, and Microsoft.DBforPostgreSQL's registration.
 
-    GET /subscriptions?api-version=2022-12-01
-    GET /subscriptions/{id}/providers/Microsoft.DBforPostgreSQL/flexibleServers?api-version=2024-08-01
+    GET  /subscriptions?api-version=2022-12-01
+    GET  /subscriptions/{id}/providers/Microsoft.DBforPostgreSQL/flexibleServers?api-version=2024-08-01
+    GET  /subscriptions/{id}/resourceGroups/{rg}/providers/Microsoft.DBforPostgreSQL/flexibleServers[/{name}]
+    GET  /subscriptions/{id}/providers/Microsoft.DBforPostgreSQL?api-version=2021-04-01
+    POST /subscriptions/{id}/providers/Microsoft.DBforPostgreSQL/register?api-version=2021-04-01
 
-Reads are not metered by the write bucket. Tokens are checked exactly as for ltrPreBackup (arm.Arm).
+Reads are metered by ARM's read bucket (250, refilled 25/s per subscription and principal); the provider's
+registration is a write. Tokens are checked exactly as for ltrPreBackup (arm.Arm).
 """
 
-import json
-from urllib.parse import unquote
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from .arm import API_VERSIONS, JSON_TYPE
-from .state import POSTGRES_NAMESPACE, is_guid, new_guid  # noqa: I001
-from .web import Response
+from .armspec import API_VERSIONS, LOCATIONS, PROVIDER_API_VERSIONS, READ_ACTION, SUBSCRIPTION_API_VERSIONS
+from .state import POSTGRES_NAMESPACE, Server, Subscription, World
 
-SUBSCRIPTION_API_VERSIONS = ("2016-06-01", "2020-01-01", "2021-01-01", "2022-12-01")
+if TYPE_CHECKING:
+    from .arm import Arm, Call
+    from .web import Response
+
 PAGE_SIZE = 50
 
 
-def _visible(sub, claims) -> bool:
+def _visible(sub: Subscription, claims: dict) -> bool:
     upn = str(claims.get("upn", "")).lower()
     return sub.tenant_id == claims["tid"].lower() and ("*" in sub.principals or upn in sub.principals)
 
 
+def server_resource(sub: Subscription, rg_display: str, server: Server) -> dict:
+    """A flexible server as ARM's GET shows it (the fields a client reads, in the 2024-08-01 shape)."""
+    behaviour = server.behaviour
+    state = behaviour.get("state") if behaviour.get("outcome") == "not_ready" else "Ready"
+    return {
+        "sku": {"name": "Standard_D2ds_v5", "tier": "GeneralPurpose"},
+        "systemData": {"createdAt": "2025-01-06T09:30:00.0000000Z"},
+        "properties": {
+            "administratorLogin": "pgadmin",
+            "storage": {"storageSizeGB": 128, "autoGrow": "Disabled", "tier": "P10", "iops": 500},
+            "version": "16",
+            "minorVersion": "6",
+            "fullyQualifiedDomainName": f"{server.name}.postgres.database.azure.com",
+            "state": state,
+            "availabilityZone": "1",
+            "backup": {"backupRetentionDays": 7, "geoRedundantBackup": "Disabled"},
+            "network": {"publicNetworkAccess": "Enabled"},
+            "highAvailability": {"mode": "Disabled", "state": "NotEnabled"},
+            "replicationRole": "Primary",
+            "replicaCapacity": 5,
+        },
+        "location": sub.locations.get(rg_display.lower(), "westeurope"),
+        "tags": {},
+        "id": f"/subscriptions/{sub.id}/resourceGroups/{rg_display}/providers/{POSTGRES_NAMESPACE}"
+              f"/flexibleServers/{server.name}",
+        "name": server.name,
+        "type": f"{POSTGRES_NAMESPACE}/flexibleServers",
+    }
+
+
 class Inventory:
-    def __init__(self, arm, world, urls):
+    def __init__(self, arm: "Arm", world: World, urls: Callable) -> None:
         self.arm, self.world, self.urls = arm, world, urls
         self.page_size = PAGE_SIZE
-        # Tests set this to make every list call answer 429 with this Retry-After (seconds).
-        self.throttle_retry_after = None
+        # Tests set this to make every list call answer 429 (ARM's read bucket empty) with this Retry-After.
+        self.throttle_retry_after: int | None = None
 
-    @staticmethod
-    def serves(req) -> bool:
-        segments = [s.lower() for s in req.path.rstrip("/").split("/")[1:]]
-        return req.method == "GET" and (
-            segments == ["subscriptions"]
-            or (len(segments) == 5 and segments[0] == "subscriptions" and segments[2:] == [
-                "providers", POSTGRES_NAMESPACE.lower(), "flexibleservers"])
-        )
+    def _read(self, call: "Call", api_versions: tuple, provider_type: str | None = "flexibleServers") -> None:
+        """What every read starts with: the token, the read bucket, the api-version."""
+        arm = self.arm
+        arm.authenticate(call)
+        arm.meter(call, self.throttle_retry_after)
+        arm.check_api_version(call, api_versions, provider_type)
 
-    def handle(self, req):
-        ctx = {"request_id": new_guid(),
-               "correlation_id": req.headers.get("x-ms-correlation-request-id") or new_guid()}
-        segments = [unquote(s) for s in req.path.rstrip("/").split("/")[1:]]
-        sub_id = segments[1] if len(segments) > 1 else None
-        sub = self.world.subscriptions.get(sub_id.lower()) if sub_id else None
-        claims, failure = self.arm._authenticate(req, ctx, sub)
-        if failure:
-            return failure
-        if self.throttle_retry_after is not None:
-            return self.arm._error(ctx, 429, "TooManyRequests", "Too many read requests; retry later.",
-                                   headers=[("Retry-After", str(self.throttle_retry_after))])
-        api_version = req.query.get("api-version", "")
-        allowed = SUBSCRIPTION_API_VERSIONS if sub_id is None else API_VERSIONS
-        if api_version not in allowed:
-            return self.arm._error(ctx, 400, "InvalidApiVersionParameter" if api_version else
-                                   "MissingApiVersionParameter",
-                                   f"The api-version '{api_version}' is invalid. The supported versions are "
-                                   f"'{','.join(allowed)}'.")
-        skip = int(req.query.get("$skiptoken", "0") or 0) if req.query.get("$skiptoken", "0").isdigit() else 0
-        if sub_id is None:
-            with self.world.lock:
-                items = [
-                    {"id": f"/subscriptions/{s.id}", "subscriptionId": s.id, "tenantId": s.tenant_id,
-                     "displayName": s.name, "state": "Enabled"}
-                    for s in self.world.subscriptions.values() if _visible(s, claims)
-                ]
-            return self._page(ctx, req, sorted(items, key=lambda i: i["displayName"]), skip)
-        if not is_guid(sub_id):
-            return self.arm._error(ctx, 400, "InvalidSubscriptionId",
-                                   f"The provided subscription identifier '{sub_id}' is malformed or invalid.")
-        if sub is None:
-            return self.arm._error(ctx, 404, "SubscriptionNotFound", f"The subscription '{sub_id}' could not be found.")
-        if not _visible(sub, claims):
-            return self.arm._error(
-                ctx, 403, "AuthorizationFailed",
-                f"The client '{claims.get('upn', '')}' with object id '{claims['oid']}' does not have authorization "
-                f"to perform action '{POSTGRES_NAMESPACE}/flexibleServers/read' over scope '/subscriptions/{sub.id}' "
-                "or the scope is invalid. If access was recently granted, please refresh your credentials.")
-        if POSTGRES_NAMESPACE.lower() in sub.unregistered_providers:
-            return self.arm._error(
-                ctx, 409, "MissingSubscriptionRegistration",
-                f"The subscription is not registered to use namespace '{POSTGRES_NAMESPACE}'. See "
-                "https://aka.ms/rps-not-found for how to register subscriptions.", target=POSTGRES_NAMESPACE)
+    # -- subscriptions ----------------------------------------------------------------------
+    def list_subscriptions(self, call: "Call") -> "Response":
+        self._read(call, SUBSCRIPTION_API_VERSIONS, provider_type=None)
         with self.world.lock:
-            items = []
-            for rg_display, servers in sub.resource_groups.values():
-                for server in servers.values():
-                    state = server.behaviour.get("state") if server.behaviour.get("outcome") == "not_ready" else "Ready"
-                    items.append({
-                        "id": f"/subscriptions/{sub.id}/resourceGroups/{rg_display}/providers/{POSTGRES_NAMESPACE}"
-                              f"/flexibleServers/{server.name}",
-                        "name": server.name,
-                        "type": f"{POSTGRES_NAMESPACE}/flexibleServers",
-                        "location": "westeurope",
-                        "properties": {"state": state, "version": "16",
-                                       "fullyQualifiedDomainName": f"{server.name}.postgres.database.azure.com"},
-                    })
-        return self._page(ctx, req, sorted(items, key=lambda i: i["id"].lower()), skip)
+            items = [
+                {"id": f"/subscriptions/{s.id}", "subscriptionId": s.id, "tenantId": s.tenant_id,
+                 "displayName": s.name, "state": "Enabled"}
+                for s in self.world.subscriptions.values() if _visible(s, call.claims)
+            ]
+        return self._page(call, sorted(items, key=lambda i: i["displayName"]))
 
-    def _page(self, ctx, req, items, skip):
-        body = {"value": items[skip: skip + self.page_size]}
+    # -- servers ----------------------------------------------------------------------------
+    def list_servers(self, call: "Call") -> "Response":
+        self._read(call, API_VERSIONS)
+        sub = self.arm.subscription(call)
+        self.arm.authorize(call, READ_ACTION, f"/subscriptions/{sub.id}")
+        self.arm.require_registered(sub)
+        with self.world.lock:
+            items = [server_resource(sub, rg_display, server)
+                     for rg_display, servers in sub.resource_groups.values() for server in servers.values()]
+        return self._page(call, sorted(items, key=lambda i: i["id"].lower()))
+
+    def list_servers_in_group(self, call: "Call") -> "Response":
+        self._read(call, API_VERSIONS)
+        sub = self.arm.subscription(call)
+        self.arm.require_registered(sub)
+        rg_display, servers = self.arm.resource_group(call, sub)
+        self.arm.authorize(call, READ_ACTION, f"/subscriptions/{sub.id}/resourceGroups/{rg_display}")
+        with self.world.lock:
+            items = [server_resource(sub, rg_display, server) for server in servers.values()]
+        return self._page(call, sorted(items, key=lambda i: i["name"].lower()))
+
+    def get_server(self, call: "Call") -> "Response":
+        self._read(call, API_VERSIONS)
+        sub = self.arm.subscription(call)
+        self.arm.require_registered(sub)
+        rg_display, servers = self.arm.resource_group(call, sub)
+        self.arm.authorize(call, READ_ACTION, self.arm.server_scope(call))
+        server = servers.get(call.server_name.lower())
+        if server is None:
+            raise self.arm.not_found(call)
+        with self.world.lock:
+            resource = server_resource(sub, rg_display, server)
+        return self.arm.ok(call, resource)
+
+    # -- the provider's registration --------------------------------------------------------
+    def _provider(self, sub: Subscription, state: str | None = None) -> dict:
+        registered = POSTGRES_NAMESPACE.lower() not in sub.unregistered_providers
+        return {
+            "id": f"/subscriptions/{sub.id}/providers/{POSTGRES_NAMESPACE}",
+            "namespace": POSTGRES_NAMESPACE,
+            "registrationPolicy": "RegistrationRequired",
+            "registrationState": state or ("Registered" if registered else "NotRegistered"),
+            "resourceTypes": [{
+                "resourceType": "flexibleServers",
+                "locations": [loc.title() for loc in LOCATIONS],
+                "apiVersions": list(reversed(API_VERSIONS)),
+                "capabilities": "SupportsTags, SupportsLocation",
+            }],
+        }
+
+    def get_provider(self, call: "Call") -> "Response":
+        self._read(call, PROVIDER_API_VERSIONS, provider_type=None)
+        sub = self.arm.subscription(call)
+        self.arm.authorize(call, f"{POSTGRES_NAMESPACE}/read", f"/subscriptions/{sub.id}")
+        with self.world.lock:
+            provider = self._provider(sub)
+        return self.arm.ok(call, provider)
+
+    def register_provider(self, call: "Call") -> "Response":
+        """Registration starts ('Registering') and, here, is done by the time anyone asks again."""
+        self.arm.authenticate(call)
+        self.arm.check_api_version(call, PROVIDER_API_VERSIONS, provider_type=None)
+        sub = self.arm.subscription(call)
+        self.arm.authorize(call, f"{POSTGRES_NAMESPACE}/register/action", f"/subscriptions/{sub.id}")
+        self.arm.meter(call)
+        with self.world.lock:
+            was_registered = POSTGRES_NAMESPACE.lower() not in sub.unregistered_providers
+            sub.unregistered_providers.discard(POSTGRES_NAMESPACE.lower())
+            provider = self._provider(sub, None if was_registered else "Registering")
+        return self.arm.ok(call, provider)
+
+    # -- paging -----------------------------------------------------------------------------
+    def _page(self, call: "Call", items: list) -> "Response":
+        token = call.req.query.get("$skiptoken", "0")
+        skip = int(token) if token.isdigit() else 0
+        body: dict = {"value": items[skip: skip + self.page_size]}
         if skip + self.page_size < len(items):
             https_url, _ = self.urls()
-            query = f"api-version={req.query['api-version']}&$skiptoken={skip + self.page_size}"
-            body["nextLink"] = f"{https_url}{req.path}?{query}"
-        return self.arm._finish(ctx, Response(200, json.dumps(body), JSON_TYPE))
+            query = f"api-version={call.req.query['api-version']}&$skiptoken={skip + self.page_size}"
+            body["nextLink"] = f"{https_url}{call.req.path}?{query}"
+        return self.arm.ok(call, body)

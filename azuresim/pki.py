@@ -9,35 +9,37 @@ restart still verify after it.
 import datetime
 import ipaddress
 import os
+from collections.abc import Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 CA_FILE, CA_KEY_FILE = "ca.pem", "ca-key.pem"
 LEAF_FILE, LEAF_KEY_FILE = "tls.pem", "tls-key.pem"
 SIGNING_KEY_FILE = "signing-key.pem"
 
 
-def _now():
+def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _write(path, data, private=False):
+def _write(path: str, data: bytes, private: bool = False) -> None:
     # Create keys 0600 from the start: a chmod afterwards leaves a window where others can read them.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
 
 
-def _key_pem(key):
+def _key_pem(key: PrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
 
 
-def _load(path, loader):
+def _load[T](path: str, loader: Callable[[bytes], T]) -> T | None:
     try:
         with open(path, "rb") as f:
             return loader(f.read())
@@ -45,11 +47,11 @@ def _load(path, loader):
         return None
 
 
-def _load_key(path):
+def _load_key(path: str) -> PrivateKey | None:
     return _load(path, lambda data: serialization.load_pem_private_key(data, None))
 
 
-def ensure_ca(state_dir):
+def ensure_ca(state_dir: str) -> tuple[x509.Certificate, PrivateKey]:
     """Return (certificate, key) of the simulator's CA, creating it on first use."""
     cert = _load(os.path.join(state_dir, CA_FILE), x509.load_pem_x509_certificate)
     key = _load_key(os.path.join(state_dir, CA_KEY_FILE))
@@ -76,7 +78,7 @@ def ensure_ca(state_dir):
     return cert, key
 
 
-def _san_entries(hosts):
+def _san_entries(hosts: list[str]) -> list[x509.GeneralName]:
     entries = []
     for host in hosts:
         try:
@@ -86,7 +88,7 @@ def _san_entries(hosts):
     return entries
 
 
-def _leaf_usable(cert, ca_cert, hosts):
+def _leaf_usable(cert: x509.Certificate, ca_cert: x509.Certificate, hosts: list[str]) -> bool:
     try:
         cert.verify_directly_issued_by(ca_cert)
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -98,7 +100,7 @@ def _leaf_usable(cert, ca_cert, hosts):
     )
 
 
-def ensure_leaf(state_dir, ca_cert, ca_key, hosts):
+def ensure_leaf(state_dir: str, ca_cert: x509.Certificate, ca_key: PrivateKey, hosts: list[str]) -> tuple[str, str]:
     """Return (cert_path, key_path) of a TLS certificate for ``hosts``, issued by the CA."""
     cert_path = os.path.join(state_dir, LEAF_FILE)
     key_path = os.path.join(state_dir, LEAF_KEY_FILE)
@@ -128,7 +130,7 @@ def ensure_leaf(state_dir, ca_cert, ca_key, hosts):
     return cert_path, key_path
 
 
-def ensure_signing_key(state_dir):
+def ensure_signing_key(state_dir: str) -> rsa.RSAPrivateKey:
     """Return the RSA key that signs access and id tokens (RS256, as Entra does)."""
     path = os.path.join(state_dir, SIGNING_KEY_FILE)
     key = _load_key(path)

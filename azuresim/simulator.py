@@ -1,6 +1,11 @@
 """The ``Simulator``: starts the two loopback listeners (HTTPS for discovery, token endpoint, JWKS
 and ARM; plain HTTP for the browser-facing sign-in pages) and offers the knobs tests and the demo
-launcher turn at run time."""
+launcher turn at run time.
+
+Where things are: entra.py (token endpoint, discovery) and signin.py (authorize, logout) share
+entra_errors.py; arm.py (routing and ARM's checks) answers ltrPreBackup through behaviours.py and the
+reads through inventory.py, with every refusal a row of arm_errors.py and its constants in armspec.py;
+state.py holds the world, tokens.py the JWTs, pki.py the CA, web.py the HTTP plumbing."""
 
 import os
 import shutil
@@ -13,16 +18,18 @@ from collections import deque
 from . import pki
 from .arm import Arm
 from .entra import Entra
-from .inventory import Inventory
-from .state import World, load_scenario
+from .signin import SignInPages
+from .state import Stats, World, load_scenario
 from .tokens import TokenService
+from .web import Request, Response
 
 # Listening on every interface is the caller's explicit choice; URLs then name the loopback address.
 WILDCARDS = ("0.0.0.0", "::", "")  # noqa: S104
 
 
 class Simulator:
-    def __init__(self, scenario, host="127.0.0.1", https_port=0, http_port=0, state_dir=None):
+    def __init__(self, scenario: dict | str, host: str = "127.0.0.1", https_port: int = 0, http_port: int = 0,
+                 state_dir: str | None = None) -> None:
         self._scenario = load_scenario(scenario)
         self.world = World(self._scenario)
         self.host = host
@@ -37,7 +44,7 @@ class Simulator:
         self._received = deque(maxlen=200_000)
 
     # -- lifecycle --------------------------------------------------------------------------
-    def start(self):
+    def start(self) -> "Simulator":
         # Imported here so that merely importing azuresim stays cheap.
         from .web import Listener
 
@@ -62,8 +69,9 @@ class Simulator:
         self.tokens = TokenService(pki.ensure_signing_key(self.state_dir), self.https_url)
         urls = lambda: (self.https_url, self.http_url)  # noqa: E731
         self.entra = Entra(self.world, self.tokens, urls)
+        self.signin = SignInPages(self.world, urls)
         self.arm = Arm(self.world, self.tokens, urls, self._stopping)
-        self.inventory = Inventory(self.arm, self.world, urls)
+        self.inventory = self.arm.inventory  # its knobs: page_size, throttle_retry_after
         for listener in self._listeners:
             thread = threading.Thread(
                 target=listener.serve_forever,
@@ -75,7 +83,7 @@ class Simulator:
             self._threads.append(thread)
         return self
 
-    def stop(self):
+    def stop(self) -> None:
         self._stopping.set()  # wakes stalled and trickling answers
         # Shut the listeners down side by side: each shutdown() waits for a poll of its loop.
         stoppers = [threading.Thread(target=listener.shutdown) for listener in self._listeners]
@@ -92,48 +100,46 @@ class Simulator:
             shutil.rmtree(self.state_dir, ignore_errors=True)
             self.state_dir = None
 
-    def __enter__(self):
+    def __enter__(self) -> "Simulator":
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _route_https(self, req):
-        if self.inventory.serves(req):
-            return self.inventory.handle(req)
-        if req.path.lower().startswith("/subscriptions/"):
+    def _route_https(self, req: Request) -> Response:
+        if req.path.lower().rstrip("/") == "/subscriptions" or req.path.lower().startswith("/subscriptions/"):
             return self.arm.handle(req)
         return self.entra.route_https(req)
 
-    def _route_http(self, req):
-        return self.entra.route_http(req)
+    def _route_http(self, req: Request) -> Response:
+        return self.signin.route(req)
 
     # -- addresses --------------------------------------------------------------------------
     @property
-    def ca_path(self):
+    def ca_path(self) -> str:
         return os.path.join(self.state_dir, pki.CA_FILE)
 
     @property
-    def arm_url(self):
+    def arm_url(self) -> str:
         return self.https_url
 
-    def authority(self, tenant="organizations"):
+    def authority(self, tenant: str = "organizations") -> str:
         return f"{self.https_url}/{tenant}"
 
     # -- run-time knobs ---------------------------------------------------------------------
-    def set_behaviour(self, subscription_id, resource_group, server_name, **behaviour):
+    def set_behaviour(self, subscription_id: str, resource_group: str, server_name: str, **behaviour) -> None:
         """Replace a server's behaviour (creating the server if missing). ``deny=[upn, ...]``, if
         given, replaces the server's RBAC deny list; it is not part of the behaviour."""
         self.world.set_behaviour(subscription_id, resource_group, server_name, **behaviour)
 
-    def remove_server(self, subscription_id, resource_group, server_name):
+    def remove_server(self, subscription_id: str, resource_group: str, server_name: str) -> None:
         self.world.remove_server(subscription_id, resource_group, server_name)
 
-    def reset_calls(self):
+    def reset_calls(self) -> None:
         self.world.reset_calls()
         self._received.clear()
 
-    def received(self, path_suffix="", method=None):
+    def received(self, path_suffix: str = "", method: str | None = None) -> list[Request]:
         """The requests that reached the simulator, oldest first, as ``web.Request`` objects (method, path,
         query, headers, body, ``arrived_at`` in time.monotonic()), optionally only those whose path ends with
         ``path_suffix`` (compared without case) and of one method."""
@@ -143,7 +149,7 @@ class Simulator:
             if r.path.lower().endswith(suffix) and (method is None or r.method == method)
         ]
 
-    def reset(self):
+    def reset(self) -> None:
         """Back to the scenario as loaded: behaviours, flags, buckets, grants and counters. The CA and
         signing key stay, so tokens issued before still verify."""
         self._received.clear()
@@ -153,25 +159,27 @@ class Simulator:
                 if name != "lock":
                     setattr(self.world, name, value)
 
-    def set_throttle(self, capacity=None, refill_per_second=None):
-        """Change ARM's write bucket; every bucket starts full again."""
-        self.world.set_throttle(capacity, refill_per_second)
+    def set_throttle(self, capacity: float | None = None, refill_per_second: float | None = None, *,
+                     read_capacity: float | None = None, read_refill_per_second: float | None = None) -> None:
+        """Change ARM's write bucket (and, if given, its read bucket); every bucket starts full again."""
+        self.world.set_throttle(capacity, refill_per_second, read_capacity, read_refill_per_second)
 
-    def revoke_refresh_tokens(self, upn):
+    def revoke_refresh_tokens(self, upn: str) -> None:
         self.world.revoke_refresh_tokens(upn)
 
-    def set_user_flags(self, upn, *, mfa_required=None, consent_required=None, refresh_revoked=None):
+    def set_user_flags(self, upn: str, *, mfa_required: bool | None = None, consent_required: bool | None = None,
+                       refresh_revoked: bool | None = None) -> None:
         self.world.set_user_flags(upn, mfa_required, consent_required, refresh_revoked)
 
-    def revoke_sessions(self, upn):
+    def revoke_sessions(self, upn: str) -> None:
         """CAE: ARM challenges every access token issued to ``upn`` so far."""
         self.world.revoke_sessions(upn)
 
-    def challenge_next(self, upn):
+    def challenge_next(self, upn: str) -> None:
         """CAE: ARM challenges ``upn``'s next request once, whatever its token."""
         self.world.challenge_next(upn)
 
-    def set_token_lifetimes(self, access=None, refresh=None):
+    def set_token_lifetimes(self, access: int | None = None, refresh: int | None = None) -> None:
         with self.world.lock:
             if access is not None:
                 self.world.access_lifetime = int(access)
@@ -180,16 +188,16 @@ class Simulator:
 
     def issue_access_token(
         self,
-        upn,
+        upn: str,
         *,
-        audience="https://management.azure.com",
-        expires_in=3600,
-        signed=True,
-        tenant=None,
-        client_id=None,
-        issued_at=None,
-        xms_cc=None,
-    ):
+        audience: str = "https://management.azure.com",
+        expires_in: float = 3600,
+        signed: bool = True,
+        tenant: str | None = None,
+        client_id: str | None = None,
+        issued_at: float | None = None,
+        xms_cc: list[str] | None = None,
+    ) -> str:
         """Mint an access token directly (no sign-in), e.g. expired, wrong-audience or unsigned."""
         user = self.world.user(upn)
         client_id = client_id or next(iter(self.world.apps), "00000000-0000-0000-0000-000000000000")
@@ -210,5 +218,5 @@ class Simulator:
         return token
 
     @property
-    def stats(self):
+    def stats(self) -> Stats:
         return self.world.stats()

@@ -56,16 +56,16 @@ BEHAVIOUR_DEFAULTS = {
 }
 
 
-def is_guid(value):
+def is_guid(value: str | None) -> bool:
     return bool(GUID_RE.match(value or ""))
 
 
-def secret_hash(value):
+def secret_hash(value: str) -> str:
     # Codes and refresh tokens are looked up by hash so the raw secrets are never kept.
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def normalise_behaviour(behaviour):
+def normalise_behaviour(behaviour: dict) -> dict:
     """Check a server behaviour dict and fill in defaults; raise ValueError on nonsense."""
     unknown = set(behaviour) - set(BEHAVIOUR_DEFAULTS)
     if unknown:
@@ -102,7 +102,7 @@ class Tenant:
     users: list = field(default_factory=list)
 
     @property
-    def domains(self):
+    def domains(self) -> set[str]:
         return {u.upn.split("@", 1)[1].lower() for u in self.users}
 
 
@@ -132,25 +132,27 @@ class Subscription:
     principals: set  # lower-cased UPNs holding the role, or {"*"}
     unregistered_providers: set  # lower-cased namespaces
     resource_groups: dict  # lower name -> (display name, {lower server name: Server})
+    locations: dict = field(default_factory=dict)  # lower resource group name -> Azure region
 
 
 class TokenBucket:
-    """ARM's per (subscription, principal) write bucket: ``capacity`` tokens, ``rate`` per second."""
+    """One of ARM's per (subscription, principal) buckets, for writes or reads: ``capacity`` tokens,
+    ``rate`` per second."""
 
-    def __init__(self, capacity, rate):
+    def __init__(self, capacity: float, rate: float) -> None:
         self.capacity, self.rate = capacity, rate
         self.tokens, self.stamp = float(capacity), time.monotonic()
 
-    def _refill(self):
+    def _refill(self) -> None:
         now = time.monotonic()
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
 
-    def peek(self):
+    def peek(self) -> int:
         self._refill()
         return int(self.tokens)
 
-    def take(self):
+    def take(self) -> tuple[bool, int, int]:
         """Return (allowed, remaining, seconds until a token is available)."""
         self._refill()
         if self.tokens >= 1:
@@ -163,19 +165,19 @@ class TokenBucket:
 class Stats:
     """A snapshot of the simulator's counters."""
 
-    def __init__(self, token_requests, arm_calls, throttled):
+    def __init__(self, token_requests: Counter, arm_calls: Counter, throttled: int) -> None:
         self.token_requests = dict(token_requests)  # (upn or None, grant_type) -> n
         self.arm_calls = dict(arm_calls)  # (subscription, resource group, server), lower-cased -> n
         self.throttled = throttled  # 429s answered, from the bucket or a throttled server
 
-    def token_calls(self, upn=None, grant_type=None):
+    def token_calls(self, upn: str | None = None, grant_type: str | None = None) -> int:
         return sum(
             n
             for (u, g), n in self.token_requests.items()
             if (upn is None or u == upn.lower()) and (grant_type is None or g == grant_type)
         )
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Stats(token_requests={self.token_requests}, arm_calls={self.arm_calls}, throttled={self.throttled})"
 
 
@@ -183,7 +185,7 @@ class World:
     """Scenario data plus run-time state. Public methods take the lock; ``lock`` is exposed so the
     request handlers can make several reads and writes atomically."""
 
-    def __init__(self, scenario):
+    def __init__(self, scenario: dict) -> None:
         self.lock = threading.RLock()
         self.tenants = {}
         self.users = {}  # lower upn -> User
@@ -202,21 +204,8 @@ class World:
         self._throttled = 0
 
     # -- scenario ---------------------------------------------------------------------------
-    def _load(self, sc):
-        for t in sc.get("tenants", []):
-            tenant = Tenant(t["id"].lower(), t.get("name", t["id"]))
-            self.tenants[tenant.id] = tenant
-            for u in t.get("users", []):
-                user = User(
-                    u["oid"].lower(),
-                    u["upn"],
-                    u.get("name", u["upn"]),
-                    tenant.id,
-                    bool(u.get("mfa_required")),
-                    bool(u.get("consent_required")),
-                )
-                tenant.users.append(user)
-                self.users[user.upn.lower()] = user
+    def _load(self, sc: dict) -> None:
+        self._load_tenants(sc.get("tenants", []))
         for a in sc.get("apps", []):
             app = App(
                 a["client_id"].lower(),
@@ -228,46 +217,66 @@ class World:
             )
             self.apps[app.client_id] = app
         for s in sc.get("subscriptions", []):
-            principals = s.get("principals", ["*"])
-            sub = Subscription(
-                s["id"].lower(),
-                s.get("name", s["id"]),
-                s["tenant"].lower(),
-                {p.lower() for p in principals},
-                {p.lower() for p in s.get("unregistered_providers", [])},
-                {},
-            )
-            self.subscriptions[sub.id] = sub
-            for rg in s.get("resource_groups", []):
-                servers = {}
-                for srv in rg.get("servers", []):
-                    servers[srv["name"].lower()] = Server(
-                        srv["name"],
-                        normalise_behaviour(srv.get("behaviour", {})),
-                        {d.lower() for d in srv.get("deny", [])},
-                    )
-                sub.resource_groups[rg["name"].lower()] = (rg["name"], servers)
+            self._load_subscription(s)
         throttle = sc.get("throttle", {})
         self.throttle_capacity = throttle.get("capacity", 200)
         self.throttle_rate = throttle.get("refill_per_second", 10)
+        # ARM's read bucket: 250 refilled at 25/s per subscription and principal.
+        self.read_capacity = throttle.get("read_capacity", 250)
+        self.read_rate = throttle.get("read_refill_per_second", 25)
         tokens = sc.get("tokens", {})
         self.access_lifetime = tokens.get("access_token_lifetime", 3600)
         self.refresh_lifetime = tokens.get("refresh_token_lifetime", 86400)
-        for t in sc.get("tenants", []):  # flags that act on run-time state
-            for u in t.get("users", []):
-                if u.get("refresh_revoked"):
-                    self.users[u["upn"].lower()].refresh_revoked = True
 
-    def user(self, upn):
+    def _load_tenants(self, tenants: list[dict]) -> None:
+        for t in tenants:
+            tenant = Tenant(t["id"].lower(), t.get("name", t["id"]))
+            self.tenants[tenant.id] = tenant
+            for u in t.get("users", []):
+                user = User(
+                    u["oid"].lower(),
+                    u["upn"],
+                    u.get("name", u["upn"]),
+                    tenant.id,
+                    bool(u.get("mfa_required")),
+                    bool(u.get("consent_required")),
+                    bool(u.get("refresh_revoked")),
+                )
+                tenant.users.append(user)
+                self.users[user.upn.lower()] = user
+
+    def _load_subscription(self, s: dict) -> None:
+        sub = Subscription(
+            s["id"].lower(),
+            s.get("name", s["id"]),
+            s["tenant"].lower(),
+            {p.lower() for p in s.get("principals", ["*"])},
+            {p.lower() for p in s.get("unregistered_providers", [])},
+            {},
+        )
+        self.subscriptions[sub.id] = sub
+        for rg in s.get("resource_groups", []):
+            servers = {
+                srv["name"].lower(): Server(
+                    srv["name"],
+                    normalise_behaviour(srv.get("behaviour", {})),
+                    {d.lower() for d in srv.get("deny", [])},
+                )
+                for srv in rg.get("servers", [])
+            }
+            sub.resource_groups[rg["name"].lower()] = (rg["name"], servers)
+            sub.locations[rg["name"].lower()] = rg.get("location", "westeurope")
+
+    def user(self, upn: str) -> User:
         user = self.users.get((upn or "").lower())
         if user is None:
             raise KeyError(f"unknown user {upn!r}")
         return user
 
-    def user_by_oid(self, oid):
+    def user_by_oid(self, oid: str | None) -> User | None:
         return next((u for u in self.users.values() if u.oid == (oid or "").lower()), None)
 
-    def resolve_tenant(self, segment):
+    def resolve_tenant(self, segment: str | None) -> tuple[str | None, Tenant | None]:
         """Map an authority's tenant segment to ('multi', None), ('tenant', Tenant) or (None, None)."""
         seg = (segment or "").lower()
         if seg in ("organizations", "common"):
@@ -280,12 +289,13 @@ class World:
         return None, None
 
     # -- servers ----------------------------------------------------------------------------
-    def find_server(self, subscription_id, resource_group, server_name):
+    def find_server(self, subscription_id: str, resource_group: str, server_name: str) -> Server | None:
         sub = self.subscriptions.get(subscription_id.lower())
         rg = sub and sub.resource_groups.get(resource_group.lower())
         return rg and rg[1].get(server_name.lower())
 
-    def set_behaviour(self, subscription_id, resource_group, server_name, deny=None, **behaviour):
+    def set_behaviour(self, subscription_id: str, resource_group: str, server_name: str,
+                      deny: list[str] | None = None, **behaviour) -> Server:
         normalised = normalise_behaviour(behaviour)
         with self.lock:
             sub = self.subscriptions[subscription_id.lower()]
@@ -296,12 +306,12 @@ class World:
                 server.deny = {d.lower() for d in deny}
             return server
 
-    def remove_server(self, subscription_id, resource_group, server_name):
+    def remove_server(self, subscription_id: str, resource_group: str, server_name: str) -> None:
         with self.lock:
             sub = self.subscriptions[subscription_id.lower()]
             sub.resource_groups[resource_group.lower()][1].pop(server_name.lower(), None)
 
-    def reset_calls(self):
+    def reset_calls(self) -> None:
         with self.lock:
             for sub in self.subscriptions.values():
                 for _, servers in sub.resource_groups.values():
@@ -309,27 +319,38 @@ class World:
                         server.calls = 0
             self._arm_calls.clear()
 
-    def bucket(self, subscription_id, oid):
+    def bucket(self, scope_id: str, oid: str, kind: str = "write") -> TokenBucket:
+        """The ``kind`` ("write" or "read") bucket of a subscription (or, listing subscriptions, a tenant)
+        and principal."""
         with self.lock:
-            key = (subscription_id.lower(), oid)
+            key = (scope_id.lower(), oid, kind)
             if key not in self.buckets:
-                self.buckets[key] = TokenBucket(self.throttle_capacity, self.throttle_rate)
+                if kind == "write":
+                    self.buckets[key] = TokenBucket(self.throttle_capacity, self.throttle_rate)
+                else:
+                    self.buckets[key] = TokenBucket(self.read_capacity, self.read_rate)
             return self.buckets[key]
 
-    def set_throttle(self, capacity=None, refill_per_second=None):
+    def set_throttle(self, capacity: float | None = None, refill_per_second: float | None = None,
+                     read_capacity: float | None = None, read_refill_per_second: float | None = None) -> None:
         with self.lock:
             if capacity is not None:
                 self.throttle_capacity = capacity
             if refill_per_second is not None:
                 self.throttle_rate = refill_per_second
+            if read_capacity is not None:
+                self.read_capacity = read_capacity
+            if read_refill_per_second is not None:
+                self.read_rate = read_refill_per_second
             self.buckets.clear()  # new settings start with full buckets
 
     # -- identity run-time state ------------------------------------------------------------
-    def revoke_refresh_tokens(self, upn):
+    def revoke_refresh_tokens(self, upn: str) -> None:
         with self.lock:
             self.user(upn).refresh_revoked_at = time.time()
 
-    def set_user_flags(self, upn, mfa_required=None, consent_required=None, refresh_revoked=None):
+    def set_user_flags(self, upn: str, mfa_required: bool | None = None, consent_required: bool | None = None,
+                       refresh_revoked: bool | None = None) -> None:
         with self.lock:
             user = self.user(upn)
             if mfa_required is not None:
@@ -339,47 +360,47 @@ class World:
             if refresh_revoked is not None:
                 user.refresh_revoked = bool(refresh_revoked)
 
-    def revoke_sessions(self, upn):
+    def revoke_sessions(self, upn: str) -> None:
         with self.lock:
             user = self.user(upn)
             now = int(time.time())
             for uti in self.issued_utis.pop(user.oid, set()):
                 self.revoked_utis[uti] = now
 
-    def challenge_next(self, upn):
+    def challenge_next(self, upn: str) -> None:
         with self.lock:
             self.pending_challenges[self.user(upn).oid] = int(time.time())
 
-    def signed_in_interactively(self, user):
+    def signed_in_interactively(self, user: User) -> None:
         # A fresh interactive sign-in performs MFA and consent, as the real prompt would.
         with self.lock:
             user.mfa_required = False
             user.consent_required = False
             user.refresh_revoked = False
 
-    def record_uti(self, oid, uti):
+    def record_uti(self, oid: str, uti: str) -> None:
         with self.lock:
             self.issued_utis.setdefault(oid, set()).add(uti)
 
     # -- counters ---------------------------------------------------------------------------
-    def count_token_request(self, upn, grant_type):
+    def count_token_request(self, upn: str | None, grant_type: str) -> None:
         with self.lock:
             self._token_requests[((upn or "").lower() or None, grant_type)] += 1
 
-    def count_arm_call(self, key):
+    def count_arm_call(self, key: tuple[str, ...]) -> None:
         with self.lock:
             self._arm_calls[tuple(k.lower() for k in key)] += 1
 
-    def count_throttled(self):
+    def count_throttled(self) -> None:
         with self.lock:
             self._throttled += 1
 
-    def stats(self):
+    def stats(self) -> Stats:
         with self.lock:
             return Stats(self._token_requests, self._arm_calls, self._throttled)
 
 
-def load_scenario(scenario):
+def load_scenario(scenario: dict | str) -> dict:
     """Accept a dict or a path to a JSON file."""
     if isinstance(scenario, dict):
         return scenario
@@ -387,5 +408,5 @@ def load_scenario(scenario):
         return json.load(f)
 
 
-def new_guid():
+def new_guid() -> str:
     return str(uuid.uuid4())

@@ -6,9 +6,14 @@ import hashlib
 import json
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+
+if TYPE_CHECKING:
+    from .state import User
 
 ARM_AUDIENCES = (
     "https://management.core.windows.net/",
@@ -22,51 +27,51 @@ class InvalidToken(Exception):
     """The token is malformed, unsigned or not signed by us."""
 
 
-def b64url(data):
+def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def client_info(user):
+def client_info(user: "User") -> str:
     # MSAL builds the account's home_account_id "<uid>.<utid>" from this.
     return b64url(json.dumps({"uid": user.oid, "utid": user.tenant_id}).encode())
 
 
-def pairwise_sub(user, client_id):
+def pairwise_sub(user: "User", client_id: str) -> str:
     # Entra's "sub" is per user and app, unlike "oid".
     return b64url(hashlib.sha256(f"{user.oid}:{client_id}".encode()).digest())[:43]
 
 
 class TokenService:
-    def __init__(self, key, https_url):
+    def __init__(self, key: rsa.RSAPrivateKey, https_url: str) -> None:
         self.key, self.https_url = key, https_url
         public = key.public_key()
         self.kid = b64url(hashlib.sha256(public.public_numbers().n.to_bytes(256, "big")).digest())[:27]
         self._public = public
 
-    def jwks(self):
+    def jwks(self) -> dict:
         jwk = json.loads(RSAAlgorithm.to_jwk(self._public))
         jwk.update(kid=self.kid, use="sig", alg="RS256")
         return {"keys": [jwk]}
 
-    def _sign(self, claims, signed=True):
+    def _sign(self, claims: dict, signed: bool = True) -> str:
         if not signed:
             return jwt.encode(claims, None, algorithm="none")
         return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.kid, "typ": "JWT"})
 
     def access_token(
         self,
-        user,
-        client_id,
-        audience,
+        user: "User",
+        client_id: str,
+        audience: str,
         *,
-        scp="user_impersonation",
-        xms_cc=None,
-        lifetime=3600,
-        issued_at=None,
-        tenant=None,
-        signed=True,
-        sid=None,
-    ):
+        scp: str = "user_impersonation",
+        xms_cc: list[str] | None = None,
+        lifetime: float = 3600,
+        issued_at: float | None = None,
+        tenant: str | None = None,
+        signed: bool = True,
+        sid: str | None = None,
+    ) -> tuple[str, dict]:
         """Return (token, claims)."""
         iat = int(issued_at if issued_at is not None else time.time())
         tid = (tenant or user.tenant_id).lower()
@@ -94,7 +99,8 @@ class TokenService:
             claims["xms_cc"] = list(xms_cc)
         return self._sign(claims, signed), claims
 
-    def id_token(self, user, client_id, *, nonce=None, lifetime=3600, sid=None):
+    def id_token(self, user: "User", client_id: str, *, nonce: str | None = None, lifetime: int = 3600,
+                 sid: str | None = None) -> str:
         iat = int(time.time())
         claims = {
             "aud": client_id,
@@ -115,7 +121,7 @@ class TokenService:
             claims["nonce"] = nonce
         return self._sign(claims)
 
-    def verify(self, token):
+    def verify(self, token: str) -> dict:
         """Check the signature only; audience, expiry and tenant are the caller's, in ARM's order."""
         try:
             header = jwt.get_unverified_header(token)

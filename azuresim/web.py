@@ -10,6 +10,8 @@ import socketserver
 import ssl
 import sys
 import time
+from collections.abc import Callable
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -17,37 +19,40 @@ log = logging.getLogger("azuresim")
 
 
 class Request:
-    def __init__(self, method, path, query_pairs, headers, body, client, arrived_at=0.0):
+    def __init__(self, method: str, path: str, query_pairs: list[tuple[str, str]], headers: Message, body: bytes,
+                 client: str, arrived_at: float = 0.0) -> None:
         self.method, self.path, self.headers, self.body, self.client = method, path, headers, body, client
         self.query = dict(query_pairs)
         # time.monotonic() when the request line and headers had arrived: tests time the gaps between retries.
         self.arrived_at = arrived_at
 
-    def form(self):
+    def form(self) -> dict[str, str]:
         return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
 class Response:
     """A complete answer, or (``stream`` set) a callable that writes to the raw handler itself."""
 
-    def __init__(self, status=200, body=b"", content_type=None, headers=None, stream=None):
+    def __init__(self, status: int = 200, body: bytes | str = b"", content_type: str | None = None,
+                 headers: list[tuple[str, str]] | None = None, stream: Callable | None = None) -> None:
         self.status = status
         self.body = body.encode() if isinstance(body, str) else body
         self.headers = list(headers or [])
         if content_type:
             self.headers.append(("Content-Type", content_type))
         self.stream = stream
+        self.server_header = True  # ARM answers set False: real ARM names no product
 
-    def header(self, name, value):
+    def header(self, name: str, value: object) -> "Response":
         self.headers.append((name, str(value)))
         return self
 
 
-def json_response(status, obj, headers=None):
+def json_response(status: int, obj: object, headers: list[tuple[str, str]] | None = None) -> Response:
     return Response(status, json.dumps(obj), "application/json; charset=utf-8", headers)
 
 
-def html_page(status, title, body_html, headers=None):
+def html_page(status: int, title: str, body_html: str, headers: list[tuple[str, str]] | None = None) -> Response:
     """A plain page; ``body_html`` must already be escaped by the caller."""
     page = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
@@ -66,7 +71,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "azuresim"
     timeout = 120  # idle keep-alive connections give their thread back eventually
 
-    def _dispatch(self):
+    def _dispatch(self) -> None:
         started = time.monotonic()
         body = self._read_body()
         parts = urlsplit(self.path)
@@ -89,6 +94,7 @@ class Handler(BaseHTTPRequestHandler):
                 {"error": {"code": "InternalServerError", "message": "The simulator failed; see its log."}},
             )
         status = response.status
+        self._server_header = response.server_header
         try:
             if response.stream:
                 response.stream(self)
@@ -112,7 +118,7 @@ class Handler(BaseHTTPRequestHandler):
                 (time.monotonic() - started) * 1000,
             )
 
-    def _read_body(self):
+    def _read_body(self) -> bytes:
         # Always consume the whole body, or the next request on this keep-alive connection breaks.
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             chunks = []
@@ -127,13 +133,21 @@ class Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
-    def version_string(self):
+    def version_string(self) -> str:
         return self.server_version
 
-    def log_request(self, code="-", size="-"):
+    def send_response(self, code: int, message: str | None = None) -> None:
+        # BaseHTTPRequestHandler always names the product in a Server header; ARM answers must not.
+        self.log_request(code)
+        self.send_response_only(code, message)
+        if getattr(self, "_server_header", True):
+            self.send_header("Server", self.version_string())
+        self.send_header("Date", self.date_time_string())
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass  # _dispatch logs, without the query string
 
-    def log_message(self, format, *args):
+    def log_message(self, format: str, *args: object) -> None:
         log.debug("%s: " + format, self.server.name, *args)
 
 
@@ -141,7 +155,8 @@ class Listener(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True  # fixed ports come back at once after a restart
 
-    def __init__(self, address, route, name, ssl_context=None, record=None):
+    def __init__(self, address: tuple[str, int], route: Callable[[Request], Response], name: str,
+                 ssl_context: ssl.SSLContext | None = None, record: Callable[[Request], None] | None = None) -> None:
         self.route, self.name, self.ssl_context = route, name, ssl_context
         self.record = record or (lambda request: None)
         super().__init__(address, Handler)
@@ -150,19 +165,19 @@ class Listener(ThreadingHTTPServer):
             # slow or broken client cannot stall everyone.
             self.socket = ssl_context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
-    def server_bind(self):
+    def server_bind(self) -> None:
         # HTTPServer.server_bind does a reverse DNS lookup (getfqdn) we neither need nor want.
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = self.server_address[:2]
 
-    def finish_request(self, request, client_address):
+    def finish_request(self, request: socket.socket, client_address: tuple) -> None:
         if self.ssl_context:
             request.settimeout(10)
             request.do_handshake()
             request.settimeout(None)
         super().finish_request(request, client_address)
 
-    def handle_error(self, request, client_address):
+    def handle_error(self, request: socket.socket, client_address: tuple) -> None:
         # Clients giving up mid-answer (their timeouts, our resets) are routine here.
         exc = sys.exc_info()[1]
         if isinstance(exc, (OSError, ssl.SSLError, socket.timeout)):

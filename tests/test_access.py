@@ -8,7 +8,8 @@ from checks.models import Check
 from dashboard.models import Server
 from tests.conftest import ALICE, sign_in
 
-PUBLIC = {"signin", "signin_callback", "signed_out", "healthz"}
+# /metrics needs no session but a bearer token (tests/test_metrics.py).
+PUBLIC = {"signin", "signin_callback", "signed_out", "healthz", "metrics"}
 
 
 def _named_routes():

@@ -41,6 +41,17 @@ def test_a_pass_is_parsed_with_its_ids(db, token):
 def test_the_api_version_is_configurable(db, token, sim):
     assert call(token, api_version="2025-08-01").category == Category.PASSED
     assert sim.received("/ltrPreBackup")[-1].query["api-version"] == "2025-08-01"
+    result = call(token, api_version="1999-01-01")
+    # Real ARM: a provider's type at a version the provider does not know finds no registered provider.
+    assert (result.http_status, result.error_code) == (400, "NoRegisteredProviderFound")
+    assert "API version '1999-01-01'" in result.error_message
+
+
+def test_an_unknown_api_version_is_rejected_not_an_unregistered_provider(db, token):
+    """The registration is fine; the remedy is AZURE_LTR_API_VERSION, not registering the provider."""
+    result = call(token, api_version="1999-01-01")
+    assert result.category == Category.REJECTED
+    assert "AZURE_LTR_API_VERSION" in Category.REJECTED.remedy
 
 
 def test_an_expired_token_ends_as_sign_in_required(db, sim):

@@ -1,15 +1,17 @@
 """Readiness means the server: only outcomes about the server move it, each change is recorded once with the
 check that caused it, and the history kept before readiness existed is replayed into it."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
 
 from armclient.outcomes import Category
 from checks.models import Check, Readiness, ReadinessChange
 from checks.readiness import readiness_changed
 from tests.conftest import ALICE, BOB
-from tests.factories import make_check
 
 
 def run(client, server, worker) -> Check:
@@ -72,13 +74,23 @@ def test_each_change_is_recorded_once_with_its_check_and_announced_after_commit(
 
 @pytest.mark.django_db(transaction=True)
 def test_the_history_kept_before_readiness_is_replayed(alice, server):
+    before = [("checks", "0006_readiness")]
     executor = MigrationExecutor(connection)
-    executor.migrate([("checks", "0006_readiness")])
-    ok = make_check(server, alice, minutes_ago=30)
-    make_check(server, alice, status="failed", category="permission_missing", minutes_ago=20)
-    down = make_check(server, alice, status="failed", category="not_found", minutes_ago=10)
-    executor = MigrationExecutor(connection)
-    executor.migrate([("checks", "0007_readiness_from_history")])
+    executor.migrate(before)
+    try:
+        old_check = executor.loader.project_state(before).apps.get_model("checks", "Check")
+
+        def old(category, minutes_ago):
+            at = timezone.now() - timedelta(minutes=minutes_ago)
+            return old_check.objects.create(
+                server_id=server.pk, backup_name="b", status="failed", category=category, requested_by_oid="o",
+                requested_by_name="n", requested_by_tenant=server.tenant_id, api_version="2024-08-01",
+                created_at=at, started_at=at, finished_at=at).pk
+
+        ok, _, down = old("passed", 30), old("permission_missing", 20), old("not_found", 10)
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
     assert list(ReadinessChange.objects.order_by("at").values_list("to_state", "caused_by_id")) == [
-        ("ready", ok.pk), ("not_ready", down.pk)]
+        ("ready", ok), ("not_ready", down)]
     assert Readiness.objects.get(server=server).state == "not_ready"

@@ -106,4 +106,4 @@ def test_import_does_not_sleep_through_a_long_retry_after(client, signed_in, sim
     finally:
         sim.inventory.throttle_retry_after = None
     html = response.content.decode()
-    assert response.status_code == 200 and "could not be listed" in html and "TooManyRequests" in html
+    assert response.status_code == 200 and "could not be listed" in html and "SubscriptionRequestsThrottled" in html

@@ -114,8 +114,15 @@ def test_api_version_errors(sim, session, alice_token):
     assert r.status_code == 400 and error_of(r)["code"] == "MissingApiVersionParameter"
     r = arm_post(session, sim, "pg-payments-01", alice_token, api_version="2020-01-01")
     err = error_of(r)
-    assert r.status_code == 400 and err["code"] == "InvalidApiVersionParameter"
-    assert "2024-08-01" in err["message"] and "2026-10-01" in err["message"]
+    # A provider's type with a version it does not know: ARM finds no provider for it (InvalidApiVersionParameter
+    # is for ARM's own types only, see test_sim_inventory).
+    assert r.status_code == 400 and err["code"] == "NoRegisteredProviderFound"
+    assert err["message"].startswith(
+        "No registered resource provider found for location 'westeurope' and API version '2020-01-01' for type "
+        "'flexibleServers'. The supported api-versions are '2026-10-01, 2025-08-01, "
+    )
+    assert "'2024-08-01" in err["message"] or " 2024-08-01," in err["message"]
+    assert "The supported locations are '" in err["message"] and "westeurope" in err["message"]
 
 
 @pytest.mark.parametrize(
@@ -199,6 +206,8 @@ def test_not_ready_details(sim, session, alice_token):
 def test_throttled_server_headers(sim, session, alice_token):
     r = arm_post(session, sim, "pg-reporting", alice_token)
     assert r.headers["Retry-After"] == "30"
+    # The resource provider's code, distinguishable from ARM's own SubscriptionRequestsThrottled.
+    assert error_of(r)["code"] == "TooManyRequests"
     # The provider throttles this server; ARM's subscription bucket still has writes left.
     assert int(r.headers["x-ms-ratelimit-remaining-subscription-writes"]) > 0
     assert sim.stats.throttled == 1
@@ -300,7 +309,13 @@ def test_write_bucket_empties_and_refills(sim, session, alice_token):
         remaining.append(int(r.headers["x-ms-ratelimit-remaining-subscription-writes"]))
     assert remaining == [4, 3, 2, 1, 0]
     r = arm_post(session, sim, "pg-payments-01", alice_token)
-    assert r.status_code == 429 and error_of(r)["code"] == "TooManyRequests"
+    err = error_of(r)
+    assert r.status_code == 429 and err["code"] == "SubscriptionRequestsThrottled"
+    assert err["message"] == (
+        f"Number of 'write' requests for subscription '{PROD}' actor 'a11ce000-0000-4000-8000-000000000001' "
+        "exceeded. Please try again after '1' seconds after additional tokens are available. Refer to "
+        "https://aka.ms/arm-throttling"
+    )
     assert (
         r.headers["Retry-After"] == "1" and r.headers["x-ms-ratelimit-remaining-subscription-writes"] == "0"
     )

@@ -43,7 +43,10 @@ def test_servers_are_paged_with_next_links_on_the_arm_host(sim, get):
 def test_listing_checks_the_token_version_and_access(sim, session, get):
     assert session.get(sim.https_url + "/subscriptions?api-version=2022-12-01", timeout=10).status_code == 401
     assert get("/subscriptions?api-version=1999-01-01").status_code == 400
-    assert get(LIST.format(sub=PROD), "charlie@fabrikam.example").status_code == 403
+    # A token from another tenant: ARM names the subscription's tenant (as for ltrPreBackup).
+    r = get(LIST.format(sub=PROD), "charlie@fabrikam.example")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "InvalidAuthenticationTokenTenant"
+    assert get("/subscriptions?api-version=1999-01-01").json()["error"]["code"] == "InvalidApiVersionParameter"
     assert get(LIST.format(sub="0b5e0004-0000-4000-8000-000000000004")).json()["error"]["code"] == \
         "MissingSubscriptionRegistration"
     assert get(LIST.format(sub="not-a-guid")).status_code == 400
