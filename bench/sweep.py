@@ -43,7 +43,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="ltr-bench-"))
     db_url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir / 'bench.sqlite3'}"
     os.environ.update({"DEMO_MODE": "1", "DEBUG": "0", "DATABASE_URL": db_url, "LOG_LEVEL": "WARNING",
-                       "DJANGO_SETTINGS_MODULE": "dashboard.settings", "VAR_DIR": str(workdir)})
+                       "DJANGO_SETTINGS_MODULE": "config.settings", "VAR_DIR": str(workdir)})
 
     from azuresim import Simulator
 

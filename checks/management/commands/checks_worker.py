@@ -24,7 +24,7 @@ from django.db import close_old_connections, connections
 from django.utils.crypto import get_random_string
 from django_tasks_db.management.commands.db_worker import Worker
 
-from checks.tasks import mark_interrupted
+from checks.models import Check
 
 log = logging.getLogger("checks.worker")
 
@@ -83,7 +83,7 @@ class Command(BaseCommand):
         while any(thread.is_alive() for thread in workers):
             if not stopping.is_set() and time.monotonic() >= next_reap:
                 close_old_connections()
-                mark_interrupted()
+                Check.objects.mark_interrupted()
                 # The queue's own rows are plumbing, not history (that is the Check table): keep a week.
                 call_command("prune_db_task_results", "--min-age-days", "7", "--failed-min-age-days", "30",
                              verbosity=0)
