@@ -8,8 +8,8 @@ from tests.conftest import ALICE
 
 
 @pytest.fixture
-def alice_in(signed_in):
-    return signed_in(ALICE["upn"])
+def alice_in(logged_in):
+    return logged_in(ALICE["upn"])
 
 
 def start(client, *names, fleet=None, **extra):
@@ -96,11 +96,11 @@ def test_rerun_failed_starts_a_batch_of_the_failures_only(client, alice_in, flee
     assert sorted(second.checks.values_list("server__name", flat=True)) == ["pg-analytics", "pg-orders"]
 
 
-def test_another_tenant_cannot_see_or_touch_a_batch_or_smuggle_servers_in(client, signed_in, fleet):
-    signed_in(ALICE["upn"])
+def test_another_tenant_cannot_see_or_touch_a_batch_or_smuggle_servers_in(client, logged_in, fleet):
+    logged_in(ALICE["upn"])
     start(client, "pg-payments-01", fleet=fleet)
     batch = Batch.objects.get()
-    signed_in("charlie@fabrikam.example")
+    logged_in("charlie@fabrikam.example")
     for path in (f"/batches/{batch.pk}/", f"/batches/{batch.pk}/progress/"):
         assert client.get(path).status_code == 404
     assert client.post(f"/batches/{batch.pk}/cancel/").status_code == 404
