@@ -16,6 +16,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from checks.outcomes import Category
+from dashboard.models import Server
 
 log = logging.getLogger("checks.tasks")
 
@@ -56,7 +57,7 @@ class CheckQuerySet(models.QuerySet):
                     requested_by_oid=user.object_id, requested_by_name=str(user),
                     requested_by_tenant=user.tenant_id, api_version=api_version or settings.AZURE_LTR_API_VERSION,
                 )
-                type(server).objects.filter(pk=server.pk).update(last_check=check)
+                Server.objects.filter(pk=server.pk).update(last_check=check)
         except IntegrityError:
             active = self.filter(server=server).active().first()
             if active is None:  # finished between the failed insert and this read: the caller may retry
