@@ -48,3 +48,16 @@ def test_upstream_text_is_escaped_on_every_page(client_alice, alice, server, pag
     assert "<script>alert(1)" not in html
     assert "<img src=x" not in html
     assert "&lt;script&gt;" in html or "&lt;img" in html
+
+
+def test_an_active_check_polls_for_its_own_part_of_the_page_only(client_alice, alice, server):
+    check = make_check(server, alice, status="running", finished_at=None, summary="asking")
+    page = client_alice.get(f"/checks/{check.pk}/").content.decode()
+    assert "<html" in page and f'hx-get="/checks/{check.pk}/"' in page and 'hx-trigger="every 2s"' in page
+    fragment = client_alice.get(f"/checks/{check.pk}/", headers={"HX-Request": "true"}).content.decode()
+    assert fragment.lstrip().startswith('<div id="check"') and "<html" not in fragment and "crumbs" not in fragment
+    assert "This check is running: asking." in " ".join(fragment.split())
+    check.status, check.category = "succeeded", "passed"
+    check.save()
+    done = client_alice.get(f"/checks/{check.pk}/", headers={"HX-Request": "true"}).content.decode()
+    assert "hx-get" not in done and "Ready for long-term backup" in done
