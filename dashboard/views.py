@@ -83,24 +83,33 @@ def server_import(request: HttpRequest) -> HttpResponse:
             messages.error(request, token.error_description or "Entra ID could not be reached.")
             return redirect("server_list")
         return sign_in_again(request, next_url=reverse("server_import"))
-    registered = {
-        (s.subscription_id.lower(), s.resource_group.lower(), s.name.lower())
-        for s in Server.objects.for_tenant(request.user.tenant_id).active()
-    }
     groups, error = [], None
     try:
-        for subscription in inventory.subscriptions(token.access_token, request.user.tenant_id):
-            try:
-                found = inventory.flexible_servers(token.access_token, subscription.id)
-                groups.append({"subscription": subscription, "error": None, "servers": [
-                    {"server": s, "registered": (s.subscription_id, s.resource_group.lower(), s.name.lower())
-                     in registered} for s in found]})
-            except inventory.InventoryError as exc:
-                groups.append({"subscription": subscription, "error": exc, "servers": []})
+        groups = _servers_in_azure(token.access_token, request.user.tenant_id)
     except inventory.InventoryError as exc:
         error = exc
     importable = sum(not row["registered"] for group in groups for row in group["servers"])
     return render(request, "dashboard/server_import.html", {"groups": groups, "error": error, "importable": importable})
+
+
+def _servers_in_azure(access_token: str, tenant_id: str) -> list[dict]:
+    """Each subscription the token sees, with its flexible servers (each marked if registered already) or
+    the error that kept them from being listed."""
+    registered = {
+        (s.subscription_id.lower(), s.resource_group.lower(), s.name.lower())
+        for s in Server.objects.for_tenant(tenant_id).active()
+    }
+    groups = []
+    for subscription in inventory.subscriptions(access_token, tenant_id):
+        try:
+            found = inventory.flexible_servers(access_token, subscription.id)
+        except inventory.InventoryError as exc:
+            groups.append({"subscription": subscription, "error": exc, "servers": []})
+            continue
+        rows = [{"server": s, "registered": (s.subscription_id, s.resource_group.lower(), s.name.lower()) in registered}
+                for s in found]
+        groups.append({"subscription": subscription, "error": None, "servers": rows})
+    return groups
 
 
 def _import_selected(request: HttpRequest) -> HttpResponse:
