@@ -43,7 +43,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="ltr-bench-"))
     db_url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir / 'bench.sqlite3'}"
     os.environ.update({"DEMO_MODE": "1", "DEBUG": "0", "DATABASE_URL": db_url, "LOG_LEVEL": "WARNING",
-                       "DJANGO_SETTINGS_MODULE": "dashboard.settings", "VAR_DIR": str(workdir)})
+                       "DJANGO_SETTINGS_MODULE": "config.settings", "VAR_DIR": str(workdir)})
 
     from azuresim import Simulator
 
@@ -73,7 +73,7 @@ def main() -> None:
 
     from armclient.models import RateBucket
     from armclient.operations import ltr_pre_backup
-    from checks.tasks import queue_batch
+    from checks.models import Batch
     from dashboard import entra
     from dashboard.models import Server, User
 
@@ -115,7 +115,7 @@ def main() -> None:
     RateBucket.objects.all().delete()
     throttled_before = sim.stats.throttled
 
-    batch, _ = queue_batch(list(Server.objects.all()), user, "2024-08-01")
+    batch, _ = Batch.objects.queue(list(Server.objects.all()), user, api_version="2024-08-01")
     env = {**os.environ}
     t0 = time.perf_counter()
     workers = [

@@ -4,3 +4,7 @@ from django.apps import AppConfig
 class ChecksConfig(AppConfig):
     name = "checks"
     verbose_name = "Pre-backup checks"
+
+    def ready(self) -> None:
+        # Connects the receiver that re-runs a parked check once the user has signed in again.
+        from checks import resume  # noqa: F401

@@ -1,15 +1,9 @@
-"""The run form (a backup name) and the history filters."""
+"""The run form (a backup name), the server list's filters and the history's filters."""
 
 from django import forms
-from django.utils import timezone
 
 from checks.models import Check
 from dashboard.validators import validate_backup_name
-
-
-def proposed_backup_name(server_name: str) -> str:
-    stamp = timezone.now().strftime("%Y%m%d-%H%M")
-    return f"{server_name[:100]}-ltr-{stamp}".lower()
 
 
 class RunCheckForm(forms.Form):
@@ -39,3 +33,27 @@ class HistoryFilterForm(forms.Form):
         if self.cleaned_data.get("outcome"):
             checks = checks.filter(status=self.cleaned_data["outcome"])
         return checks
+
+
+class ServerFilterForm(forms.Form):
+    """The server list's search and filters (GET). Bad values are reported and match nothing."""
+
+    OUTCOMES = [
+        ("", "Any state"),
+        ("ready", "Ready (last check passed)"),
+        ("failing", "Failing (last check did not pass)"),
+        ("never", "Never checked"),
+        ("stale", "Stale (last check too old)"),
+        ("active", "Checking now"),
+    ]
+    q = forms.CharField(required=False, max_length=100, label="Search")
+    subscription = forms.ChoiceField(required=False)
+    resource_group = forms.ChoiceField(required=False, label="Resource group")
+    state = forms.ChoiceField(required=False, choices=OUTCOMES)
+
+    def __init__(self, *args, servers, **kwargs):
+        super().__init__(*args, **kwargs)
+        subscriptions = sorted({s.subscription_id for s in servers})
+        groups = sorted({s.resource_group for s in servers}, key=str.lower)
+        self.fields["subscription"].choices = [("", "All subscriptions"), *((s, s) for s in subscriptions)]
+        self.fields["resource_group"].choices = [("", "All resource groups"), *((g, g) for g in groups)]

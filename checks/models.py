@@ -7,14 +7,33 @@ after they finish and never deleted: they are the fleet's history.
 
 import json
 import logging
+from datetime import timedelta
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
+from django.db.models import Q
+from django.tasks import TaskResultStatus
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from armclient.outcomes import Category
+from dashboard.models import Server
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("checks.tasks")
+
+
+def proposed_backup_name(server_name: str) -> str:
+    """The backup name the run form offers: the server's name and the minute, lower case (ARM's rule)."""
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    return f"{server_name[:100]}-ltr-{stamp}".lower()
+
+
+class AlreadyActive(Exception):
+    """The server has a check queued or running; `check` is that one."""
+
+    def __init__(self, check: "Check"):
+        super().__init__(f"check {check.pk} is already {check.status}")
+        self.check = check
 
 
 class CheckQuerySet(models.QuerySet):
@@ -37,11 +56,60 @@ class CheckQuerySet(models.QuerySet):
             return None
         return self.select_related("server", "requested_by").get(pk=pk)
 
+    def queue(self, server, user, backup_name: str, *, api_version: str = "", batch=None) -> "Check":
+        """Record a queued check of `server` and hand it to a worker; AlreadyActive if one is in flight."""
+        try:
+            with transaction.atomic():
+                check = self.create(
+                    server=server, batch=batch, backup_name=backup_name, requested_by=user,
+                    requested_by_oid=user.object_id, requested_by_name=str(user),
+                    requested_by_tenant=user.tenant_id, api_version=api_version or settings.AZURE_LTR_API_VERSION,
+                )
+                Server.objects.filter(pk=server.pk).update(last_check=check)
+        except IntegrityError:
+            active = self.filter(server=server).active().first()
+            if active is None:  # finished between the failed insert and this read: the caller may retry
+                raise
+            raise AlreadyActive(active) from None
+        server.last_check = check
+        check.hand_to_worker()
+        return check
+
+    def mark_interrupted(self, stale_after: float | None = None) -> int:
+        """Checks whose worker or task was lost: say so, and free their server for a new check.
+
+        Running too long: the worker died mid-check. Queued too long *and* its task is no longer waiting:
+        the task was lost (claimed by a worker that died before it claimed the check, or failed before it
+        started). A queued check whose task still waits its turn (a long batch, paced) is left alone.
+        """
+        seconds = settings.CHECK_STALE_AFTER if stale_after is None else stale_after
+        cutoff = timezone.now() - timedelta(seconds=seconds)
+        reason = {
+            "status": Check.Status.INTERRUPTED,
+            "category": Category.NETWORK,
+            "finished_at": timezone.now(),
+            "summary": f"The worker running this check stopped (killed or crashed) and it did not finish within "
+                       f"{seconds:.0f} s; run it again.",
+        }
+        count = self.filter(status=Check.Status.RUNNING, started_at__lt=cutoff).update(**reason)
+        lost = {**reason, "summary": "The task behind this check was lost before it started; run it again."}
+        for pk in self.filter(status=Check.Status.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True):
+            waiting = DBTaskResult.objects.filter(args_kwargs__args__0=pk).filter(
+                Q(status=TaskResultStatus.READY) | Q(status=TaskResultStatus.RUNNING, started_at__gte=cutoff)
+            )
+            if not waiting.exists():
+                count += self.filter(pk=pk, status=Check.Status.QUEUED).update(**lost)
+        if count:
+            log.warning("Marked %s check(s) interrupted: their worker or task was lost", count)
+        return count
+
 
 class Check(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
+        # A status words the check, a category the server: the check "Passed", so the server is "Ready for
+        # long-term backup" (Category.PASSED), and the list counts it "ready".
         SUCCEEDED = "succeeded", "Passed"
         FAILED = "failed", "Failed"
         SIGNIN_REQUIRED = "signin_required", "Sign-in required"
@@ -136,6 +204,11 @@ class Check(models.Model):
         return None
 
     @property
+    def took(self) -> str:
+        """How long the call took, "2.0 s"; empty until it has finished."""
+        return f"{self.duration.total_seconds():.1f} s" if self.duration else ""
+
+    @property
     def remedy(self) -> str:
         return Category(self.category).remedy if self.category else ""
 
@@ -151,6 +224,64 @@ class Check(models.Model):
     @property
     def has_error(self) -> bool:
         return bool(self.error_code or self.error_message)
+
+    # ---- Wording, computed once here rather than re-derived from status strings in templates.
+
+    @property
+    def passed(self) -> bool:
+        return self.status == self.Status.SUCCEEDED
+
+    @property
+    def needs_sign_in(self) -> bool:
+        return self.status == self.Status.SIGNIN_REQUIRED
+
+    @property
+    def waiting_note(self) -> str:
+        """What an active check is doing, in a few words."""
+        return "Waiting for a worker…" if self.status == self.Status.QUEUED else "Asking Azure…"
+
+    @property
+    def result_label(self) -> str:
+        """The result of a finished check that did not pass: its category, else its status."""
+        return self.get_category_display() or self.get_status_display()
+
+    @property
+    def announcement(self) -> str:
+        """The sentence a screen reader hears when the check ends: "Passed, 1 container"."""
+        if self.passed:
+            n = self.number_of_containers
+            return f"{self.get_status_display()}, {n} container{'' if n == 1 else 's'}"
+        if self.category:
+            return f"{self.get_status_display()}, {self.get_category_display()}"
+        return self.get_status_display()
+
+    @property
+    def attempts_note(self) -> str:
+        """Each HTTP attempt in a few words: "HTTP 503, Retry-After 1 s; ConnectTimeout"."""
+        notes = []
+        for attempt in self.attempt_log or []:
+            if not attempt.get("status"):
+                notes.append(str(attempt.get("error", "")))
+            elif attempt.get("retry_after") is not None:
+                notes.append(f"HTTP {attempt['status']}, Retry-After {int(attempt['retry_after'] + 0.5)} s")
+            else:
+                notes.append(f"HTTP {attempt['status']}")
+        return "; ".join(notes)
+
+    def hand_to_worker(self) -> None:
+        """Enqueue the task that runs this (queued) check; only its primary key travels."""
+        from checks.tasks import run_check  # checks.tasks imports this module
+
+        try:
+            run_check.enqueue(self.pk)
+        except Exception:
+            # The row must not stay queued forever with nothing behind it.
+            log.exception("Could not enqueue check %s", self.pk)
+            Check.objects.filter(pk=self.pk, status__in=Check.ACTIVE_STATUSES).update(
+                status=Check.Status.FAILED, category=Category.AZURE_FAILURE, finished_at=timezone.now(),
+                summary="The check could not be handed to a worker; run it again.",
+            )
+            raise
 
     @property
     def error_details_json(self) -> str:
@@ -199,6 +330,18 @@ class BatchQuerySet(models.QuerySet):
     def for_tenant(self, tenant_id: str) -> "BatchQuerySet":
         return self.filter(tenant_id=tenant_id)
 
+    def queue(self, servers, user, *, api_version: str = "", rerun_of=None) -> tuple["Batch", list]:
+        """One check per server, grouped in a new batch; servers with a check in flight are skipped."""
+        batch = self.create(tenant_id=user.tenant_id, started_by=user, started_by_name=str(user), rerun_of=rerun_of)
+        skipped = []
+        for server in servers:
+            try:
+                Check.objects.queue(server, user, proposed_backup_name(server.name), api_version=api_version,
+                                    batch=batch)
+            except AlreadyActive:
+                skipped.append(server)
+        return batch, skipped
+
 
 class Batch(models.Model):
     """One click that checked many servers: who, when, which servers (through its checks)."""
@@ -221,6 +364,19 @@ class Batch(models.Model):
 
     def __str__(self) -> str:
         return f"Batch {self.pk}"
+
+    def cancel(self) -> int:
+        """Cancel the batch's queued checks (running ones finish); how many were cancelled."""
+        now = timezone.now()
+        Batch.objects.filter(pk=self.pk, cancelled_at__isnull=True).update(cancelled_at=now)
+        self.cancelled_at = self.cancelled_at or now
+        return self.checks.filter(status=Check.Status.QUEUED).update(
+            status=Check.Status.CANCELLED, finished_at=now, summary="Cancelled before it started."
+        )
+
+    def failed_servers(self):
+        """The servers whose check in this batch failed (not the cancelled: nobody asked for those)."""
+        return self.checks.filter(status__in=Check.RERUNNABLE_STATUSES).values("server_id")
 
     def progress(self) -> dict:
         counts = dict(self.checks.values_list("status").annotate(n=models.Count("id")))

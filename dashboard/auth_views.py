@@ -5,7 +5,6 @@ import time
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
@@ -16,9 +15,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from checks.tasks import AlreadyActive, queue_check
 from dashboard import entra, tokencache
-from dashboard.models import Server, User
+from dashboard.models import User
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +53,11 @@ def begin_sign_in(
     next_url: str | None,
     login_hint: str | None = None,
     claims_challenge: str | None = None,
-    after: dict | None = None,
 ) -> str:
     """Start a flow, remember it in the session under its state, and return where to send the browser.
 
-    `after` is what to do once the user is back (`{"run": server_pk, "backup_name": ...}`): it travels in
-    the server-side session with the flow, never through the browser.
+    What to do once the user is back (re-run a check, say) is for the caller to keep in the session:
+    login() keeps a returning user's session data (and signals `user_logged_in`).
     """
     try:
         flow = entra.start_sign_in(_redirect_uri(request), login_hint=login_hint, claims_challenge=claims_challenge)
@@ -69,8 +66,6 @@ def begin_sign_in(
         raise SignInUnavailable from exc
     flow["next"] = _safe_next(request, next_url)
     flow["started"] = time.time()
-    if after:
-        flow["after"] = after
     flows = request.session.get(FLOWS_KEY, {})
     flows[flow["state"]] = flow
     request.session[FLOWS_KEY] = dict(list(flows.items())[-MAX_PENDING_FLOWS:])
@@ -86,16 +81,14 @@ def sign_in_unavailable(request: HttpRequest) -> HttpResponse:
     )
 
 
-def sign_in_again(
-    request: HttpRequest, *, next_url: str, claims_challenge: str | None = None, after: dict | None = None
-) -> HttpResponse:
+def sign_in_again(request: HttpRequest, *, next_url: str, claims_challenge: str | None = None) -> HttpResponse:
     """Send a signed-in user whose Azure token cannot be renewed silently back to Entra ID, as themselves.
 
     htmx would follow a 302 inside the XHR, so an htmx request gets a client redirect of the whole page.
     """
     try:
         auth_uri = begin_sign_in(request, next_url=next_url, login_hint=request.user.upn or None,
-                                 claims_challenge=claims_challenge, after=after)
+                                 claims_challenge=claims_challenge)
     except SignInUnavailable:
         return sign_in_unavailable(request)
     return HttpResponseClientRedirect(auth_uri) if getattr(request, "htmx", False) else redirect(auth_uri)
@@ -131,7 +124,6 @@ def signin_callback(request: HttpRequest) -> HttpResponse:
             f"The identity provider said: {request.GET.get('error_description') or request.GET['error']}",
         )
     next_url = flow.pop("next", reverse(settings.LOGIN_REDIRECT_URL))
-    after = flow.pop("after", None)
     try:
         result = entra.finish_sign_in(flow, request.GET.dict())
     except entra.SignInFailed as exc:
@@ -155,22 +147,7 @@ def signin_callback(request: HttpRequest) -> HttpResponse:
     # login() rotates the session key and the CSRF token.
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     log.info("User %s signed in (tenant %s)", user.pk, tenant_id)
-    if after and "run" in after:
-        _run_after_sign_in(request, user, after)
     return redirect(next_url)
-
-
-def _run_after_sign_in(request: HttpRequest, user: User, after: dict) -> None:
-    """Re-run the check the user was trying to run when Azure asked them to sign in again."""
-    server = Server.objects.for_tenant(user.tenant_id).active().filter(pk=after["run"]).first()
-    if server is None:  # signed in as someone from another tenant, or the server was archived meanwhile
-        return
-    try:
-        queue_check(server, user, after["backup_name"], settings.AZURE_LTR_API_VERSION)
-    except AlreadyActive:
-        messages.info(request, f"A check of {server.name} is already in progress.")
-    else:
-        messages.success(request, f"Signed in again; the check of {server.name} is running.")
 
 
 @require_POST

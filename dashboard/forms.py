@@ -45,27 +45,3 @@ class ServerForm(forms.ModelForm):
                     code="duplicate",
                 )
         return cleaned
-
-
-class ServerFilterForm(forms.Form):
-    """The server list's search and filters (GET). Bad values are reported and match nothing."""
-
-    OUTCOMES = [
-        ("", "Any state"),
-        ("ready", "Ready (last check passed)"),
-        ("failing", "Failing (last check did not pass)"),
-        ("never", "Never checked"),
-        ("stale", "Stale (last check too old)"),
-        ("active", "Checking now"),
-    ]
-    q = forms.CharField(required=False, max_length=100, label="Search")
-    subscription = forms.ChoiceField(required=False)
-    resource_group = forms.ChoiceField(required=False, label="Resource group")
-    state = forms.ChoiceField(required=False, choices=OUTCOMES)
-
-    def __init__(self, *args, servers, **kwargs):
-        super().__init__(*args, **kwargs)
-        subscriptions = sorted({s.subscription_id for s in servers})
-        groups = sorted({s.resource_group for s in servers}, key=str.lower)
-        self.fields["subscription"].choices = [("", "All subscriptions"), *((s, s) for s in subscriptions)]
-        self.fields["resource_group"].choices = [("", "All resource groups"), *((g, g) for g in groups)]

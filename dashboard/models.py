@@ -5,7 +5,7 @@ added it, and every query starts from `Server.objects.for_tenant()`.
 """
 
 from django.contrib.auth.models import AbstractUser
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -107,3 +107,46 @@ class Server(models.Model):
     def active_check(self):
         check = self.last_check
         return check if check is not None and check.is_active else None
+
+    def register(self) -> bool:
+        """Save a new registration; False if another request registered the same server a moment before
+        (the form checked, but two clicks can pass that check together; the unique index decides).
+
+        A server registered before and archived comes back with its history rather than as a stranger.
+        """
+        archived = (
+            Server.objects.for_tenant(self.tenant_id)
+            .filter(archived_at__isnull=False)
+            .matching(self.subscription_id, self.resource_group, self.name)
+            .order_by("-archived_at")
+            .first()
+        )
+        if archived is not None:
+            archived.label = self.label or archived.label
+            self.pk = archived.pk if archived.restore() else None
+            return self.pk is not None
+        try:
+            with transaction.atomic():
+                self.save()
+        except IntegrityError:
+            return False
+        return True
+
+    def archive(self) -> bool:
+        """Take the server off the list, keeping its history; False while its check is in progress."""
+        if self.active_check is not None:
+            return False
+        self.archived_at = timezone.now()
+        self.save(update_fields=["archived_at"])
+        return True
+
+    def restore(self) -> bool:
+        """Put an archived server back on the list; False if it was registered again meanwhile."""
+        archived_at, self.archived_at = self.archived_at, None
+        try:
+            with transaction.atomic():
+                self.save(update_fields=["archived_at", "label"])
+        except IntegrityError:
+            self.archived_at = archived_at
+            return False
+        return True

@@ -1,64 +1,27 @@
-"""The fleet pages: the server list, registering and archiving a server, a server's page, and /healthz."""
+"""Registering, importing, archiving and restoring servers, and /healthz. A server's page and the list of
+servers are the checks app's (they show each server's checks)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.core.paginator import Paginator
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from checks.models import Check
-from checks.views import poll_response
-from dashboard import entra, fleet, inventory
+from dashboard import entra, inventory
 from dashboard.auth_views import sign_in_again
 from dashboard.forms import ServerForm
 from dashboard.models import Server
 
 
-def _get_server_for_user(request: HttpRequest, pk: int, *, active_only: bool = True) -> Server:
+def get_server_for_user(request: HttpRequest, pk: int, *, active_only: bool = True) -> Server:
+    """The user's tenant's server `pk` (active only unless asked), with its last check; 404 otherwise."""
     servers = Server.objects.for_tenant(request.user.tenant_id).select_related("last_check")
     if active_only:
         servers = servers.active()
     return get_object_or_404(servers, pk=pk)
-
-
-SERVERS_PER_PAGE = 100
-
-
-@require_GET
-def server_list(request: HttpRequest) -> HttpResponse:
-    form, everything, selected = fleet.filtered_servers(request, request.GET)
-    page = Paginator(selected.for_list(), SERVERS_PER_PAGE).get_page(request.GET.get("page"))
-    servers = list(page.object_list)
-    strips = fleet.recent_outcomes([s.pk for s in servers])
-    rows = [{**fleet.server_row_context(server), "strip": strips[server.pk]} for server in servers]
-    filters = request.GET.copy()
-    filters.pop("page", None)
-    query = filters.urlencode()
-    return render(
-        request,
-        "dashboard/server_list.html",
-        {"rows": rows, "page": page, "form": form, "counts": fleet.counts(everything), "total": everything.count(),
-         "query": query, "filtered": bool(query)},
-    )
-
-
-@require_GET
-def server_row(request: HttpRequest, pk: int) -> HttpResponse:
-    """The server's row on the list, polled by htmx while its check is queued or running."""
-    server = _get_server_for_user(request, pk)
-    context = {
-        **fleet.server_row_context(server, request=request),
-        "strip": fleet.recent_outcomes([server.pk])[server.pk],
-        # Screen readers hear the result once, when the poll brings the finished row.
-        "announce": server.last_check is not None and not server.last_check.is_active,
-    }
-    response = render(request, "dashboard/server_list.html#server-row", context)
-    return poll_response(response, server.last_check)
 
 
 @require_http_methods(["GET", "POST"])
@@ -68,7 +31,7 @@ def server_add(request: HttpRequest) -> HttpResponse:
         server = form.save(commit=False)
         server.tenant_id = request.user.tenant_id
         server.added_by = request.user
-        if _register(server):
+        if server.register():
             messages.success(request, f"Registered {server.name}.")
             return redirect("server_list")
         form.add_error(None, "This server is already registered (names are compared without regard to case).")
@@ -76,50 +39,12 @@ def server_add(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/server_form.html", {"form": form}, status=status)
 
 
-def _register(server: Server) -> bool:
-    """Save a registration; False if another request registered the same server a moment before (the
-    form checked, but two clicks can pass that check together; the unique index decides).
-
-    A server registered before and archived comes back with its history rather than as a stranger.
-    """
-    archived = (
-        Server.objects.for_tenant(server.tenant_id)
-        .filter(archived_at__isnull=False)
-        .matching(server.subscription_id, server.resource_group, server.name)
-        .order_by("-archived_at")
-        .first()
-    )
-    try:
-        with transaction.atomic():
-            if archived is not None:
-                archived.archived_at = None
-                archived.label = server.label or archived.label
-                archived.save(update_fields=["archived_at", "label"])
-                server.pk = archived.pk
-            else:
-                server.save()
-    except IntegrityError:
-        return False
-    return True
-
-
-@require_GET
-def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    server = _get_server_for_user(request, pk, active_only=False)
-    checks = Check.objects.filter(server=server).for_history()
-    page = Paginator(checks, 25).get_page(request.GET.get("page"))
-    context = {**fleet.server_row_context(server), "page": page}
-    return render(request, "dashboard/server_detail.html", context)
-
-
 @require_POST
 def server_archive(request: HttpRequest, pk: int) -> HttpResponse:
-    server = _get_server_for_user(request, pk)
-    if server.active_check is not None:
+    server = get_server_for_user(request, pk)
+    if not server.archive():
         messages.error(request, f"{server.name} has a check in progress; archive it when the check ends.")
         return redirect("server_detail", pk=server.pk)
-    server.archived_at = timezone.now()
-    server.save(update_fields=["archived_at"])
     messages.success(request, f"Archived {server.name}. Its history is kept; restore it from its page "
                               "or by registering it again.")
     return redirect("server_list")
@@ -127,14 +52,11 @@ def server_archive(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def server_restore(request: HttpRequest, pk: int) -> HttpResponse:
-    server = _get_server_for_user(request, pk, active_only=False)
-    try:
-        with transaction.atomic():
-            Server.objects.filter(pk=server.pk).update(archived_at=None)
-    except IntegrityError:  # registered again meanwhile as a new entry
+    server = get_server_for_user(request, pk, active_only=False)
+    if server.restore():
+        messages.success(request, f"Restored {server.name}; its history is back on the list.")
+    else:  # registered again meanwhile as a new entry
         messages.error(request, f"{server.name} is registered already; this archived entry stays archived.")
-        return redirect("server_detail", pk=pk)
-    messages.success(request, f"Restored {server.name}; its history is back on the list.")
     return redirect("server_detail", pk=pk)
 
 
@@ -161,10 +83,6 @@ def server_import(request: HttpRequest) -> HttpResponse:
             messages.error(request, token.error_description or "Entra ID could not be reached.")
             return redirect("server_list")
         return sign_in_again(request, next_url=reverse("server_import"))
-    registered = {
-        (s.subscription_id.lower(), s.resource_group.lower(), s.name.lower())
-        for s in Server.objects.for_tenant(request.user.tenant_id).active()
-    }
     groups, error = [], None
     user = request.user
 
@@ -172,18 +90,31 @@ def server_import(request: HttpRequest) -> HttpResponse:
         return token if claims is None else entra.arm_token(user, claims_challenge=claims)
 
     try:
-        for subscription in inventory.subscriptions(tokens, user.object_id, user.tenant_id):
-            try:
-                found = inventory.flexible_servers(tokens, user.object_id, subscription.id)
-                groups.append({"subscription": subscription, "error": None, "servers": [
-                    {"server": s, "registered": (s.subscription_id, s.resource_group.lower(), s.name.lower())
-                     in registered} for s in found]})
-            except inventory.InventoryError as exc:
-                groups.append({"subscription": subscription, "error": exc, "servers": []})
+        groups = _servers_in_azure(tokens, user)
     except inventory.InventoryError as exc:
         error = exc
     importable = sum(not row["registered"] for group in groups for row in group["servers"])
     return render(request, "dashboard/server_import.html", {"groups": groups, "error": error, "importable": importable})
+
+
+def _servers_in_azure(tokens, user) -> list[dict]:
+    """Each subscription the user's token sees, with its flexible servers (each marked if registered already)
+    or the error that kept them from being listed."""
+    registered = {
+        (s.subscription_id.lower(), s.resource_group.lower(), s.name.lower())
+        for s in Server.objects.for_tenant(user.tenant_id).active()
+    }
+    groups = []
+    for subscription in inventory.subscriptions(tokens, user.object_id, user.tenant_id):
+        try:
+            found = inventory.flexible_servers(tokens, user.object_id, subscription.id)
+        except inventory.InventoryError as exc:
+            groups.append({"subscription": subscription, "error": exc, "servers": []})
+            continue
+        rows = [{"server": s, "registered": (s.subscription_id, s.resource_group.lower(), s.name.lower()) in registered}
+                for s in found]
+        groups.append({"subscription": subscription, "error": None, "servers": rows})
+    return groups
 
 
 def _import_selected(request: HttpRequest) -> HttpResponse:
@@ -197,7 +128,7 @@ def _import_selected(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             server = form.save(commit=False)
             server.tenant_id, server.added_by = tenant, request.user
-            if _register(server):
+            if server.register():
                 imported += 1
             else:
                 already += 1

@@ -10,7 +10,7 @@ import tempfile
 os.environ.setdefault("DEMO_MODE", "1")
 os.environ.setdefault("DEBUG", "0")
 
-from dashboard.settings import *  # noqa: E402,F403
+from config.settings import *  # noqa: E402,F403
 
 # Hashing passwords nobody uses (Entra ID signs people in) should not slow the suite.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -2,7 +2,7 @@
 
 import pytest
 from django.test import Client
-from django.urls import get_resolver
+from django.urls import URLResolver, get_resolver
 
 from checks.models import Check
 from dashboard.models import Server
@@ -12,10 +12,14 @@ from tests.conftest import ALICE, sign_in
 PUBLIC = {"signin", "signin_callback", "signed_out", "healthz", "metrics"}
 
 
-def _named_routes():
-    for pattern in get_resolver().url_patterns:
-        if getattr(pattern, "name", None) and pattern.name not in PUBLIC:
-            yield pattern.name, str(pattern.pattern).replace("<int:pk>", "1")
+def _named_routes(patterns=None, prefix=""):
+    """Every named route, through the apps' URL modules the root includes (not into the admin's)."""
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            if getattr(pattern.urlconf_module, "__name__", "").startswith(("checks.", "dashboard.")):
+                yield from _named_routes(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif getattr(pattern, "name", None) and pattern.name not in PUBLIC:
+            yield pattern.name, (prefix + str(pattern.pattern)).replace("<int:pk>", "1")
 
 
 ROUTES = sorted(_named_routes())

@@ -8,8 +8,8 @@ from tests.conftest import ALICE
 
 
 @pytest.fixture
-def alice_in(signed_in):
-    return signed_in(ALICE["upn"])
+def alice_in(logged_in):
+    return logged_in(ALICE["upn"])
 
 
 def start(client, *names, fleet=None, **extra):
@@ -96,11 +96,11 @@ def test_rerun_failed_starts_a_batch_of_the_failures_only(client, alice_in, flee
     assert sorted(second.checks.values_list("server__name", flat=True)) == ["pg-analytics", "pg-orders"]
 
 
-def test_another_tenant_cannot_see_or_touch_a_batch_or_smuggle_servers_in(client, signed_in, fleet):
-    signed_in(ALICE["upn"])
+def test_another_tenant_cannot_see_or_touch_a_batch_or_smuggle_servers_in(client, logged_in, fleet):
+    logged_in(ALICE["upn"])
     start(client, "pg-payments-01", fleet=fleet)
     batch = Batch.objects.get()
-    signed_in("charlie@fabrikam.example")
+    logged_in("charlie@fabrikam.example")
     for path in (f"/batches/{batch.pk}/", f"/batches/{batch.pk}/progress/"):
         assert client.get(path).status_code == 404
     assert client.post(f"/batches/{batch.pk}/cancel/").status_code == 404
@@ -145,3 +145,18 @@ def test_the_server_list_pages_a_large_fleet_and_run_all_covers_every_page(clien
     assert third.count('class="server-row"') == 50
     client.post("/batches/", {"scope": "all"})
     assert Batch.objects.get().checks.count() == 250
+
+
+def test_a_finished_check_refreshes_only_the_counts_fragment_in_one_counting_query(
+    client, alice_in, fleet, worker, django_assert_max_num_queries
+):
+    start(client, "pg-payments-01", "pg-orders", fleet=fleet)
+    worker()
+    # What the counts ask for when they hear `check-finished`: the fragment alone, counted in one query.
+    with django_assert_max_num_queries(4) as queries:
+        response = client.get("/", headers={"HX-Request": "true"})
+    html = response.content.decode()
+    assert html.lstrip().startswith('<ul class="counts" id="fleet-counts"') and "<html" not in html
+    assert "<strong>1</strong> ready" in html and "<strong>1</strong> failing" in html
+    assert "<strong>11</strong> never checked" in html and 'class="server-row"' not in html
+    assert sum("COUNT(" in q["sql"].upper() for q in queries.captured_queries) == 1

@@ -63,3 +63,16 @@ def test_details_are_json_and_each_attempt_shows_its_wait_and_request_id(client_
     assert "True" not in html.split("Details")[1].split("</pre>")[0]
     for expected in ["rid-a", "rid-b", "1.52 s", "Retry-After after 503", "Retry-After 1.5 s", "HTTP 503"]:
         assert expected in html, expected
+
+
+def test_an_active_check_polls_for_its_own_part_of_the_page_only(client_alice, alice, server):
+    check = make_check(server, alice, status="running", finished_at=None, summary="asking")
+    page = client_alice.get(f"/checks/{check.pk}/").content.decode()
+    assert "<html" in page and f'hx-get="/checks/{check.pk}/"' in page and 'hx-trigger="every 2s"' in page
+    fragment = client_alice.get(f"/checks/{check.pk}/", headers={"HX-Request": "true"}).content.decode()
+    assert fragment.lstrip().startswith('<div id="check"') and "<html" not in fragment and "crumbs" not in fragment
+    assert "This check is running: asking." in " ".join(fragment.split())
+    check.status, check.category = "succeeded", "passed"
+    check.save()
+    done = client_alice.get(f"/checks/{check.pk}/", headers={"HX-Request": "true"}).content.decode()
+    assert "hx-get" not in done and "Ready for long-term backup" in done

@@ -28,7 +28,7 @@ PRODUCTION = {
 def _manage(tmp_path, *args):
     env = {**PRODUCTION, "TOKEN_CACHE_KEYS": Fernet.generate_key().decode(),
            "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.sqlite3'}", "STATIC_ROOT": str(tmp_path / "static"),
-           "DJANGO_SETTINGS_MODULE": "dashboard.settings"}
+           "DJANGO_SETTINGS_MODULE": "config.settings"}
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
 
 

@@ -109,3 +109,20 @@ def test_an_archived_servers_history_stays_visible(client_alice, alice):
     client_alice.post(f"/servers/{server.pk}/archive/")
     assert "kept-check" in client_alice.get("/checks/").content.decode()
     assert client_alice.get(f"/servers/{server.pk}/").status_code == 200
+
+
+def test_the_server_page_does_not_query_once_per_check(client, alice, server, django_assert_max_num_queries):
+    for i in range(20):
+        make_check(server, alice, backup_name=f"b-{i}", minutes_ago=i)
+    client.force_login(alice)
+    with django_assert_max_num_queries(15):
+        response = client.get(f"/servers/{server.pk}/")
+    assert response.content.decode().count('<tr id="check-') == 20
+
+
+def test_a_queued_check_refreshes_only_the_server_pages_history(client, alice, server):
+    make_check(server, alice, backup_name="b-old")
+    client.force_login(alice)
+    fragment = client.get(f"/servers/{server.pk}/", headers={"HX-Request": "true"}).content.decode()
+    assert fragment.lstrip().startswith('<section id="server-history"') and "<html" not in fragment
+    assert "b-old" in fragment and "Run pre-backup check" not in fragment

@@ -48,7 +48,7 @@ def test_sign_in_a_failed_callback_and_a_crash_leave_no_secret_in_the_log(client
 
 def _readme_web_command() -> list[str]:
     text = (ROOT / "README.md").read_text()
-    command = re.search(r"^(gunicorn dashboard\.wsgi .*?)#", text.replace("\\\n", " "), re.M).group(1)
+    command = re.search(r"^(gunicorn config\.wsgi .*?)#", text.replace("\\\n", " "), re.M).group(1)
     return shlex.split(command)
 
 
@@ -63,7 +63,7 @@ def test_the_readmes_production_web_command_logs_no_callback_code(tmp_path: Path
     port = _free_port()
     argv = [a if a != "0.0.0.0:8000" else f"127.0.0.1:{port}" for a in _readme_web_command()]  # noqa: S104
     env = {**os.environ, "DEMO_MODE": "1", "DEBUG": "0", "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-           "VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "dashboard.settings"}
+           "VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings"}
     for step in (["migrate", "-v0"], ["collectstatic", "--noinput", "-v0"]):  # as the README's deploy does
         subprocess.run([sys.executable, "manage.py", *step], cwd=ROOT, env=env, check=True)
     log = (tmp_path / "web.log").open("w+")

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from dashboard.demo import PROD
 from dashboard.models import Server
+from tests.conftest import make_server
 
 VALID = {"subscription_id": PROD, "resource_group": "rg-payments-prod", "name": "pg-new-01", "label": "New one"}
 
@@ -140,3 +141,12 @@ def test_arbitrary_backup_names_never_break_the_run_view(client_alice, sim, serv
     assert response.status_code in (200, 422)
     if response.status_code == 422:
         assert "field-error" in response.content.decode()
+
+
+def test_a_registration_racing_another_is_refused_not_an_error(db):
+    first = make_server(name="pg-race")
+    # What the second of two simultaneous "Add server" posts does after both passed the form's check.
+    twin = Server(tenant_id=first.tenant_id, subscription_id=first.subscription_id,
+                  resource_group="RG-PAYMENTS-PROD", name="PG-RACE")
+    assert twin.register() is False
+    assert Server.objects.count() == 1

@@ -7,8 +7,8 @@ from dashboard.models import Server
 from tests.conftest import ALICE, CHARLIE, make_server
 
 
-def test_it_lists_the_servers_of_the_users_subscriptions(client, signed_in):
-    signed_in(ALICE["upn"])
+def test_it_lists_the_servers_of_the_users_subscriptions(client, logged_in):
+    logged_in(ALICE["upn"])
     html = client.get("/servers/import/").content.decode()
     for name in ("pg-payments-01", "pg-orders", "pg-gateway-flaky", "pg-staging-02"):
         assert f"<strong>{name}</strong>" in html
@@ -18,8 +18,8 @@ def test_it_lists_the_servers_of_the_users_subscriptions(client, signed_in):
     assert "<td data-label=\"State\">Stopped</td>" in html
 
 
-def test_servers_already_registered_are_marked_not_offered(client, signed_in):
-    signed_in(ALICE["upn"])
+def test_servers_already_registered_are_marked_not_offered(client, logged_in):
+    logged_in(ALICE["upn"])
     make_server(name="PG-PAYMENTS-01")
     html = client.get("/servers/import/").content.decode()
     assert f'value="{PROD}|rg-payments-prod|pg-payments-01"' not in html
@@ -27,10 +27,10 @@ def test_servers_already_registered_are_marked_not_offered(client, signed_in):
     assert "Registered" in html
 
 
-def test_all_pages_of_a_long_list_are_read(client, signed_in, sim):
+def test_all_pages_of_a_long_list_are_read(client, logged_in, sim):
     sim.inventory.page_size = 2
     try:
-        signed_in(ALICE["upn"])
+        logged_in(ALICE["upn"])
         html = client.get("/servers/import/").content.decode()
     finally:
         sim.inventory.page_size = 50
@@ -53,8 +53,8 @@ def test_every_page_read_takes_a_token_from_the_read_bucket_of_its_subscription(
     assert not RateBucket.objects.filter(kind="writes").exists()
 
 
-def test_picked_servers_are_registered_in_the_users_tenant(client, signed_in):
-    alice = signed_in(ALICE["upn"])
+def test_picked_servers_are_registered_in_the_users_tenant(client, logged_in):
+    alice = logged_in(ALICE["upn"])
     make_server(name="pg-orders")
     response = client.post("/servers/import/", {"server": [
         f"{PROD}|rg-payments-prod|pg-payments-01",
@@ -68,8 +68,8 @@ def test_picked_servers_are_registered_in_the_users_tenant(client, signed_in):
     assert sorted(imported.values_list("name", "tenant_id")) == [("pg-payments-01", CONTOSO), ("pg-staging-01", CONTOSO)]
 
 
-def test_another_tenant_sees_its_own_subscriptions_only(client, signed_in):
-    signed_in(CHARLIE["upn"])
+def test_another_tenant_sees_its_own_subscriptions_only(client, logged_in):
+    logged_in(CHARLIE["upn"])
     html = client.get("/servers/import/").content.decode()
     assert "pg-fabrikam-01" in html and "Contoso" not in html
 
@@ -81,16 +81,16 @@ def test_without_an_azure_sign_in_it_sends_the_user_to_sign_in(client, alice, si
 
 
 @pytest.mark.parametrize("settings_change", [{"AZURE_ARM_ENDPOINT": "https://127.0.0.1:9"}])
-def test_an_unreachable_azure_is_explained(client, signed_in, settings, settings_change):
-    signed_in(ALICE["upn"])
+def test_an_unreachable_azure_is_explained(client, logged_in, settings, settings_change):
+    logged_in(ALICE["upn"])
     for name, value in settings_change.items():
         setattr(settings, name, value)
     html = client.get("/servers/import/").content.decode()
     assert "could not be listed" in html and "could not be reached" in html
 
 
-def test_nothing_new_to_import_says_so(client, signed_in):
-    signed_in(CHARLIE["upn"])
+def test_nothing_new_to_import_says_so(client, logged_in):
+    logged_in(CHARLIE["upn"])
     make_server(tenant_id=CHARLIE["tid"], subscription_id="0b5e0003-0000-4000-8000-000000000003",
                 resource_group="rg-fabrikam", name="pg-fabrikam-01")
     html = client.get("/servers/import/").content.decode()

@@ -1,5 +1,6 @@
 """Signing in with the real MSAL against the simulator's Entra ID, over loopback sockets."""
 
+import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -7,9 +8,10 @@ import requests
 from django.contrib.auth import SESSION_KEY
 
 from checks.models import Check
+from checks.resume import PENDING_RUN_KEY
 from dashboard import tokencache
 from dashboard.models import TokenCache, User
-from tests.conftest import ALICE, BOB, sign_in
+from tests.conftest import ALICE, BOB, complete_sign_in, sign_in
 
 
 def _authorize(client, upn, next_url="/"):
@@ -158,3 +160,36 @@ def test_a_stale_callback_is_refused(client, sim, db, monkeypatch):
     assert response.status_code == 400
     assert "no longer valid" in response.content.decode()
     assert SESSION_KEY not in client.session
+
+
+def _click_run_without_a_stored_sign_in(client, alice, server):
+    """alice's session exists but Azure has no token of hers: the click parks the run and sends her to Entra."""
+    client.force_login(alice)
+    response = client.post(f"/servers/{server.pk}/run/", {"backup_name": "b-parked"})
+    assert response.status_code == 302 and "login_hint=alice%40contoso.example" in response["Location"]
+    assert not Check.objects.exists()
+    return response["Location"]
+
+
+def test_a_run_parked_for_sign_in_is_queued_once_and_a_later_sign_in_queues_nothing(client, sim, alice, server,
+                                                                                    worker):
+    complete_sign_in(client, _click_run_without_a_stored_sign_in(client, alice, server))
+    assert list(Check.objects.values_list("backup_name", "requested_by")) == [("b-parked", alice.pk)]
+    worker()  # the check ends, so a second queueing would not be refused as a duplicate
+    sign_in(client, ALICE["upn"])
+    assert Check.objects.count() == 1
+
+
+def test_a_run_parked_by_one_person_is_not_run_by_another_who_signs_in(client, sim, alice, server):
+    _click_run_without_a_stored_sign_in(client, alice, server)
+    sign_in(client, BOB["upn"])
+    assert not Check.objects.exists()
+
+
+def test_a_run_abandoned_at_the_sign_in_page_does_not_run_at_a_much_later_sign_in(client, sim, alice, server):
+    _click_run_without_a_stored_sign_in(client, alice, server)
+    session = client.session
+    session[PENDING_RUN_KEY] = {**session[PENDING_RUN_KEY], "at": time.time() - 16 * 60}
+    session.save()
+    sign_in(client, ALICE["upn"])
+    assert not Check.objects.exists()

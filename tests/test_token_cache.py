@@ -101,7 +101,7 @@ def test_clouds_select_authority_arm_endpoint_and_scope_together():
     )
     base = {"DEMO_MODE": "0", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "ltr.example.com", "AZURE_CLIENT_ID": "id",
             "AZURE_CLIENT_SECRET": "secret", "TOKEN_CACHE_KEYS": Fernet.generate_key().decode(),
-            "DJANGO_SETTINGS_MODULE": "dashboard.settings", "PATH": "/usr/bin:/bin"}
+            "DJANGO_SETTINGS_MODULE": "config.settings", "PATH": "/usr/bin:/bin"}
     expected = {
         "public": "https://login.microsoftonline.com https://management.azure.com "
                   "https://management.azure.com/user_impersonation",
@@ -121,7 +121,7 @@ def test_clouds_select_authority_arm_endpoint_and_scope_together():
 
 def test_production_refuses_to_start_without_its_secrets():
     out = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT,
-                         env={"DEMO_MODE": "0", "DJANGO_SETTINGS_MODULE": "dashboard.settings", "PATH": "/usr/bin:/bin"},
+                         env={"DEMO_MODE": "0", "DJANGO_SETTINGS_MODULE": "config.settings", "PATH": "/usr/bin:/bin"},
                          capture_output=True, text=True)
     assert out.returncode != 0 and "Set the environment variable SECRET_KEY" in out.stderr
 

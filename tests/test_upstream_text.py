@@ -15,14 +15,14 @@ SCRIPT = "<script>alert('x')</script>"
 IMG = '"><img src=x onerror=alert(1)>'
 
 
-def test_markup_in_every_arm_error_field_is_inert_on_every_page(client, signed_in, sim, worker):
+def test_markup_in_every_arm_error_field_is_inert_on_every_page(client, logged_in, sim, worker):
     evil = f"{SCRIPT}{IMG}"
     body = {"error": {"code": evil, "message": evil, "target": evil,
                       "details": [{"code": evil, "message": evil, "target": evil}],
                       "additionalInfo": [{"type": evil, "info": {"note": evil}}]}}
     sim.set_behaviour(PROD, "rg-payments-prod", "pg-evil", outcome="payload", status=400, body=body)
     server = make_server(name="pg-evil")
-    signed_in(ALICE["upn"])
+    logged_in(ALICE["upn"])
     client.post(f"/servers/{server.pk}/run/", {"backup_name": "b-1"}, headers={"HX-Request": "true"})
     worker()
     check = Check.objects.get()
@@ -38,10 +38,10 @@ def test_markup_in_every_arm_error_field_is_inert_on_every_page(client, signed_i
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_check_waiting_to_retry_says_so_on_its_row(client, signed_in, sim):
+def test_a_check_waiting_to_retry_says_so_on_its_row(client, logged_in, sim):
     sim.set_behaviour(PROD, "rg-payments-prod", "pg-wait", outcome="throttled", retry_after=2, fail_times=1)
     server = make_server(name="pg-wait")
-    signed_in(ALICE["upn"])
+    logged_in(ALICE["upn"])
     client.post(f"/servers/{server.pk}/run/", {"backup_name": "b-1"}, headers={"HX-Request": "true"})
     check = Check.objects.get()
 

@@ -8,16 +8,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, connections
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from checks.models import Check
-from checks.tasks import mark_interrupted
+from checks.tasks import run_check
 from dashboard.demo import PROD, STAGING
 from dashboard.models import Server
 from tests.conftest import ALICE, ROOT, make_server
@@ -27,7 +29,7 @@ from tests.factories import make_check
 def test_a_check_left_running_by_a_dead_worker_is_marked_interrupted(alice, server):
     check = make_check(server, alice, status="running", finished_at=None, started_at=timezone.now() - timedelta(hours=1))
     fresh = make_check(make_server(name="pg-other"), alice, status="running", finished_at=None)
-    assert mark_interrupted() == 1
+    assert Check.objects.mark_interrupted() == 1
     check.refresh_from_db()
     fresh.refresh_from_db()
     assert check.status == "interrupted" and "stopped" in check.summary and check.finished_at
@@ -37,7 +39,7 @@ def test_a_check_left_running_by_a_dead_worker_is_marked_interrupted(alice, serv
 def test_an_interrupted_check_can_be_run_again(client, signed_in, server, worker):
     alice = signed_in(ALICE["upn"])
     make_check(server, alice, status="running", finished_at=None, started_at=timezone.now() - timedelta(hours=1))
-    mark_interrupted()
+    Check.objects.mark_interrupted()
     client.post(f"/servers/{server.pk}/run/", {"backup_name": "b-2"}, headers={"HX-Request": "true"})
     worker()
     assert list(Check.objects.order_by("id").values_list("status", flat=True)) == ["interrupted", "succeeded"]
@@ -103,7 +105,7 @@ def test_a_killed_workers_check_is_recovered_and_sigterm_lets_a_check_finish(cli
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
     assert Check.objects.get().status == "running", "SIGKILL left it running, as a crash would"
-    assert mark_interrupted(stale_after=0) == 1
+    assert Check.objects.mark_interrupted(stale_after=0) == 1
     interrupted = Check.objects.get()
     assert interrupted.status == "interrupted"
 
@@ -118,3 +120,40 @@ def test_a_killed_workers_check_is_recovered_and_sigterm_lets_a_check_finish(cli
     assert polite.wait(timeout=30) == 0
     rerun.refresh_from_db()
     assert rerun.status == "succeeded"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_late_result_does_not_overwrite_a_check_marked_interrupted(client, logged_in, sim):
+    sim.set_behaviour(PROD, "rg-payments-prod", "pg-late", latency_ms=1500)
+    server = make_server(name="pg-late")
+    logged_in(ALICE["upn"])
+    client.post(f"/servers/{server.pk}/run/", {"backup_name": "b-1"}, headers={"HX-Request": "true"})
+    check = Check.objects.get()
+
+    def work():
+        try:
+            run_check.call(check.pk)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not sim.received("/ltrPreBackup", "POST"):
+        time.sleep(0.05)
+    # The reaper believes the worker lost while ARM is still answering.
+    assert Check.objects.mark_interrupted(stale_after=0) == 1
+    thread.join()
+    check.refresh_from_db()
+    assert (check.status, check.number_of_containers) == ("interrupted", None)
+
+
+def test_a_queued_check_whose_task_was_lost_is_interrupted_but_a_waiting_one_is_not(alice, server, staging_server):
+    lost = Check.objects.queue(server, alice, "b-1", api_version="2024-08-01")
+    waiting = Check.objects.queue(staging_server, alice, "b-2", api_version="2024-08-01")
+    Check.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    DBTaskResult.objects.filter(args_kwargs__args__0=lost.pk).update(status="FAILED")
+    assert Check.objects.mark_interrupted() == 1
+    lost.refresh_from_db()
+    waiting.refresh_from_db()
+    assert (lost.status, waiting.status) == ("interrupted", "queued")

@@ -24,7 +24,7 @@ from django.db import close_old_connections, connections
 from django.utils.crypto import get_random_string
 from django_tasks_db.management.commands.db_worker import Worker
 
-from checks.tasks import mark_interrupted
+from checks.models import Check
 
 log = logging.getLogger("checks.worker")
 
@@ -79,15 +79,19 @@ class Command(BaseCommand):
         for thread in workers:
             thread.start()
         log.info("Checks worker %s running %s check(s) at once", base_id, threads)
+        self.reap_while_running(workers, stopping, reap_interval)
+        connections.close_all()
+
+    def reap_while_running(self, workers: list[threading.Thread], stopping: threading.Event, every: float) -> None:
+        """Until the threads end: now and then mark lost checks interrupted and prune the queue's old rows."""
         next_reap = 0.0
         while any(thread.is_alive() for thread in workers):
             if not stopping.is_set() and time.monotonic() >= next_reap:
                 close_old_connections()
-                mark_interrupted()
+                Check.objects.mark_interrupted()
                 # The queue's own rows are plumbing, not history (that is the Check table): keep a week.
                 call_command("prune_db_task_results", "--min-age-days", "7", "--failed-min-age-days", "30",
                              verbosity=0)
-                next_reap = time.monotonic() + reap_interval
+                next_reap = time.monotonic() + every
             for thread in workers:
                 thread.join(timeout=0.2)
-        connections.close_all()

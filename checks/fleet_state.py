@@ -1,27 +1,28 @@
-"""What the server list shows about the fleet: filters, the counts at the top, each server's recent
-outcomes, and the context of one server's row (shared by the list, the row poll and the run view)."""
+"""What the server list shows about the fleet: each server's state (ready, failing, never checked, stale,
+checking now), the filters over it, the counts at the top, and each server's recent outcomes."""
 
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import F, Q, Window
+from django.db.models import Count, F, Q, Window
 from django.db.models.functions import RowNumber
 from django.http import HttpRequest
 from django.utils import timezone
 
-from checks.forms import RunCheckForm, proposed_backup_name
+from checks.forms import ServerFilterForm
 from checks.models import Check
-from dashboard.forms import ServerFilterForm
 from dashboard.models import Server, ServerQuerySet
 
 RECENT_OUTCOMES = 20
+COUNTED_STATES = ("ready", "failing", "never", "stale")
 
 
 def stale_before():
     return timezone.now() - timedelta(hours=settings.STALE_AFTER_HOURS)
 
 
-def _state_q(state: str) -> Q:
+def state_q(state: str) -> Q:
+    """The servers in `state`, judged by their last check."""
     finished = ~Q(last_check__status__in=Check.ACTIVE_STATUSES)
     return {
         "ready": Q(last_check__status=Check.Status.SUCCEEDED, last_check__created_at__gte=stale_before()),
@@ -40,12 +41,15 @@ def apply_filters(servers: ServerQuerySet, data: dict) -> ServerQuerySet:
     if data.get("resource_group"):
         servers = servers.filter(resource_group=data["resource_group"])
     if data.get("state"):
-        servers = servers.filter(_state_q(data["state"]))
+        servers = servers.filter(state_q(data["state"]))
     return servers
 
 
 def counts(servers: ServerQuerySet) -> dict:
-    return {state: servers.filter(_state_q(state)).count() for state in ("ready", "failing", "never", "stale")}
+    """How many servers are in each state, and in all: one query."""
+    return servers.aggregate(
+        total=Count("pk"), **{state: Count("pk", filter=state_q(state)) for state in COUNTED_STATES}
+    )
 
 
 def recent_outcomes(server_ids: list[int]) -> dict[int, list[Check]]:
@@ -64,17 +68,7 @@ def recent_outcomes(server_ids: list[int]) -> dict[int, list[Check]]:
     return strips
 
 
-def server_row_context(server: Server, form: RunCheckForm | None = None, notice: str = "", request=None) -> dict:
-    return {
-        "server": server,
-        "run_form": form or RunCheckForm(initial={"backup_name": proposed_backup_name(server.name)}),
-        "notice": notice,
-        # The same row sits on the server's own page, without the list's checkbox and link.
-        "on_detail": request is not None and "on_detail" in (request.GET if request.method == "GET" else request.POST),
-    }
-
-
-def filtered_servers(request: HttpRequest, data) -> tuple[ServerFilterForm, object, object]:
+def filtered_servers(request: HttpRequest, data) -> tuple[ServerFilterForm, ServerQuerySet, ServerQuerySet]:
     """The tenant's active servers, the filter form over them, and the servers it selects."""
     everything = Server.objects.for_tenant(request.user.tenant_id).active()
     form = ServerFilterForm(data or None, servers=list(everything.only("subscription_id", "resource_group")))

@@ -1,0 +1,11 @@
+"""The root URLs: the servers and accounts app, the checks app, and Django's admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("checks.urls")),
+    # dashboard.urls before admin/: its admin/login/ replaces the admin's password form.
+    path("", include("dashboard.urls")),
+    path("admin/", admin.site.urls),
+]
