@@ -1,0 +1,28 @@
+"""Template filters for the schedules pages."""
+
+from django import template
+from django.utils import timezone
+
+register = template.Library()
+
+
+def _span(seconds: int) -> str:
+    if seconds < 60:
+        return "less than a minute"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        hours, minutes = divmod(seconds // 60, 60)
+        return f"{hours} h {minutes} min" if hours < 3 and minutes else f"{hours} h"
+    return f"{seconds // 86400} days"
+
+
+@register.filter
+def relative(moment) -> str:
+    """"in 3 h", "in 12 min", "5 min ago", "due now"."""
+    if not moment:
+        return ""
+    seconds = int((moment - timezone.now()).total_seconds())
+    if -60 < seconds <= 0:
+        return "due now"
+    return f"in {_span(seconds)}" if seconds > 0 else f"{_span(-seconds)} ago"
