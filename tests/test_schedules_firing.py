@@ -160,3 +160,17 @@ def test_a_schedule_matching_no_server_says_so(signed_in, server):
     schedule.refresh_from_db()
     assert not Batch.objects.exists() and "No registered server" in schedule.last_problem
     assert schedule.next_run_at > timezone.now()
+
+
+def test_the_demo_schedule_waits_for_alice_then_runs_over_the_demo_fleet(fleet, signed_in, needs_owner):
+    from schedules.demo import create_demo_schedule
+
+    schedule = create_demo_schedule()
+    assert schedule.state == "owner_must_sign_in" and schedule.owner.upn == ALICE["upn"], "no token of hers yet"
+    assert create_demo_schedule().pk == schedule.pk and Schedule.objects.count() == 1
+    signed_in(ALICE["upn"])
+    assert fire_due_schedules() == 1
+    schedule.refresh_from_db()
+    contoso = [s for s in fleet.values() if s.tenant_id == CONTOSO]
+    assert schedule.state == "active" and schedule.last_batch.checks.count() == len(contoso) == 13
+    assert schedule.next_run_at.astimezone(schedule.tz).strftime("%H:%M") == "02:30"
