@@ -70,6 +70,16 @@ class ScheduleForm(forms.ModelForm):
             cleaned["every_hours"] = None
         return cleaned
 
+    def add_error(self, field, error):
+        # The model's own checks would repeat, in other words, what a field already said (a value the field
+        # refused never reaches the model, which then finds it missing): the field's message is enough.
+        if field is None and isinstance(error, forms.ValidationError) and hasattr(error, "error_dict"):
+            fresh = {name: errors for name, errors in error.error_dict.items() if name not in self.errors}
+            if not fresh:
+                return
+            error = forms.ValidationError(fresh)
+        super().add_error(field, error)
+
     def save(self, commit: bool = True) -> Schedule:
         schedule = super().save(commit=False)
         retimed = schedule.pk is None or any(name in self.changed_data for name in CADENCE_FIELDS)

@@ -18,11 +18,13 @@ def _span(seconds: int) -> str:
 
 
 @register.filter
-def relative(moment) -> str:
-    """"in 3 h", "in 12 min", "5 min ago", "due now"."""
+def relative(moment, kind: str = "") -> str:
+    """"in 3 h", "in 12 min", "5 min ago", "just now"; a next run (kind "next") already past is "due now"."""
     if not moment:
         return ""
     seconds = int((moment - timezone.now()).total_seconds())
-    if -60 < seconds <= 0:
+    if seconds > 0:
+        return f"in {_span(seconds)}"
+    if kind == "next":
         return "due now"
-    return f"in {_span(seconds)}" if seconds > 0 else f"{_span(-seconds)} ago"
+    return "just now" if seconds > -60 else f"{_span(-seconds)} ago"
