@@ -82,11 +82,15 @@ class ScheduleForm(forms.ModelForm):
 
     def save(self, commit: bool = True) -> Schedule:
         schedule = super().save(commit=False)
-        retimed = schedule.pk is None or any(name in self.changed_data for name in CADENCE_FIELDS)
+        creating = schedule.pk is None
+        retimed = creating or any(name in self.changed_data for name in CADENCE_FIELDS)
         if retimed:
             schedule.next_run_at = self._next_run(schedule)
-        if commit:
+        if commit and creating:
             schedule.save()
+        elif commit:
+            # Only what the form owns: a worker may have fired the schedule meanwhile (next run, last batch).
+            schedule.save(update_fields=[*self._meta.fields, *(["next_run_at"] if retimed else []), "updated_at"])
         return schedule
 
     @staticmethod

@@ -93,7 +93,7 @@ def schedule_pause(request: HttpRequest, schedule: Schedule) -> HttpResponse:
 def schedule_resume(request: HttpRequest, schedule: Schedule) -> HttpResponse:
     """Active again, from its next slot after now (missed slots are not made up)."""
     if schedule.state == Schedule.State.OWNER_MUST_SIGN_IN:
-        return _sign_in_for(request, schedule)
+        return _sign_in_again(request)
     now = timezone.now()
     next_run = schedule.next_run_after(now, anchor=schedule.next_run_at)
     Schedule.objects.filter(pk=schedule.pk).update(state=Schedule.State.ACTIVE, next_run_at=next_run)
@@ -105,7 +105,7 @@ def schedule_resume(request: HttpRequest, schedule: Schedule) -> HttpResponse:
 def schedule_run_now(request: HttpRequest, schedule: Schedule) -> HttpResponse:
     """Queue a batch of the schedule's servers now, as its owner; its cadence does not move."""
     if entra.arm_token(request.user).interaction_required:
-        return _sign_in_for(request, schedule)
+        return _sign_in_again(request)
     servers = list(schedule.servers())
     if not servers:
         messages.error(request, "No registered server matches this schedule; nothing was checked.")
@@ -123,6 +123,6 @@ def schedule_delete(request: HttpRequest, schedule: Schedule) -> HttpResponse:
     return redirect("schedule_list")
 
 
-def _sign_in_for(request: HttpRequest, schedule: Schedule) -> HttpResponse:
+def _sign_in_again(request: HttpRequest) -> HttpResponse:
     """The owner's token needs them: sign in again (which also re-activates their stopped schedules)."""
     return sign_in_again(request, next_url=reverse("schedule_list"))

@@ -157,3 +157,27 @@ def test_the_list_shows_the_next_run_in_words(client, alice, server):
     client.force_login(alice)
     page = client.get("/schedules/").content.decode()
     assert "every 3 hours" in page and "in 3 h" in page
+
+
+def test_run_now_when_azure_needs_the_owner_sends_them_to_sign_in_and_queues_nothing(client, signed_in, sim, server):
+    sim.set_token_lifetimes(access=60)  # the access token is renewed at each use
+    alice = signed_in(ALICE["upn"])
+    schedule = make_schedule(alice)
+    sim.revoke_refresh_tokens(ALICE["upn"])
+    response = client.post(f"/schedules/{schedule.pk}/run/")
+    assert response.status_code == 302 and "/oauth2/v2.0/authorize" in response["Location"]
+    assert "login_hint=alice%40contoso.example" in response["Location"]
+    assert not Batch.objects.exists()
+
+
+def test_renaming_a_schedule_leaves_its_next_run_and_last_batch_alone(client, alice, server):
+    schedule = make_schedule(alice, scope="all")
+    client.force_login(alice)
+    batch = Batch.objects.create(tenant_id=alice.tenant_id, started_by=alice, started_by_name="Alice Admin")
+    # A worker fired it earlier: its next run moved on a day, its last batch is set.
+    Schedule.objects.filter(pk=schedule.pk).update(last_batch=batch, next_run_at=schedule.next_run_at + timedelta(days=1))
+    response = client.post(f"/schedules/{schedule.pk}/edit/", form_data(name="Renamed", scope="all"))
+    assert response.status_code == 302
+    saved = Schedule.objects.get()
+    assert saved.name == "Renamed" and saved.last_batch == batch
+    assert saved.next_run_at == schedule.next_run_at + timedelta(days=1)
