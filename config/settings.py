@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "armclient",
     "dashboard",
     "checks",
+    "schedules",
 ]
 
 MIDDLEWARE = [
@@ -339,3 +340,14 @@ LOGGING = {
 }
 # No record that reaches no handler is printed past the redaction by Python's last-resort handler.
 logging.lastResort = None
+
+# ---- Schedules (the schedules app) -----------------------------------------------------------------------
+# How often the checks worker looks for due schedules (seconds): a run starts at most this late.
+SCHEDULES_POLL_SECONDS = float(os.environ.get("SCHEDULES_POLL_SECONDS", "20"))
+# A due run that could not reach Entra ID to renew its owner's token is tried again this much later
+# (seconds), rather than at its next slot.
+SCHEDULES_RETRY_SECONDS = float(os.environ.get("SCHEDULES_RETRY_SECONDS", "300"))
+# At most this many due schedules fired per poll (the rest on the next poll).
+SCHEDULES_FIRE_LIMIT = env_int("SCHEDULES_FIRE_LIMIT", 100)
+# What the checks worker runs next to its reaper: (dotted path of a function taking no argument, every N s).
+WORKER_PERIODIC_JOBS = [("schedules.firing.fire_due_schedules", SCHEDULES_POLL_SECONDS)]

@@ -1,8 +1,9 @@
 """The one direction of dependency between the top-level packages, stated once and enforced by parsing imports.
 
-config (settings, root URLs, WSGI) may import every app and no app imports it; checks depends on dashboard
-(the servers and accounts app) and dashboard knows nothing of checks; the Azure client (armclient) imports
-neither app nor config; the simulator (azuresim) imports nothing of ours.
+config (settings, root URLs, WSGI) may import every app and no app imports it. dashboard (servers and
+accounts) knows nothing of the others; alerts (channels and deliveries) knows only dashboard; checks depends
+on dashboard, alerts and armclient; schedules on checks and below. The Azure client (armclient) imports no app
+and not config; the simulator (azuresim) imports nothing of ours.
 """
 
 import ast
@@ -11,14 +12,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = {"config", "dashboard", "checks", "armclient", "azuresim"}
+OURS = {"config", "dashboard", "checks", "schedules", "alerts", "armclient", "azuresim"}
 
 # package -> the packages of ours it must not import
 FORBIDDEN = {
     "azuresim": OURS - {"azuresim"},
     "armclient": {"dashboard", "checks", "config"},
-    "dashboard": {"checks", "config"},
-    "checks": {"config"},
+    "dashboard": {"checks", "schedules", "alerts", "config"},
+    "alerts": {"checks", "schedules", "armclient", "config"},
+    "checks": {"schedules", "config"},
+    "schedules": {"config"},
 }
 
 # (file, imported module) pairs allowed for now, each with its reason.

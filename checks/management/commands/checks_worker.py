@@ -5,7 +5,8 @@ django-tasks-db's worker loops side by side; each claims its next task with SELE
 LOCKED (PostgreSQL) and the check itself with a conditional update, so neither two threads nor two
 machines ever run the same check. Every `--reap-interval` seconds it also marks checks whose worker died
 mid-check (SIGKILL, a lost machine) as interrupted, and prunes the task queue's finished rows (the
-checks' history is the Check table, kept forever).
+checks' history is the Check table, kept forever). It also runs the WORKER_PERIODIC_JOBS other apps list
+(the schedules app's firing of due schedules), each at its own interval, without importing those apps.
 
 SIGTERM or Ctrl-C: no new check is claimed, in-flight checks finish (each is bounded by
 ARM_CHECK_DEADLINE), then the process exits. A second signal exits at once; the checks it cuts short
@@ -22,6 +23,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connections
 from django.utils.crypto import get_random_string
+from django.utils.module_loading import import_string
 from django_tasks_db.management.commands.db_worker import Worker
 
 from checks.models import Check
@@ -85,7 +87,10 @@ class Command(BaseCommand):
     def reap_while_running(self, workers: list[threading.Thread], stopping: threading.Event, every: float) -> None:
         """Until the threads end: now and then mark lost checks interrupted and prune the queue's old rows."""
         next_reap = 0.0
+        jobs = [[import_string(path), seconds, 0.0] for path, seconds in settings.WORKER_PERIODIC_JOBS]
         while any(thread.is_alive() for thread in workers):
+            if not stopping.is_set():
+                _run_due_jobs(jobs)
             if not stopping.is_set() and time.monotonic() >= next_reap:
                 close_old_connections()
                 Check.objects.mark_interrupted()
@@ -95,3 +100,16 @@ class Command(BaseCommand):
                 next_reap = time.monotonic() + every
             for thread in workers:
                 thread.join(timeout=0.2)
+
+
+def _run_due_jobs(jobs: list) -> None:
+    """Each [function, every seconds, next time] whose time has come; one failing job stops no other."""
+    for job in jobs:
+        function, every, due = job
+        if time.monotonic() >= due:
+            close_old_connections()
+            try:
+                function()
+            except Exception:
+                log.exception("Periodic job %s failed", function.__qualname__)
+            job[2] = time.monotonic() + every

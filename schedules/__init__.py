@@ -1,0 +1,1 @@
+"""Scheduled checks: a set of servers checked at a cadence, as the schedule's owner (see schedules.firing)."""
