@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from checks import views as checks_views
 from dashboard import auth_views, views
@@ -27,6 +27,7 @@ urlpatterns = [
     path("auth/callback/", auth_views.signin_callback, name="signin_callback"),
     path("auth/signout/", auth_views.signout, name="signout"),
     path("auth/signed-out/", auth_views.signed_out, name="signed_out"),
+    path("alerts/", include("alerts.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/login/", auth_views.admin_login, name="admin_login"),
     path("admin/", admin.site.urls),
