@@ -47,12 +47,13 @@ class Alert:
         object.__setattr__(self, "facts", MappingProxyType({str(k): str(v) for k, v in self.facts.items()}))
 
     def as_payload(self) -> dict:
+        # Facts as pairs: PostgreSQL's jsonb does not keep an object's key order, and the order is the message's.
         return {"tenant_id": self.tenant_id, "kind": str(self.kind), "title": self.title, "text": self.text,
-                "url": self.url, "facts": dict(self.facts)}
+                "url": self.url, "facts": [[k, v] for k, v in self.facts.items()]}
 
     @classmethod
     def from_payload(cls, payload: dict) -> "Alert":
-        return cls(**payload)
+        return cls(**{**payload, "facts": dict(payload.get("facts") or [])})
 
 
 def raise_alert(alert: Alert) -> list:

@@ -92,8 +92,14 @@ class Catcher:
         signed = ""
         if self.secret:
             signed = " signature=" + ("valid" if verify(self.secret, caught.body, caught.headers) else "INVALID")
-        log.info("caught POST %s kind=%s title=%r -> %s%s", caught.path.split("?")[0][:40], body.get("kind", "-"),
+        log.info("caught POST %s kind=%s title=%r -> %s%s", _masked(caught.path), body.get("kind", "-"),
                  str(title)[:120], status, signed)
+
+
+def _masked(path: str) -> str:
+    """The first path segment and the last four characters: Slack and Teams paths carry their secret."""
+    first = "/" + path.lstrip("/").split("/", 1)[0].split("?", 1)[0]
+    return f"{first[:30]}/…{path[-4:]}" if len(path) > len(first) else first
 
 
 def _teams_title(body: dict) -> str:

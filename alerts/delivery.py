@@ -43,7 +43,7 @@ def queue_delivery(channel: Channel, alert: Alert) -> Delivery:
 @task()
 def deliver(delivery_id: int, attempt: int) -> str:
     claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.QUEUED, attempts=attempt - 1).update(
-        attempts=attempt, next_attempt_at=None
+        attempts=attempt, next_attempt_at=None, sending_since=timezone.now()
     )
     if not claimed:
         return "not queued"
@@ -61,7 +61,8 @@ def deliver(delivery_id: int, attempt: int) -> str:
     except Exception as error:  # a bug must not leave the delivery queued forever
         log.error("Alert delivery %s crashed: %s", delivery_id, type(error).__name__)
         return _after_failure(delivery, attempt, f"Internal error ({type(error).__name__}); it was logged.", True)
-    Delivery.objects.filter(pk=delivery_id).update(status=Delivery.Status.SENT, sent_at=timezone.now(), last_error="")
+    Delivery.objects.filter(pk=delivery_id).update(status=Delivery.Status.SENT, sent_at=timezone.now(), last_error="",
+                                                   sending_since=None)
     log.info("Alert delivery %s sent to channel %s (%s) on attempt %s", delivery_id, delivery.channel_id,
              delivery.channel.kind, attempt)
     return Delivery.Status.SENT
@@ -75,7 +76,7 @@ def _after_failure(delivery: Delivery, attempt: int, error: str, retry: bool) ->
                     delivery.channel_id, attempt, error)
         return Delivery.Status.FAILED
     when = timezone.now() + timedelta(seconds=delays[attempt - 1])
-    Delivery.objects.filter(pk=delivery.pk).update(last_error=error[:300], next_attempt_at=when)
+    Delivery.objects.filter(pk=delivery.pk).update(last_error=error[:300], next_attempt_at=when, sending_since=None)
     deliver.using(run_after=when).enqueue(delivery.pk, attempt + 1)
     log.info("Alert delivery %s attempt %s failed (%s); retrying at %s", delivery.pk, attempt, error, when.isoformat())
     return "retrying"
@@ -83,4 +84,18 @@ def _after_failure(delivery: Delivery, attempt: int, error: str, retry: bool) ->
 
 def _fail(delivery_id: int, error: str) -> None:
     Delivery.objects.filter(pk=delivery_id).update(status=Delivery.Status.FAILED, last_error=error[:300],
-                                                   next_attempt_at=None)
+                                                   next_attempt_at=None, sending_since=None)
+
+
+def reap_stuck(stale_after: float | None = None) -> int:
+    """Deliveries whose worker died mid-send (killed, crashed): count the attempt as failed and retry or fail
+    them, so none stays queued forever. Called from the worker's periodic reaper; how many were reaped."""
+    seconds = stale_after if stale_after is not None else settings.ALERT_WEBHOOK_TIMEOUT + 120
+    cutoff = timezone.now() - timedelta(seconds=seconds)
+    stuck = Delivery.objects.filter(status=Delivery.Status.QUEUED, sending_since__lt=cutoff).select_related("channel")
+    count = 0
+    for delivery in stuck:
+        if Delivery.objects.filter(pk=delivery.pk, sending_since=delivery.sending_since).update(sending_since=None):
+            _after_failure(delivery, delivery.attempts, "The worker stopped while sending this message.", True)
+            count += 1
+    return count

@@ -91,6 +91,7 @@ class Delivery(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sending_since = models.DateTimeField(null=True, blank=True)  # set while a worker sends it
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     last_error = models.CharField(max_length=300, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)

@@ -92,9 +92,10 @@ def channel_test(request: HttpRequest, pk: int) -> HttpResponse:
         url=request.build_absolute_uri(reverse("alerts:index")),
         facts={"Channel": channel.name, "Sent by": str(request.user)},
     )
-    delivery = queue_delivery(channel, alert)
-    if request.htmx:
-        return render(request, "alerts/index.html#delivery-row", {"delivery": delivery, "announce": False})
+    queue_delivery(channel, alert)
+    if request.htmx:  # the log's first page, the new delivery on top, polling until it is sent or failed
+        newest = Delivery.objects.for_tenant(channel.tenant_id).order_by("-created_at", "-pk")[:DELIVERIES_PER_PAGE]
+        return render(request, "alerts/index.html#delivery-log", {"deliveries": newest})
     messages.info(request, f"Test message to {channel.name} queued; its outcome appears in the delivery log.")
     return redirect("alerts:index")
 

@@ -516,3 +516,31 @@ def test_the_catcher_logs_what_it_caught_and_checks_signatures(caplog):
         catcher.stop()
     lines = [r.getMessage() for r in caplog.records if r.name == "alerts.catcher"]
     assert "title='Hello' -> 200 signature=valid" in lines[0] and "signature=INVALID" in lines[1]
+
+
+def test_a_delivery_whose_worker_died_mid_send_is_retried(client, alice, allow_loopback, receiver, worker):
+    from alerts.delivery import reap_stuck
+
+    catcher = receiver()
+    client.force_login(alice)
+    add_channel(client, "webhook", f"{catcher.url}/hook")
+    [delivery] = raise_alert(an_alert())
+    DBTaskResult.objects.all().delete()  # the task was claimed by a worker that was then killed
+    Delivery.objects.filter(pk=delivery.pk).update(attempts=1, sending_since=timezone.now() - timedelta(minutes=10))
+    fresh = raise_alert(an_alert(title="still sending"))[0]
+    Delivery.objects.filter(pk=fresh.pk).update(attempts=1, sending_since=timezone.now())
+    assert reap_stuck() == 1
+    DBTaskResult.objects.filter(args_kwargs__args__0=fresh.pk).delete()
+    worker()
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("sent", 2) and len(catcher.received) == 1
+
+
+def test_facts_keep_their_order_through_the_database(db):
+    facts = {"Server": "pg-ledger", "Resource group": "rg", "Since": "02:10", "A": "first-sorted-key"}
+    channel = Channel(tenant_id=CONTOSO, name="x", kind="email")
+    channel.set_target("a@contoso.example", "a@contoso.example")
+    channel.save()
+    [delivery] = raise_alert(an_alert(facts=facts))
+    delivery.refresh_from_db()
+    assert list(Alert.from_payload(delivery.payload).facts.items()) == list(facts.items())
