@@ -126,7 +126,8 @@ def _post(target: CheckedTarget, body: bytes, headers: dict) -> None:
         session.mount("http://", _PinnedAdapter(target.address))
         try:
             response = session.post(target.url, data=body, headers=headers, timeout=(min(5.0, timeout), timeout),
-                                    allow_redirects=False, stream=True)
+                                    allow_redirects=False, stream=True,
+                                    verify=settings.ALERT_WEBHOOK_CA_BUNDLE or True)
         except requests.Timeout:
             raise SendFailed(f"No answer within {timeout:g} s.", retry=True) from None
         except requests.exceptions.SSLError:

@@ -350,6 +350,8 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "LTR pre-backup checks
 ALERT_WEBHOOK_ALLOW_HTTP = env_bool("ALERT_WEBHOOK_ALLOW_HTTP", DEMO_MODE or DEBUG)
 ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
 ALERT_WEBHOOK_TIMEOUT = float(os.environ.get("ALERT_WEBHOOK_TIMEOUT", "10"))
+# Only for a private CA (an internal relay); empty means certifi's public roots.
+ALERT_WEBHOOK_CA_BUNDLE = os.environ.get("ALERT_WEBHOOK_CA_BUNDLE", "")
 # Seconds to wait before each retry of a failed delivery; after the last one it is marked failed.
 try:
     ALERT_RETRY_DELAYS = [float(s) for s in env_list("ALERT_RETRY_DELAYS", "30,120,600")]

@@ -544,3 +544,27 @@ def test_facts_keep_their_order_through_the_database(db):
     [delivery] = raise_alert(an_alert(facts=facts))
     delivery.refresh_from_db()
     assert list(Alert.from_payload(delivery.payload).facts.items()) == list(facts.items())
+
+
+def test_a_pinned_https_send_still_checks_the_certificate_against_the_urls_host(sim, allow_loopback):
+    """The simulator's certificate names localhost: pinned to 127.0.0.1, https://localhost verifies (the
+    simulator answers), a name the certificate does not carry fails, and an untrusted CA fails."""
+    from urllib.parse import urlsplit
+
+    from alerts.targets import CheckedTarget
+    from alerts.transports import SendFailed, _post
+
+    port = urlsplit(sim.https_url).port
+
+    def post(host):
+        _post(CheckedTarget(url=f"https://{host}:{port}/alerts-probe", host=host, port=port, address="127.0.0.1"),
+              b"{}", {"Content-Type": "application/json"})
+
+    allow_loopback.ALERT_WEBHOOK_CA_BUNDLE = str(sim.ca_path)
+    with pytest.raises(SendFailed, match=r"^HTTP \d{3}"):
+        post("localhost")
+    assert sim.received("/alerts-probe", "POST")
+    for host, settings_ca in (("alerts.invalid", str(sim.ca_path)), ("localhost", "")):
+        allow_loopback.ALERT_WEBHOOK_CA_BUNDLE = settings_ca
+        with pytest.raises(SendFailed, match="TLS failed"):
+            post(host)
