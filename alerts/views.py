@@ -10,6 +10,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from alerts import Alert, AlertKind
@@ -34,6 +35,7 @@ def index(request: HttpRequest) -> HttpResponse:
     })
 
 
+@sensitive_post_parameters("target")  # Slack and Teams URLs are credentials: kept out of error reports
 @require_http_methods(["GET", "POST"])
 def channel_add(request: HttpRequest) -> HttpResponse:
     form = ChannelForm(request.POST or None)
@@ -57,6 +59,7 @@ def channel_add(request: HttpRequest) -> HttpResponse:
     return render(request, "alerts/channel_form.html", {"form": form}, status=status)
 
 
+@sensitive_post_parameters("target")
 @require_http_methods(["GET", "POST"])
 def channel_edit(request: HttpRequest, pk: int) -> HttpResponse:
     channel = _channel(request, pk)
