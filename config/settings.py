@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "dashboard",
     "checks",
     "schedules",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -349,5 +350,49 @@ SCHEDULES_POLL_SECONDS = float(os.environ.get("SCHEDULES_POLL_SECONDS", "20"))
 SCHEDULES_RETRY_SECONDS = float(os.environ.get("SCHEDULES_RETRY_SECONDS", "300"))
 # At most this many due schedules fired per poll (the rest on the next poll).
 SCHEDULES_FIRE_LIMIT = env_int("SCHEDULES_FIRE_LIMIT", 100)
+
+# ---- Alerts (alerts/): e-mail over SMTP and webhooks; see alerts/__init__.py ----------------------------
+# Django 6.1's MAILERS, filled from the usual EMAIL_* variables (its EMAIL_* settings are deprecated).
+_email_tls, _email_ssl = env_bool("EMAIL_USE_TLS", False), env_bool("EMAIL_USE_SSL", False)
+if _email_tls and _email_ssl:
+    raise ImproperlyConfigured("Set EMAIL_USE_TLS (STARTTLS, port 587) or EMAIL_USE_SSL (port 465), not both.")
+MAILERS = {
+    "default": {
+        "BACKEND": os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend"),
+        "OPTIONS": {
+            "host": os.environ.get("EMAIL_HOST", "localhost"),
+            "port": env_int("EMAIL_PORT", 25),
+            "username": os.environ.get("EMAIL_HOST_USER", ""),
+            "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+            "use_tls": _email_tls,
+            "use_ssl": _email_ssl,
+            "timeout": float(os.environ.get("EMAIL_TIMEOUT", "10")),
+        },
+    }
+}
+if MAILERS["default"]["BACKEND"] != "django.core.mail.backends.smtp.EmailBackend":
+    MAILERS["default"]["OPTIONS"] = {}  # the console/file/locmem backends take none of these
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "LTR pre-backup checks <ltr-checks@localhost>")
+# Webhook targets may be plain http only in demo/debug (or when allowed here); never loopback, link-local or
+# private addresses (SSRF) unless ALERT_WEBHOOK_ALLOW_PRIVATE=1, e.g. for the demo's local catcher.
+ALERT_WEBHOOK_ALLOW_HTTP = env_bool("ALERT_WEBHOOK_ALLOW_HTTP", DEMO_MODE or DEBUG)
+ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
+ALERT_WEBHOOK_TIMEOUT = float(os.environ.get("ALERT_WEBHOOK_TIMEOUT", "10"))
+# Only for a private CA (an internal relay); empty means certifi's public roots.
+ALERT_WEBHOOK_CA_BUNDLE = os.environ.get("ALERT_WEBHOOK_CA_BUNDLE", "")
+# Seconds to wait before each retry of a failed delivery; after the last one it is marked failed.
+try:
+    ALERT_RETRY_DELAYS = [float(s) for s in env_list("ALERT_RETRY_DELAYS", "30,120,600")]
+except ValueError:
+    raise ImproperlyConfigured("ALERT_RETRY_DELAYS must be comma-separated seconds, e.g. 30,120,600.") from None
+if any(d < 0 for d in ALERT_RETRY_DELAYS) or not 0 < ALERT_WEBHOOK_TIMEOUT <= 120:
+    raise ImproperlyConfigured("ALERT_RETRY_DELAYS must be >= 0 and ALERT_WEBHOOK_TIMEOUT within (0, 120] seconds.")
+# Links in alerts point here (a worker has no request to take the host from): the dashboard's public URL.
+DASHBOARD_URL = os.environ.get("DASHBOARD_URL", f"http://127.0.0.1:{os.environ.get('PORT', '8000')}" if DEMO_MODE
+                               else "").rstrip("/")
+
 # What the checks worker runs next to its reaper: (dotted path of a function taking no argument, every N s).
-WORKER_PERIODIC_JOBS = [("schedules.firing.fire_due_schedules", SCHEDULES_POLL_SECONDS)]
+WORKER_PERIODIC_JOBS = [
+    ("schedules.firing.fire_due_schedules", SCHEDULES_POLL_SECONDS),
+    ("alerts.delivery.reap_stuck", 60.0),
+]

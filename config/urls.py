@@ -6,6 +6,7 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("checks.urls")),
     path("schedules/", include("schedules.urls")),
+    path("alerts/", include("alerts.urls")),
     # dashboard.urls before admin/: its admin/login/ replaces the admin's password form.
     path("", include("dashboard.urls")),
     path("admin/", admin.site.urls),

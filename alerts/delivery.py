@@ -1,0 +1,101 @@
+"""Recording deliveries and sending them from the task queue, with retries and backoff.
+
+A Delivery is written first (queued), then a task carrying only its id and the attempt number. The task
+claims the attempt with a conditional update (a task delivered twice sends once), sends, and then either
+marks the delivery sent, queues the next attempt with `run_after` (ALERT_RETRY_DELAYS), or marks it failed
+with a short error. Nothing is dropped: every delivery ends sent or failed in the log.
+"""
+
+import logging
+from datetime import timedelta
+
+from cryptography.fernet import InvalidToken
+from django.conf import settings
+from django.tasks import task
+from django.utils import timezone
+
+from alerts import Alert
+from alerts.models import Channel, Delivery
+from alerts.transports import SendFailed, send
+
+log = logging.getLogger(__name__)
+
+
+def raise_alert(alert: Alert) -> list[Delivery]:
+    channels = Channel.objects.for_tenant(alert.tenant_id).filter(enabled=True)
+    return [queue_delivery(channel, alert) for channel in channels]
+
+
+def queue_delivery(channel: Channel, alert: Alert) -> Delivery:
+    """One delivery of `alert` to `channel` (enabled or not: the test button uses this too)."""
+    delivery = Delivery.objects.create(
+        tenant_id=channel.tenant_id, channel=channel, channel_name=channel.name[:130], kind=str(alert.kind),
+        title=alert.title[:300], payload=alert.as_payload(), next_attempt_at=timezone.now(),
+    )
+    try:
+        deliver.enqueue(delivery.pk, 1)
+    except Exception:
+        log.exception("Could not queue alert delivery %s", delivery.pk)
+        _fail(delivery.pk, "Could not be handed to the task queue.")
+    return delivery
+
+
+@task()
+def deliver(delivery_id: int, attempt: int) -> str:
+    claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.QUEUED, attempts=attempt - 1).update(
+        attempts=attempt, next_attempt_at=None, sending_since=timezone.now()
+    )
+    if not claimed:
+        return "not queued"
+    delivery = Delivery.objects.select_related("channel").get(pk=delivery_id)
+    if delivery.channel is None:
+        _fail(delivery_id, "The channel was deleted before the message was sent.")
+        return Delivery.Status.FAILED
+    try:
+        send(delivery.channel, Alert.from_payload(delivery.payload), delivery_id)
+    except SendFailed as failure:
+        return _after_failure(delivery, attempt, str(failure), failure.retry)
+    except InvalidToken:
+        return _after_failure(delivery, attempt, "The channel's target cannot be decrypted (keys changed); "
+                              "edit the channel and enter it again.", False)
+    except Exception as error:  # a bug must not leave the delivery queued forever
+        log.error("Alert delivery %s crashed: %s", delivery_id, type(error).__name__)
+        return _after_failure(delivery, attempt, f"Internal error ({type(error).__name__}); it was logged.", True)
+    Delivery.objects.filter(pk=delivery_id).update(status=Delivery.Status.SENT, sent_at=timezone.now(), last_error="",
+                                                   sending_since=None)
+    log.info("Alert delivery %s sent to channel %s (%s) on attempt %s", delivery_id, delivery.channel_id,
+             delivery.channel.kind, attempt)
+    return Delivery.Status.SENT
+
+
+def _after_failure(delivery: Delivery, attempt: int, error: str, retry: bool) -> str:
+    delays = settings.ALERT_RETRY_DELAYS
+    if not retry or attempt > len(delays):
+        _fail(delivery.pk, error)
+        log.warning("Alert delivery %s to channel %s failed after %s attempt(s): %s", delivery.pk,
+                    delivery.channel_id, attempt, error)
+        return Delivery.Status.FAILED
+    when = timezone.now() + timedelta(seconds=delays[attempt - 1])
+    Delivery.objects.filter(pk=delivery.pk).update(last_error=error[:300], next_attempt_at=when, sending_since=None)
+    deliver.using(run_after=when).enqueue(delivery.pk, attempt + 1)
+    log.info("Alert delivery %s attempt %s failed (%s); retrying at %s", delivery.pk, attempt, error, when.isoformat())
+    return "retrying"
+
+
+def _fail(delivery_id: int, error: str) -> None:
+    Delivery.objects.filter(pk=delivery_id).update(status=Delivery.Status.FAILED, last_error=error[:300],
+                                                   next_attempt_at=None, sending_since=None)
+
+
+def reap_stuck(stale_after: float | None = None) -> int:
+    """Deliveries whose worker died mid-send (killed, crashed): count the attempt as failed and retry or fail
+    them, so none stays queued forever. Called from the worker's periodic reaper; how many were reaped."""
+    seconds = stale_after if stale_after is not None else settings.ALERT_WEBHOOK_TIMEOUT + 120
+    cutoff = timezone.now() - timedelta(seconds=seconds)
+    stuck = Delivery.objects.filter(status=Delivery.Status.QUEUED, sending_since__lt=cutoff).select_related("channel")
+    count = 0
+    for delivery in stuck:
+        if Delivery.objects.filter(pk=delivery.pk, sending_since=delivery.sending_since).update(sending_since=None):
+            _after_failure(delivery, delivery.attempts, "The worker stopped while sending this message.", True)
+            count += 1
+    return count

@@ -1,0 +1,110 @@
+"""Where a tenant's alerts go (channels) and what happened to each message (deliveries).
+
+A channel's target (a webhook URL is a secret for Slack and Teams: whoever has it can post) and its signing
+secret are encrypted at rest with the token-cache keys; pages show only the masked hint kept beside them.
+Deliveries are history: they keep the channel's name when the channel is deleted.
+"""
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from dashboard.models import User
+
+
+class TenantQuerySet(models.QuerySet):
+    def for_tenant(self, tenant_id: str):
+        return self.filter(tenant_id=tenant_id)
+
+
+class Channel(models.Model):
+    class Kind(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        WEBHOOK = "webhook", "Webhook (signed JSON)"
+        TEAMS = "teams", "Microsoft Teams"
+        SLACK = "slack", "Slack"
+
+    tenant_id = models.CharField(max_length=36, db_index=True)
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    target_encrypted = models.BinaryField()
+    target_hint = models.CharField(max_length=300)  # what pages show: addresses, or scheme://host/…last4
+    secret_encrypted = models.BinaryField(blank=True, default=b"")
+    secret_hint = models.CharField(max_length=20, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    @property
+    def is_webhook(self) -> bool:
+        return self.kind != self.Kind.EMAIL
+
+    @property
+    def target(self) -> str:
+        """The plain target; raises InvalidToken if the keys that encrypted it are gone."""
+        return _decrypt(self.target_encrypted)
+
+    @property
+    def secret(self) -> str:
+        return _decrypt(self.secret_encrypted) if self.secret_encrypted else ""
+
+    def set_target(self, target: str, hint: str) -> None:
+        self.target_encrypted, self.target_hint = _encrypt(target), hint
+
+    def set_secret(self, secret: str) -> None:
+        self.secret_encrypted, self.secret_hint = _encrypt(secret), f"…{secret[-4:]}"
+
+
+def _fernet() -> MultiFernet:
+    return MultiFernet([Fernet(key) for key in settings.TOKEN_CACHE_KEYS])
+
+
+def _encrypt(text: str) -> bytes:
+    return _fernet().encrypt(text.encode())
+
+
+def _decrypt(blob) -> str:
+    return _fernet().decrypt(bytes(blob)).decode()
+
+
+class Delivery(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    tenant_id = models.CharField(max_length=36, db_index=True)
+    channel = models.ForeignKey(Channel, on_delete=models.SET_NULL, null=True, related_name="deliveries")
+    channel_name = models.CharField(max_length=130)
+    kind = models.CharField(max_length=40)  # the alert's kind: readiness_changed, owner_must_sign_in, test
+    title = models.CharField(max_length=300)
+    payload = models.JSONField()  # the Alert as given (title, text, url, facts): no target, no secret
+    created_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sending_since = models.DateTimeField(null=True, blank=True)  # set while a worker sends it
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    last_error = models.CharField(max_length=300, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["tenant_id", "-created_at"], name="delivery_tenant_newest")]
+        verbose_name_plural = "deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.channel_name}: {self.status}"
+
+
+__all__ = ["Channel", "Delivery", "InvalidToken"]

@@ -1,0 +1,99 @@
+"""Checking where a webhook may go (SSRF) and masking targets for display.
+
+A user types a URL that the server will POST to, so the URL must not reach the dashboard's own network:
+https only in production, and every address its host resolves to must be public (not loopback, link-local
+(169.254.169.254, the cloud metadata service), private, shared, multicast, reserved or unspecified; IPv4 and
+IPv6, including IPv4-mapped IPv6). The check runs when the channel is saved and again before every send, and
+the send connects to the address that was checked (see alerts.transports), so a DNS answer that changes in
+between cannot redirect it. ALERT_WEBHOOK_ALLOW_PRIVATE lifts the address rule (a local catcher, tests).
+"""
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+
+class TargetRefused(ValueError):
+    """The URL may not be used; the message is for the user and never contains the URL."""
+
+
+@dataclass(frozen=True)
+class CheckedTarget:
+    url: str
+    host: str
+    port: int
+    address: str  # the checked IP address the send connects to
+
+
+def check_url(url: str) -> CheckedTarget:
+    """Resolve the URL's host and check every address; TargetRefused says why not."""
+    parts = _parse(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    addresses = _resolve(parts.hostname, port)
+    if not settings.ALERT_WEBHOOK_ALLOW_PRIVATE:
+        for address in addresses:
+            why = _why_not_public(address)
+            if why:
+                raise TargetRefused(
+                    f"This URL's host resolves to {why} address ({address}); webhooks may only reach public "
+                    "addresses (an administrator can allow private ones with ALERT_WEBHOOK_ALLOW_PRIVATE)."
+                )
+    return CheckedTarget(url=url, host=parts.hostname, port=port, address=str(addresses[0]))
+
+
+def _parse(url: str):
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number or out of range
+    except ValueError:
+        raise TargetRefused("Enter a valid URL.") from None
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise TargetRefused("Enter a full URL starting with https://.")
+    if parts.scheme == "http" and not settings.ALERT_WEBHOOK_ALLOW_HTTP:
+        raise TargetRefused("Webhook URLs must use https://.")
+    if parts.username is not None or parts.password is not None:
+        raise TargetRefused("Put no user name or password in the URL.")
+    return parts
+
+
+def _resolve(host: str, port: int) -> list:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, OSError):
+        raise TargetRefused("This URL's host name could not be resolved.") from None
+    addresses = []
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])  # drop an IPv6 zone id
+        if address not in addresses:
+            addresses.append(address)
+    if not addresses:
+        raise TargetRefused("This URL's host name could not be resolved.")
+    return addresses
+
+
+def _why_not_public(address) -> str | None:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    for attribute, words in (
+        ("is_unspecified", "an unspecified"),
+        ("is_loopback", "a loopback"),
+        ("is_link_local", "a link-local"),
+        ("is_multicast", "a multicast"),
+        ("is_private", "a private"),
+        ("is_reserved", "a reserved"),
+    ):
+        if getattr(address, attribute):
+            return words
+    if not address.is_global:  # shared address space (100.64/10), documentation ranges, and the like
+        return "a non-public"
+    return None
+
+
+def mask_url(url: str) -> str:
+    """scheme://host/…last4: enough to recognise a URL, not enough to use it (Slack and Teams URLs are secrets)."""
+    parts = urlsplit(url)
+    rest = url[-4:] if len(parts.path) + len(parts.query) > 4 else ""
+    return f"{parts.scheme}://{parts.netloc}/…{rest}"

@@ -1,0 +1,570 @@
+"""Alerts against real peers on loopback: a webhook receiver (alerts.catcher) and an SMTP server (aiosmtpd).
+
+Each test goes the whole way: the channel is added through the page (SSRF check, secret shown once), the
+alert is queued as a Delivery and a task, django-tasks-db's worker sends it, and the receiver records what
+reached its socket.
+"""
+
+import json
+import logging
+import re
+import socket
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.test import Client
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from alerts import Alert, AlertKind, raise_alert
+from alerts.catcher import Catcher
+from alerts.delivery import deliver
+from alerts.models import Channel, Delivery
+from alerts.signing import verify
+from dashboard.demo import CONTOSO, FABRIKAM
+from tests.conftest import ROOT
+
+SLACK_PATH = "/services/T0AAAAAAA/B0BBBBBBB/XyZsecretTokenPart1234"
+
+
+@pytest.fixture
+def receiver():
+    """Start a catcher: receiver(statuses=[500, 200], delay=0)."""
+    started = []
+
+    def _start(statuses=(200,), delay=0.0):
+        catcher = Catcher(statuses=statuses, delay=delay).start()
+        started.append(catcher)
+        return catcher
+
+    yield _start
+    for catcher in started:
+        catcher.stop()
+
+
+@pytest.fixture
+def allow_loopback(settings):
+    settings.ALERT_WEBHOOK_ALLOW_PRIVATE = True
+    settings.ALERT_WEBHOOK_ALLOW_HTTP = True
+    settings.ALERT_RETRY_DELAYS = [0, 0, 0]
+    return settings
+
+
+@pytest.fixture
+def smtp(settings):
+    class Inbox:
+        messages: list = []
+
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+            self.messages.append(envelope)
+            return "250 OK"
+
+    inbox = Inbox()
+    inbox.messages = []
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.MAILERS = smtp_mailer(port)
+    settings.DEFAULT_FROM_EMAIL = "LTR checks <ltr@contoso.example>"
+    yield inbox
+    controller.stop()
+
+
+def smtp_mailer(port: int) -> dict:
+    """The production MAILERS entry aimed at loopback (pytest-django swaps in locmem by default)."""
+    return {"default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+                        "OPTIONS": {"host": "127.0.0.1", "port": port, "timeout": 5}}}
+
+
+def add_channel(client, kind, target, name="Ops", enabled=True):
+    data = {"name": name, "kind": kind, "target": target}
+    if enabled:
+        data["enabled"] = "on"
+    return client.post("/alerts/channels/add/", data)
+
+
+def an_alert(tenant_id=CONTOSO, **fields) -> Alert:
+    defaults = {"kind": AlertKind.READINESS_CHANGED, "title": "pg-ledger is not ready",
+                "text": "Ready → not ready: the server is busy <with> another operation & more.",
+                "url": "https://ltr.example.com/servers/12/", "facts": {"Server": "pg-ledger", "Since": "02:10"}}
+    return Alert(tenant_id=tenant_id, **{**defaults, **fields})
+
+
+# ---- SSRF -----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("http://127.0.0.1/hook", "loopback"),
+    ("http://[::1]:8080/hook", "loopback"),
+    ("http://[::ffff:127.0.0.1]/hook", "loopback"),
+    ("http://10.20.30.40/hook", "private"),
+    ("https://192.168.1.10/hook", "private"),
+    ("http://169.254.169.254/latest/meta-data/", "link-local"),
+    ("http://localhost:8000/hook", "loopback"),
+    ("http://2130706433/hook", "loopback"),
+    ("http://0.0.0.0/hook", "unspecified"),
+])
+def test_private_and_loopback_targets_are_refused_and_nothing_is_saved(client, alice, settings, url, why):
+    settings.ALERT_WEBHOOK_ALLOW_PRIVATE = False
+    client.force_login(alice)
+    response = add_channel(client, "webhook", url)
+    assert response.status_code == 400
+    assert f"resolves to a {why}" in response.content.decode() or f"resolves to an {why}" in response.content.decode()
+    assert not Channel.objects.exists()
+
+
+def test_https_is_required_unless_http_is_allowed(client, alice, settings):
+    settings.ALERT_WEBHOOK_ALLOW_HTTP = False
+    client.force_login(alice)
+    response = add_channel(client, "slack", "http://1.1.1.1/services/x")
+    assert response.status_code == 400 and "must use https://" in response.content.decode()
+    assert add_channel(client, "webhook", "https://user:pw@1.1.1.1/hook").status_code == 400
+    assert add_channel(client, "slack", "https://1.1.1.1" + SLACK_PATH).status_code == 302
+    assert Channel.objects.get().target == "https://1.1.1.1" + SLACK_PATH
+
+
+def test_a_loopback_receiver_gets_the_post_when_private_targets_are_allowed(client, alice, allow_loopback, receiver,
+                                                                           worker):
+    catcher = receiver()
+    client.force_login(alice)
+    assert add_channel(client, "slack", f"http://localhost:{catcher.port}/hook").status_code == 302
+    client.post(f"/alerts/channels/{Channel.objects.get().pk}/test/")
+    worker()
+    assert len(catcher.received) == 1 and catcher.received[0].path == "/hook"
+    assert Delivery.objects.get().status == "sent"
+
+
+def test_the_target_is_checked_again_at_send_time(client, alice, allow_loopback, receiver, worker):
+    catcher = receiver()
+    client.force_login(alice)
+    add_channel(client, "webhook", f"{catcher.url}/hook")
+    allow_loopback.ALERT_WEBHOOK_ALLOW_PRIVATE = False  # as if the name now resolved somewhere private
+    raise_alert(an_alert())
+    worker()
+    delivery = Delivery.objects.get()
+    assert delivery.status == "failed" and delivery.attempts == 1
+    assert "Not sent" in delivery.last_error and "loopback" in delivery.last_error
+    assert catcher.received == []
+
+
+# ---- shapes and signatures ------------------------------------------------------------------------------
+
+def test_the_generic_webhook_is_signed_with_the_secret_shown_once(client, alice, allow_loopback, receiver, worker):
+    catcher = receiver()
+    client.force_login(alice)
+    created = add_channel(client, "webhook", f"{catcher.url}/ltr")
+    assert created.status_code == 200 and created["Cache-Control"] == "no-store"
+    secret = re.search(r'id="webhook-secret"[^>]*value="([^"]+)"', created.content.decode()).group(1)
+    assert len(secret) >= 40
+    index = client.get("/alerts/").content.decode()
+    assert secret not in index and f"…{secret[-4:]}" in index
+
+    raise_alert(an_alert())
+    worker()
+    caught = catcher.received[0]
+    assert verify(secret, caught.body, caught.headers)
+    assert not verify(secret, caught.body + b" ", caught.headers), "a changed body fails"
+    assert not verify("another-secret", caught.body, caught.headers)
+    assert caught.headers["X-LTR-Signature"].startswith("sha256=")
+    assert abs(int(caught.headers["X-LTR-Timestamp"]) - time.time()) < 30
+    body = caught.json()
+    assert body["kind"] == "readiness_changed" and body["title"] == "pg-ledger is not ready"
+    assert body["url"] == "https://ltr.example.com/servers/12/" and body["facts"] == {"Server": "pg-ledger",
+                                                                                        "Since": "02:10"}
+    assert body["delivery_id"] == Delivery.objects.get().pk == int(caught.headers["X-LTR-Delivery"])
+
+
+def test_slack_gets_text_and_blocks(client, alice, allow_loopback, receiver, worker):
+    catcher = receiver()
+    client.force_login(alice)
+    add_channel(client, "slack", f"{catcher.url}{SLACK_PATH}")
+    raise_alert(an_alert())
+    worker()
+    caught = catcher.received[0]
+    assert caught.headers["Content-Type"] == "application/json" and "X-LTR-Signature" not in caught.headers
+    body = caught.json()
+    assert set(body) == {"text", "blocks"}
+    assert "&lt;with&gt;" in body["text"] and "&amp;" in body["text"], "Slack's mrkdwn escapes &, < and >"
+    assert "<https://ltr.example.com/servers/12/|Open>" in body["text"]
+    assert [b["type"] for b in body["blocks"]] == ["header", "section", "section", "actions"]
+    assert body["blocks"][0]["text"] == {"type": "plain_text", "text": "pg-ledger is not ready"}
+    assert body["blocks"][2]["fields"][0] == {"type": "mrkdwn", "text": "*Server*\npg-ledger"}
+    assert body["blocks"][3]["elements"][0]["url"] == "https://ltr.example.com/servers/12/"
+
+
+def test_teams_gets_a_message_with_an_adaptive_card(client, alice, allow_loopback, receiver, worker):
+    catcher = receiver()
+    client.force_login(alice)
+    add_channel(client, "teams", f"{catcher.url}/workflows/abc/triggers/manual/paths/invoke?sig=SIGpart9876")
+    raise_alert(an_alert())
+    worker()
+    assert catcher.received[0].path.endswith("?sig=SIGpart9876")
+    body = catcher.received[0].json()
+    assert body["type"] == "message" and len(body["attachments"]) == 1
+    attachment = body["attachments"][0]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = attachment["content"]
+    assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
+    assert card["$schema"] == "http://adaptivecards.io/schemas/adaptive-card.json"
+    assert card["body"][0] == {"type": "TextBlock", "text": "pg-ledger is not ready", "weight": "Bolder",
+                               "size": "Medium", "wrap": True}
+    assert card["body"][2] == {"type": "FactSet", "facts": [{"title": "Server", "value": "pg-ledger"},
+                                                            {"title": "Since", "value": "02:10"}]}
+    assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Open in the dashboard",
+                                "url": "https://ltr.example.com/servers/12/"}]
+
+
+def test_email_reaches_a_real_smtp_server(client, alice, smtp, worker):
+    client.force_login(alice)
+    add_channel(client, "email", "dba@contoso.example; oncall@contoso.example")
+    raise_alert(an_alert())
+    worker()
+    assert Delivery.objects.get().status == "sent"
+    [envelope] = smtp.messages
+    assert sorted(envelope.rcpt_tos) == ["dba@contoso.example", "oncall@contoso.example"]
+    assert envelope.mail_from == "ltr@contoso.example"
+    text = envelope.content.decode()
+    assert "Subject: [LTR] pg-ledger is not ready" in text
+    assert "https://ltr.example.com/servers/12/" in text and "Server: pg-ledger" in text
+
+
+def test_an_unreachable_smtp_server_is_retried_then_failed(client, alice, allow_loopback, worker):
+    with socket.socket() as probe:  # a port with nobody listening
+        probe.bind(("127.0.0.1", 0))
+        allow_loopback.MAILERS = smtp_mailer(probe.getsockname()[1])
+    client.force_login(alice)
+    add_channel(client, "email", "dba@contoso.example")
+    raise_alert(an_alert())
+    worker()
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 4)
+    assert "E-mail not sent: ConnectionRefusedError" in delivery.last_error
+
+
+# ---- retries, timeouts, the log -------------------------------------------------------------------------
+
+def test_a_500_then_200_is_retried_and_ends_sent_after_two_attempts(client, alice, allow_loopback, receiver, worker):
+    catcher = receiver(statuses=[500, 200])
+    client.force_login(alice)
+    add_channel(client, "webhook", f"{catcher.url}/hook")
+    raise_alert(an_alert())
+    worker()
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts, delivery.last_error) == ("sent", 2, "")
+    assert len(catcher.received) == 2
+    assert catcher.received[0].headers["X-LTR-Delivery"] == catcher.received[1].headers["X-LTR-Delivery"]
+
+
+def test_retries_wait_for_the_configured_backoff(client, alice, allow_loopback, receiver, worker):
+    allow_loopback.ALERT_RETRY_DELAYS = [30, 120, 600]
+    catcher = receiver(statuses=[500, 500, 200])
+    client.force_login(alice)
+    add_channel(client, "webhook", f"{catcher.url}/hook")
+    raise_alert(an_alert())
+    for attempt, delay in ((1, 30), (2, 120)):
+        before = timezone.now()
+        worker()
+        assert len(catcher.received) == attempt, "the retry waits for its run_after"
+        retry = DBTaskResult.objects.filter(status="READY").get()
+        assert timedelta(seconds=delay - 2) < retry.run_after - before < timedelta(seconds=delay + 5)
+        delivery = Delivery.objects.get()
+        assert delivery.status == "queued" and delivery.attempts == attempt and "HTTP 500" in delivery.last_error
+        page = client.get("/alerts/").content.decode()
+        assert "Retrying at" in page
+        DBTaskResult.objects.filter(pk=retry.pk).update(run_after=timezone.now())  # time passes
+    worker()
+    assert Delivery.objects.get().status == "sent" and len(catcher.received) == 3
+
+
+def test_a_receiver_that_always_fails_ends_failed_and_is_shown(client, alice, allow_loopback, receiver, worker):
+    catcher = receiver(statuses=[500])
+    client.force_login(alice)
+    add_channel(client, "webhook", f"{catcher.url}/hook", name="Always broken")
+    raise_alert(an_alert())
+    worker()
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 4)
+    assert delivery.last_error == "HTTP 500: catcher answered 500"
+    assert len(catcher.received) == 4
+    page = client.get("/alerts/").content.decode()
+    row = page[page.index(f'id="delivery-{delivery.pk}"'):]
+    row = row[:row.index("</tr>")]
+    assert "Always broken" in row and "Failed" in row and "HTTP 500: catcher answered 500" in row and ">4<" in row
+
+
+def test_a_receiver_that_never_answers_is_cut_by_the_timeout(client, alice, allow_loopback, receiver, worker):
+    allow_loopback.ALERT_WEBHOOK_TIMEOUT = 0.5
+    allow_loopback.ALERT_RETRY_DELAYS = []
+    catcher = receiver(delay=5)
+    client.force_login(alice)
+    add_channel(client, "teams", f"{catcher.url}/hook")
+    raise_alert(an_alert())
+    started = time.monotonic()
+    worker()
+    assert time.monotonic() - started < 3
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.last_error) == ("failed", "No answer within 0.5 s.")
+
+
+def test_a_redirect_is_not_followed(client, alice, allow_loopback, receiver, worker):
+    catcher = receiver(statuses=[302])
+    client.force_login(alice)
+    add_channel(client, "webhook", f"{catcher.url}/hook")
+    raise_alert(an_alert())
+    worker()
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 1) and "redirects are not followed" in delivery.last_error
+    assert len(catcher.received) == 1
+
+
+def test_a_task_delivered_twice_sends_once(client, alice, allow_loopback, receiver, worker):
+    catcher = receiver()
+    client.force_login(alice)
+    add_channel(client, "webhook", f"{catcher.url}/hook")
+    [delivery] = raise_alert(an_alert())
+    deliver.enqueue(delivery.pk, 1)
+    worker()
+    assert len(catcher.received) == 1 and Delivery.objects.get().attempts == 1
+
+
+def test_a_deleted_channel_fails_its_queued_delivery_visibly(client, alice, allow_loopback, receiver, worker):
+    catcher = receiver()
+    client.force_login(alice)
+    add_channel(client, "webhook", f"{catcher.url}/hook", name="Gone soon")
+    raise_alert(an_alert())
+    client.post(f"/alerts/channels/{Channel.objects.get().pk}/delete/")
+    worker()
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.channel_name) == ("failed", "Gone soon") and "deleted" in delivery.last_error
+    assert catcher.received == []
+
+
+def test_raise_alert_goes_to_the_tenants_enabled_channels_only(alice, charlie, allow_loopback):
+    def channel(tenant, name, enabled=True):
+        c = Channel(tenant_id=tenant, name=name, kind="webhook", enabled=enabled)
+        c.set_target("https://1.1.1.1/x", "https://1.1.1.1/…/x")
+        c.set_secret("s" * 40)
+        c.save()
+        return c
+
+    channel(CONTOSO, "on"), channel(CONTOSO, "off", enabled=False), channel(FABRIKAM, "theirs")
+    deliveries = raise_alert(an_alert())
+    assert [d.channel_name for d in deliveries] == ["on"]
+    assert raise_alert(an_alert(tenant_id="no-such-tenant")) == []
+    with pytest.raises(ValueError, match="Unknown alert kind"):
+        an_alert(kind="server_exploded")
+    with pytest.raises(AttributeError):
+        an_alert().title = "changed"  # frozen
+
+
+# ---- the test button, the page, secrets -----------------------------------------------------------------
+
+def test_the_test_button_queues_through_htmx_and_the_row_shows_the_outcome(client, alice, allow_loopback, receiver,
+                                                                          worker):
+    catcher = receiver()
+    client.force_login(alice)
+    add_channel(client, "slack", f"{catcher.url}{SLACK_PATH}", name="#db-alerts", enabled=False)
+    channel = Channel.objects.get()
+    row = client.post(f"/alerts/channels/{channel.pk}/test/", headers={"HX-Request": "true"})
+    assert row.status_code == 200
+    delivery = Delivery.objects.get()
+    assert f'id="delivery-{delivery.pk}"' in row.content.decode() and 'hx-trigger="every 2s"' in row.content.decode()
+    worker()
+    polled = client.get(f"/alerts/deliveries/{delivery.pk}/", headers={"HX-Request": "true"}).content.decode()
+    assert "Sent" in polled and "hx-trigger" not in polled
+    assert catcher.received[0].json()["text"].startswith("Test message for #db-alerts")
+
+
+def test_editing_keeps_the_url_unless_a_new_one_is_given_and_never_shows_it(client, alice, allow_loopback, receiver):
+    catcher = receiver()
+    client.force_login(alice)
+    url = f"{catcher.url}{SLACK_PATH}"
+    add_channel(client, "slack", url)
+    channel = Channel.objects.get()
+    edit = client.get(f"/alerts/channels/{channel.pk}/").content.decode()
+    assert SLACK_PATH not in edit and f"{catcher.url}/…1234" in edit
+    client.post(f"/alerts/channels/{channel.pk}/", {"name": "Renamed", "target": ""})
+    channel.refresh_from_db()
+    assert (channel.name, channel.enabled, channel.target) == ("Renamed", False, url)
+    refused = client.post(f"/alerts/channels/{channel.pk}/", {"name": "Renamed", "target": "ftp://x", "enabled": "on"})
+    assert refused.status_code == 400 and "starting with https://" in refused.content.decode()
+    assert bytes(Channel.objects.get().target_encrypted).find(SLACK_PATH.encode()) == -1, "encrypted at rest"
+
+
+def test_email_targets_are_validated(client, alice):
+    client.force_login(alice)
+    response = add_channel(client, "email", "dba@contoso.example, not-an-address")
+    assert response.status_code == 400 and "“not-an-address” is not an e-mail address." in response.content.decode()
+    assert not Channel.objects.exists()
+
+
+def test_no_secret_or_full_url_reaches_the_logs(client, alice, allow_loopback, receiver, worker, caplog):
+    caplog.set_level(logging.DEBUG)
+    failing = receiver(statuses=[500])
+    working = receiver()
+    client.force_login(alice)
+    created = add_channel(client, "webhook", f"{working.url}{SLACK_PATH}")
+    secret = re.search(r'value="([^"]{40,})"', created.content.decode()).group(1)
+    add_channel(client, "slack", f"{failing.url}{SLACK_PATH}")
+    for channel in Channel.objects.all():
+        client.post(f"/alerts/channels/{channel.pk}/test/")
+    worker()
+    assert sorted(Delivery.objects.values_list("status", flat=True)) == ["failed", "sent"]
+    assert caplog.records, "the worker logged its outcomes"
+    logged = caplog.text + json.dumps([r.__dict__ for r in caplog.records], default=str)
+    for needle in (secret, SLACK_PATH, "XyZsecretTokenPart1234"):
+        assert needle not in logged
+    for page in ("/alerts/", f"/alerts/channels/{Channel.objects.first().pk}/"):
+        html = client.get(page).content.decode()
+        assert secret not in html and SLACK_PATH not in html
+
+
+# ---- access ---------------------------------------------------------------------------------------------
+
+PAGES = ["/alerts/", "/alerts/channels/add/", "/alerts/channels/{pk}/", "/alerts/deliveries/{delivery}/"]
+POSTS = ["/alerts/channels/add/", "/alerts/channels/{pk}/", "/alerts/channels/{pk}/delete/",
+         "/alerts/channels/{pk}/test/"]
+
+
+@pytest.fixture
+def contoso_channel(alice):
+    channel = Channel(tenant_id=CONTOSO, name="Contoso ops", kind="email", created_by=alice)
+    channel.set_target("ops@contoso.example", "ops@contoso.example")
+    channel.save()
+    delivery = Delivery.objects.create(tenant_id=CONTOSO, channel=channel, channel_name=channel.name, kind="test",
+                                       title="Contoso test", payload=an_alert().as_payload())
+    return channel, delivery
+
+
+@pytest.mark.parametrize("path", PAGES + POSTS)
+def test_every_alerts_page_needs_sign_in(client, contoso_channel, path):
+    channel, delivery = contoso_channel
+    response = client.get(path.format(pk=channel.pk, delivery=delivery.pk))
+    assert response.status_code == 302 and response["Location"].startswith("/auth/signin/?next=")
+
+
+@pytest.mark.parametrize("path", POSTS)
+def test_every_alerts_post_needs_a_csrf_token(alice, contoso_channel, path):
+    channel, _ = contoso_channel
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    response = client.post(path.format(pk=channel.pk), {"name": "x", "kind": "email", "target": "a@b.example"})
+    assert response.status_code == 403
+    assert Channel.objects.count() == 1 and Channel.objects.get().name == "Contoso ops"
+    assert Delivery.objects.count() == 1
+
+
+@pytest.mark.parametrize("path", ["/alerts/channels/{pk}/", "/alerts/deliveries/{delivery}/"])
+def test_another_tenants_channel_or_delivery_is_not_found(client, charlie, contoso_channel, path):
+    channel, delivery = contoso_channel
+    client.force_login(charlie)
+    assert client.get(path.format(pk=channel.pk, delivery=delivery.pk)).status_code == 404
+
+
+def test_another_tenant_cannot_change_test_or_delete_a_channel_nor_see_it(client, charlie, contoso_channel):
+    channel, _ = contoso_channel
+    client.force_login(charlie)
+    for path in ("/alerts/channels/{pk}/", "/alerts/channels/{pk}/delete/", "/alerts/channels/{pk}/test/"):
+        assert client.post(path.format(pk=channel.pk), {"name": "mine", "target": ""}).status_code == 404
+    assert Channel.objects.get().name == "Contoso ops" and Delivery.objects.count() == 1
+    page = client.get("/alerts/").content.decode()
+    assert "Contoso ops" not in page and "Contoso test" not in page
+    assert client.get(f"/alerts/channels/{'9' * 25}/").status_code == 404
+
+
+# ---- settings -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "value"), [("ALERT_RETRY_DELAYS", "30,soon"), ("ALERT_RETRY_DELAYS", "-1"),
+                                             ("ALERT_WEBHOOK_ALLOW_PRIVATE", "maybe"), ("EMAIL_PORT", "smtp"), ("EMAIL_USE_TLS", "sure"),
+                                             ("ALERT_WEBHOOK_TIMEOUT", "0")])
+def test_a_malformed_alert_setting_stops_start_up(name, value):
+    env = {"PATH": "/usr/bin:/bin", "DEMO_MODE": "1", "DJANGO_SETTINGS_MODULE": "config.settings", name: value}
+    result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "ImproperlyConfigured" in result.stderr and name in result.stderr
+
+
+def test_the_send_connects_to_the_checked_address_not_a_fresh_lookup(allow_loopback, receiver):
+    """DNS rebinding: the name is not looked up again when connecting (here it could not be resolved at all)."""
+    from alerts.targets import CheckedTarget
+    from alerts.transports import _post
+
+    catcher = receiver()
+    target = CheckedTarget(url=f"http://alerts.invalid:{catcher.port}/hook", host="alerts.invalid",
+                           port=catcher.port, address="127.0.0.1")
+    _post(target, b"{}", {"Content-Type": "application/json"})
+    assert catcher.received[0].headers["Host"] == f"alerts.invalid:{catcher.port}"
+
+
+def test_the_catcher_logs_what_it_caught_and_checks_signatures(caplog):
+    from alerts.signing import sign
+
+    caplog.set_level(logging.INFO, logger="alerts.catcher")
+    catcher = Catcher(secret="s3cret").start()
+    try:
+        import requests
+
+        body = b'{"kind": "test", "title": "Hello"}'
+        requests.post(f"{catcher.url}/x", data=body, headers=sign("s3cret", body), timeout=5)
+        requests.post(f"{catcher.url}/x", data=body, headers=sign("wrong", body), timeout=5)
+    finally:
+        catcher.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "alerts.catcher"]
+    assert "title='Hello' -> 200 signature=valid" in lines[0] and "signature=INVALID" in lines[1]
+
+
+def test_a_delivery_whose_worker_died_mid_send_is_retried(client, alice, allow_loopback, receiver, worker):
+    from alerts.delivery import reap_stuck
+
+    catcher = receiver()
+    client.force_login(alice)
+    add_channel(client, "webhook", f"{catcher.url}/hook")
+    [delivery] = raise_alert(an_alert())
+    DBTaskResult.objects.all().delete()  # the task was claimed by a worker that was then killed
+    Delivery.objects.filter(pk=delivery.pk).update(attempts=1, sending_since=timezone.now() - timedelta(minutes=10))
+    fresh = raise_alert(an_alert(title="still sending"))[0]
+    Delivery.objects.filter(pk=fresh.pk).update(attempts=1, sending_since=timezone.now())
+    assert reap_stuck() == 1
+    DBTaskResult.objects.filter(args_kwargs__args__0=fresh.pk).delete()
+    worker()
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("sent", 2) and len(catcher.received) == 1
+
+
+def test_facts_keep_their_order_through_the_database(db):
+    facts = {"Server": "pg-ledger", "Resource group": "rg", "Since": "02:10", "A": "first-sorted-key"}
+    channel = Channel(tenant_id=CONTOSO, name="x", kind="email")
+    channel.set_target("a@contoso.example", "a@contoso.example")
+    channel.save()
+    [delivery] = raise_alert(an_alert(facts=facts))
+    delivery.refresh_from_db()
+    assert list(Alert.from_payload(delivery.payload).facts.items()) == list(facts.items())
+
+
+def test_a_pinned_https_send_still_checks_the_certificate_against_the_urls_host(sim, allow_loopback):
+    """The simulator's certificate names localhost: pinned to 127.0.0.1, https://localhost verifies (the
+    simulator answers), a name the certificate does not carry fails, and an untrusted CA fails."""
+    from urllib.parse import urlsplit
+
+    from alerts.targets import CheckedTarget
+    from alerts.transports import SendFailed, _post
+
+    port = urlsplit(sim.https_url).port
+
+    def post(host):
+        _post(CheckedTarget(url=f"https://{host}:{port}/alerts-probe", host=host, port=port, address="127.0.0.1"),
+              b"{}", {"Content-Type": "application/json"})
+
+    allow_loopback.ALERT_WEBHOOK_CA_BUNDLE = str(sim.ca_path)
+    with pytest.raises(SendFailed, match=r"^HTTP \d{3}"):
+        post("localhost")
+    assert sim.received("/alerts-probe", "POST")
+    for host, settings_ca in (("alerts.invalid", str(sim.ca_path)), ("localhost", "")):
+        allow_loopback.ALERT_WEBHOOK_CA_BUNDLE = settings_ca
+        with pytest.raises(SendFailed, match="TLS failed"):
+            post(host)
