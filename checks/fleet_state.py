@@ -1,20 +1,23 @@
-"""What the server list shows about the fleet: each server's state (ready, failing, never checked, stale,
-checking now), the filters over it, the counts at the top, and each server's recent outcomes."""
+"""What the server list shows about the fleet: each server's readiness (ready, not ready, never checked,
+stale, checking now; see checks.readiness), the filters over it, the counts at the top, each server's recent
+outcomes, and the signed-in user's own last attempt where it failed for a reason of theirs."""
 
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, F, Q, Window
+from django.db.models import Count, F, OuterRef, Q, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.http import HttpRequest
 from django.utils import timezone
 
+from armclient.outcomes import Category
 from checks.forms import ServerFilterForm
 from checks.models import Check
+from checks.readiness import State
 from dashboard.models import Server, ServerQuerySet
 
 RECENT_OUTCOMES = 20
-COUNTED_STATES = ("ready", "failing", "never", "stale")
+COUNTED_STATES = ("ready", "not_ready", "never", "stale")
 
 
 def stale_before():
@@ -22,15 +25,34 @@ def stale_before():
 
 
 def state_q(state: str) -> Q:
-    """The servers in `state`, judged by their last check."""
-    finished = ~Q(last_check__status__in=Check.ACTIVE_STATUSES)
+    """The servers in `state`, judged by their readiness (what the last conclusive check said)."""
     return {
-        "ready": Q(last_check__status=Check.Status.SUCCEEDED, last_check__created_at__gte=stale_before()),
-        "failing": Q(last_check__isnull=False) & finished & ~Q(last_check__status=Check.Status.SUCCEEDED),
-        "never": Q(last_check__isnull=True),
-        "stale": Q(last_check__status=Check.Status.SUCCEEDED, last_check__created_at__lt=stale_before()),
+        "ready": Q(readiness__state=State.READY, readiness__last_conclusive_at__gte=stale_before()),
+        "not_ready": Q(readiness__state=State.NOT_READY),
+        "never": Q(readiness__isnull=True),
+        "stale": Q(readiness__state=State.READY, readiness__last_conclusive_at__lt=stale_before()),
         "active": Q(last_check__status__in=Check.ACTIVE_STATUSES),
     }[state]
+
+
+def with_my_last_attempt(servers: ServerQuerySet, user) -> ServerQuerySet:
+    """Each server with the category and time of `user`'s own newest finished check of it."""
+    mine = Check.objects.filter(server=OuterRef("pk"), requested_by=user, finished_at__isnull=False).order_by(
+        "-created_at", "-id")
+    return servers.select_related("readiness").annotate(
+        my_last_category=Subquery(mine.values("category")[:1]), my_last_at=Subquery(mine.values("finished_at")[:1]))
+
+
+def my_last_attempt_note(server) -> str:
+    """ "Permission missing" when the user's own newest attempt failed for a reason of theirs (not the
+    server's) after the server's last conclusive check; else ""."""
+    category = getattr(server, "my_last_category", None)
+    if not category or Category(category).is_about_the_server:
+        return ""
+    readiness = getattr(server, "readiness", None)  # None when never conclusively checked
+    if readiness is not None and server.my_last_at <= readiness.last_conclusive_at:
+        return ""
+    return Category(category).label
 
 
 def apply_filters(servers: ServerQuerySet, data: dict) -> ServerQuerySet:
@@ -58,7 +80,7 @@ def recent_outcomes(server_ids: list[int]) -> dict[int, list[Check]]:
         Check.objects.filter(server_id__in=server_ids)
         .annotate(rank=Window(RowNumber(), partition_by=[F("server_id")], order_by=[F("created_at").desc()]))
         .filter(rank__lte=RECENT_OUTCOMES)
-        .only("id", "server_id", "status", "created_at", "number_of_containers", "error_code")
+        .only("id", "server_id", "status", "category", "created_at", "number_of_containers", "error_code")
     )
     strips: dict[int, list[Check]] = {pk: [] for pk in server_ids}
     for check in ranked:

@@ -40,10 +40,10 @@ class ServerFilterForm(forms.Form):
 
     OUTCOMES = [
         ("", "Any state"),
-        ("ready", "Ready (last check passed)"),
-        ("failing", "Failing (last check did not pass)"),
+        ("ready", "Ready"),
+        ("not_ready", "Not ready"),
         ("never", "Never checked"),
-        ("stale", "Stale (last check too old)"),
+        ("stale", "Stale (last conclusive check too old)"),
         ("active", "Checking now"),
     ]
     q = forms.CharField(required=False, max_length=100, label="Search")

@@ -284,6 +284,24 @@ class Check(models.Model):
             raise
 
     @property
+    def tick(self) -> str:
+        """The strip's mark: what the check said about the server (ready, not-ready), that it said nothing
+        about it (caller: permission, sign-in, throttling, network...), or that it is still going (active)."""
+        if self.is_active:
+            return "active"
+        if self.category == Category.PASSED:
+            return "ready"
+        if self.category and Category(self.category).is_about_the_server:
+            return "not-ready"
+        return "caller"
+
+    @property
+    def tick_title(self) -> str:
+        what = self.get_category_display() or self.get_status_display()
+        aside = " (says nothing about the server)" if self.tick == "caller" else ""
+        return f"{self.created_at:%Y-%m-%d %H:%M}: {what}{aside}"
+
+    @property
     def error_details_json(self) -> str:
         return json.dumps(self.error_details, indent=2, ensure_ascii=False)
 

@@ -53,6 +53,13 @@ class Readiness(models.Model):
     def __str__(self) -> str:
         return f"{self.server_id}: {self.state} since {self.since:%Y-%m-%d %H:%M}"
 
+    @property
+    def words(self) -> str:
+        """ "Ready", or "Not ready: Server not ready"."""
+        if self.state == State.NOT_READY and self.reason:
+            return f"{self.get_state_display()}: {self.get_reason_display()}"
+        return self.get_state_display()
+
     @classmethod
     def observe(cls, check) -> "ReadinessChange | None":
         """Take in a finished check; the change it caused, if any. Call inside the check's transaction."""
@@ -98,3 +105,16 @@ class ReadinessChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.server_id}: {self.from_state} -> {self.to_state} at {self.at:%Y-%m-%d %H:%M}"
+
+    @property
+    def lasted(self):
+        """How long the state this change began lasted: until the next change, or until now."""
+        return getattr(self, "_until", None) or timezone.now()
+
+    @staticmethod
+    def timeline(server, limit: int = 20) -> list["ReadinessChange"]:
+        """The server's newest changes, each knowing when the next one ended it."""
+        changes = list(server.readiness_changes.select_related("caused_by").order_by("-at", "-id")[:limit])
+        for newer, older in zip(changes, changes[1:], strict=False):
+            older._until = newer.at
+        return changes

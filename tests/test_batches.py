@@ -121,10 +121,10 @@ def test_the_server_list_counts_filters_and_shows_the_outcome_strip(client, alic
     start(client, "pg-payments-01", "pg-orders", fleet=fleet)
     worker()
     html = client.get("/").content.decode()
-    assert "<strong>1</strong> ready" in html and "<strong>1</strong> failing" in html
+    assert "<strong>1</strong> ready" in html and "<strong>1</strong> not ready" in html
     assert "<strong>11</strong> never checked" in html
     assert html.count('class="tick tick-') == 2
-    failing = client.get("/", {"state": "failing"}).content.decode()
+    failing = client.get("/", {"state": "not_ready"}).content.decode()
     assert "pg-orders" in failing and "pg-payments-01</strong>" not in failing
     searched = client.get("/", {"q": "staging"}).content.decode()
     assert "pg-staging-01" in searched and "pg-orders" not in searched
@@ -157,6 +157,6 @@ def test_a_finished_check_refreshes_only_the_counts_fragment_in_one_counting_que
         response = client.get("/", headers={"HX-Request": "true"})
     html = response.content.decode()
     assert html.lstrip().startswith('<ul class="counts" id="fleet-counts"') and "<html" not in html
-    assert "<strong>1</strong> ready" in html and "<strong>1</strong> failing" in html
+    assert "<strong>1</strong> ready" in html and "<strong>1</strong> not ready" in html
     assert "<strong>11</strong> never checked" in html and 'class="server-row"' not in html
     assert sum("COUNT(" in q["sql"].upper() for q in queries.captured_queries) == 1

@@ -12,6 +12,7 @@ from armclient.outcomes import Category
 from checks.models import Check, Readiness, ReadinessChange
 from checks.readiness import readiness_changed
 from tests.conftest import ALICE, BOB
+from tests.factories import make_check
 
 
 def run(client, server, worker) -> Check:
@@ -70,6 +71,54 @@ def test_each_change_is_recorded_once_with_its_check_and_announced_after_commit(
     assert heard == ["ready", "not_ready", "ready"]
     readiness = Readiness.objects.get(server=server)
     assert (readiness.state, readiness.since, readiness.last_conclusive_id) == ("ready", back.finished_at, back.pk)
+
+
+def test_the_list_shows_the_servers_readiness_and_apart_from_it_your_own_failed_attempt(client, signed_in, sim,
+                                                                                       worker, fleet):
+    ledger = fleet["pg-ledger"]
+    signed_in(ALICE["upn"])
+    run(client, ledger, worker)
+    client.logout()
+    signed_in(BOB["upn"])
+    run(client, ledger, worker)
+    bob_sees = client.get("/", {"q": "pg-ledger"}).content.decode()
+    assert "Your last attempt: Permission missing" in bob_sees
+    assert 'class="badge badge-ready">Ready<' in bob_sees
+    assert "<strong>1</strong> ready" in bob_sees and "<strong>0</strong> not ready" in bob_sees
+    assert 'class="tick tick-ready"' in bob_sees and 'class="tick tick-caller"' in bob_sees
+    assert "says nothing about the server" in bob_sees
+    client.logout()
+    signed_in(ALICE["upn"])
+    alice_sees = client.get("/", {"q": "pg-ledger"}).content.decode()
+    assert "Your last attempt" not in alice_sees and 'class="badge badge-ready">Ready<' in alice_sees
+
+
+def test_the_server_page_shows_readiness_since_and_its_timeline(client, signed_in, sim, worker, fleet):
+    from dashboard.demo import PROD
+
+    server = fleet["pg-payments-01"]
+    signed_in(ALICE["upn"])
+    run(client, server, worker)
+    sim.set_behaviour(PROD, "rg-payments-prod", "pg-payments-01", outcome="not_ready", state="Stopped")
+    stopped = run(client, server, worker)
+    html = " ".join(client.get(f"/servers/{server.pk}/").content.decode().split())
+    assert "Not ready: Server not ready</span> since" in html
+    assert "Ready → <strong>Not ready</strong> (Server not ready) for" in html and "so far" in html
+    assert "Never checked → <strong>Ready</strong>" in html
+    assert f'href="/checks/{stopped.pk}/">the check that said so' in html
+
+
+def test_the_list_and_its_readiness_cost_the_same_queries_for_5_or_50_servers(client, alice,
+                                                                              django_assert_max_num_queries):
+    from tests.conftest import make_server
+
+    client.force_login(alice)
+    for count in (5, 50):
+        for i in range(count):
+            check = make_check(make_server(name=f"pg-q-{count}-{i}"), alice, category="passed")
+            Readiness.observe(Check.objects.select_related("server").get(pk=check.pk))
+        with django_assert_max_num_queries(8):
+            assert client.get("/").status_code == 200
 
 
 @pytest.mark.django_db(transaction=True)

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from checks import fleet_state, resume
 from checks.forms import RunCheckForm
-from checks.models import AlreadyActive, Check, proposed_backup_name
+from checks.models import AlreadyActive, Check, ReadinessChange, proposed_backup_name
 from checks.views.history import get_check_for_user, poll_response
 from dashboard import entra
 from dashboard.auth_views import sign_in_again
@@ -25,8 +25,11 @@ def server_row_context(request: HttpRequest, server: Server, form: RunCheckForm 
                        notice: str = "", *, with_strip: bool = True) -> dict:
     """One server's row: the same on the list and on the server's page (without the checkbox and link)."""
     query = request.GET if request.method == "GET" else request.POST
+    server = fleet_state.with_my_last_attempt(Server.objects.filter(pk=server.pk).select_related("last_check"),
+                                              request.user).get()
     return {
         "server": server,
+        "my_last_attempt": fleet_state.my_last_attempt_note(server),
         "run_form": form or RunCheckForm(initial={"backup_name": proposed_backup_name(server.name)}),
         "notice": notice,
         "on_detail": "on_detail" in query,
@@ -41,12 +44,13 @@ def server_list(request: HttpRequest) -> HttpResponse:
     context = {"form": form, "counts": fleet_state.counts(everything)}
     if request.htmx:
         return render(request, "checks/server_list.html#fleet-counts", context)
-    page = Paginator(selected.for_list(), SERVERS_PER_PAGE).get_page(request.GET.get("page"))
+    servers = fleet_state.with_my_last_attempt(selected.for_list(), request.user)
+    page = Paginator(servers, SERVERS_PER_PAGE).get_page(request.GET.get("page"))
     strips = fleet_state.recent_outcomes([s.pk for s in page.object_list])
     filters = request.GET.copy()
     filters.pop("page", None)
     rows = [{"server": s, "run_form": RunCheckForm(initial={"backup_name": proposed_backup_name(s.name)}),
-             "strip": strips[s.pk]} for s in page.object_list]
+             "strip": strips[s.pk], "my_last_attempt": fleet_state.my_last_attempt_note(s)} for s in page.object_list]
     context |= {"rows": rows, "page": page, "query": filters.urlencode(), "filtered": bool(filters)}
     return render(request, "checks/server_list.html", context)
 
@@ -72,7 +76,7 @@ def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         return render(request, template_name + "#history", {"server": server, "page": page})
     context = server_row_context(request, server, with_strip=False)
-    return render(request, template_name, {**context, "page": page})
+    return render(request, template_name, {**context, "page": page, "timeline": ReadinessChange.timeline(server)})
 
 
 @require_POST
