@@ -12,7 +12,9 @@ import re
 _PATTERNS = [
     re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),  # JWTs
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{16,}"),
-    re.compile(r"(?i)((?:refresh_token|access_token|id_token|code|client_secret|session_state|state)[\"']?\s*[=:]\s*[\"']?)[^\s&\"',]{8,}"),
+    re.compile(r"(?i)((?:refresh_token|access_token|id_token|code|client_secret)[\"']?\s*[=:]\s*[\"']?)[^\s&\"',]{8,}"),
+    # OAuth's state in a URL (not a word like "state=SUCCESSFUL" in a task's log line).
+    re.compile(r"(?i)([?&](?:session_state|state)=)[^\s&\"',]{8,}"),
 ]
 
 

@@ -33,7 +33,7 @@ def run_check(page: Page, server_name: str):
 
 
 def expect_finished(row, status: str, timeout: int = SLOW) -> None:
-    expect(row.locator(".badge")).to_have_text(status, timeout=timeout)
+    expect(row.locator(".check-status")).to_have_text(status, timeout=timeout)
 
 
 def snap(page: Page, name: str) -> None:

@@ -77,7 +77,7 @@ def test_a_slow_check_goes_live_from_queued_to_passed_without_a_reload(page, app
 
     row = run_check(page, "pg-payments-02")
 
-    badge = row.locator(".badge")
+    badge = row.locator(".check-status")
     expect(badge).to_have_text(re.compile(r"^(Queued|Running)$"))
     expect(row.get_by_role("button", name="Run pre-backup check")).to_be_disabled()
     # The simulator answers after 3 s and the row polls every second: "Running" is on screen meanwhile.
@@ -137,7 +137,7 @@ def test_filter_the_history_by_outcome_and_server(page, app, demo_fleet, task_wo
         expect_finished(server_row(page, name), OUTCOMES[name])
     # The summary above the table is rendered with the page; reload so the screenshot shows it current.
     page.reload()
-    expect(server_row(page, "pg-staging-02").locator(".badge")).to_have_text("Passed")
+    expect(server_row(page, "pg-staging-02").locator(".check-status")).to_have_text("Passed")
     snap(page, "server-list")
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="History").click()
@@ -234,7 +234,7 @@ def test_no_console_errors_or_csp_violations(page, app, demo_fleet, task_worker)
     page.evaluate("window.__marker = 1")
 
     row = run_check(page, "pg-payments-02")
-    expect(row.locator(".badge")).to_have_text("Running", timeout=SLOW)
+    expect(row.locator(".check-status")).to_have_text("Running", timeout=SLOW)
     expect_finished(row, "Passed")
     expect(row.locator("td.result")).to_have_text("4 containers")
     assert page.evaluate("window.__marker") == 1
@@ -254,7 +254,7 @@ def test_run_a_check_with_the_keyboard(page, app, demo_fleet, task_worker):
     sign_in(page, app)
     first_row = page.locator("tr.server-row").first
     button = first_row.get_by_role("button", name="Run pre-backup check")
-    expect(first_row.locator(".badge")).to_have_text("Never checked")
+    expect(first_row.locator(".check-status")).to_have_text("Never checked")
 
     for _ in range(60):
         page.keyboard.press("Tab")
@@ -264,10 +264,10 @@ def test_run_a_check_with_the_keyboard(page, app, demo_fleet, task_worker):
 
     page.keyboard.press("Enter")
 
-    expect(first_row.locator(".badge")).not_to_have_text("Never checked")
+    expect(first_row.locator(".check-status")).not_to_have_text("Never checked")
     # The row was swapped, but the keyboard user is still on its button, and hears the result.
     expect(first_row.get_by_role("button", name="Run pre-backup check")).to_be_focused()
-    expect(first_row.locator(".badge")).to_have_text(re.compile(r"^(Passed|Failed)$"), timeout=SLOW)
+    expect(first_row.locator(".check-status")).to_have_text(re.compile(r"^(Passed|Failed)$"), timeout=SLOW)
     expect(page.locator("#live-announcer")).to_contain_text(re.compile(r"(Passed|Failed)"))
     assert Check.objects.count() == 1
 
