@@ -90,3 +90,12 @@ def test_a_schedule_whose_owner_must_sign_in_again_alerts(client, signed_in, sim
     titles = [c.json()["text"] for c in catcher.received]
     assert len(titles) == 1 and "Nightly" in titles[0] and "must sign in again" in titles[0]
     assert Channel.objects.count() == 1
+
+
+def test_a_server_found_not_ready_on_its_first_check_alerts(client, signed_in, sim, worker, fleet, catcher, run):
+    signed_in(ALICE["upn"])
+    slack_channel(client, catcher)
+    run(fleet["pg-orders"])  # stopped: 400 ServerNotReadyForLongTermBackup
+    worker()
+    assert len(catcher.received) == 1
+    assert "pg-orders is not ready for long-term backups" in catcher.received[0].json()["text"]
