@@ -51,13 +51,17 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 DEMO_MODE = env_bool("DEMO_MODE", True)
-DEBUG = env_bool("DEBUG", DEMO_MODE)
+# Off unless asked for, demo mode included: Django's debug pages list every URL and setting.
+DEBUG = env_bool("DEBUG", False)
 
 if DEMO_MODE:
     SECRET_KEY = os.environ.get("SECRET_KEY", "demo-mode-only-secret-key-never-use-in-production-0123456789")
     ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 else:
     SECRET_KEY = env_str("SECRET_KEY")
+    if SECRET_KEY.startswith("demo-mode-only") or len(SECRET_KEY) < 32:
+        raise ImproperlyConfigured("SECRET_KEY must be a random value of 32 characters or more in production, "
+                                   "not the demo key (python -c 'import secrets; print(secrets.token_urlsafe(50))').")
     ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or [env_str("ALLOWED_HOSTS")]
 
 INSTALLED_APPS = [
@@ -145,14 +149,14 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "staticfiles"))
 # In demo mode static files come straight from static/ (no collectstatic step before `make run`).
 WHITENOISE_USE_FINDERS = DEMO_MODE
-WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_AUTOREFRESH = DEMO_MODE or DEBUG
 if DEMO_MODE:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        if DEBUG
+        if DEMO_MODE or DEBUG
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
@@ -170,7 +174,8 @@ SECURE = env_bool("SECURE", not DEMO_MODE)
 SESSION_COOKIE_SECURE = SECURE
 CSRF_COOKIE_SECURE = SECURE
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", SECURE)
-SECURE_SSL_REDIRECT_EXEMPT = [r"^healthz$"]
+# Load balancers probe /healthz over plain http inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if SECURE else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", SECURE)
@@ -279,6 +284,15 @@ if DEMO_MODE and not os.environ.get("TOKEN_CACHE_KEYS"):
     TOKEN_CACHE_KEYS = [base64.urlsafe_b64encode(_derived).decode()]
 else:
     TOKEN_CACHE_KEYS = env_list("TOKEN_CACHE_KEYS") or [env_str("TOKEN_CACHE_KEYS")]
+try:  # a malformed key stops start-up, not the first sign-in
+    from cryptography.fernet import Fernet
+
+    [Fernet(key) for key in TOKEN_CACHE_KEYS]
+except (ValueError, TypeError):
+    raise ImproperlyConfigured(
+        "TOKEN_CACHE_KEYS must be comma-separated Fernet keys (32 url-safe base64-encoded bytes each; "
+        "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')."
+    ) from None
 
 # Content-Security-Policy: our own scripts and styles only; no inline code, no eval.
 from django.utils.csp import CSP  # noqa: E402

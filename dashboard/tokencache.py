@@ -58,10 +58,11 @@ def save(user: User, cache: msal.SerializableTokenCache, *, force: bool = False)
     blob = encrypt(cache.serialize())
     version = getattr(cache, "version", None)
     if force:
+        # A fresh sign-in wins whatever is stored, and moves the version on (never back to 1): a process still
+        # holding an older version must lose its compare-and-swap, not overwrite what the user just answered.
         with transaction.atomic():
-            TokenCache.objects.update_or_create(
-                user=user, defaults={"encrypted": blob, "version": (version or 0) + 1}
-            )
+            if not TokenCache.objects.filter(user=user).update(encrypted=blob, version=F("version") + 1):
+                TokenCache.objects.create(user=user, encrypted=blob, version=1)
         won = True
     elif version is None:
         try:

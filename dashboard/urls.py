@@ -15,4 +15,6 @@ urlpatterns = [
     path("auth/signed-out/", auth_views.signed_out, name="signed_out"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/login/", auth_views.admin_login, name="admin_login"),
+    # The admin's own logout would end the session but leave the user's refresh token stored: ours forgets it.
+    path("admin/logout/", auth_views.signout, name="admin_logout"),
 ]

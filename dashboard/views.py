@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from dashboard import entra, inventory
 from dashboard.auth_views import sign_in_again
@@ -62,7 +62,7 @@ def server_restore(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_not_required
 @never_cache
-@require_GET
+@require_safe  # GET and HEAD: load balancers probe with either
 def healthz(request: HttpRequest) -> HttpResponse:
     try:
         with connection.cursor() as cursor:

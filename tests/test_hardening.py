@@ -1,0 +1,72 @@
+"""Findings of the security review (issue 14), each with the test that would have caught it."""
+
+import subprocess
+import sys
+
+import pytest
+from cryptography.fernet import Fernet
+from django.test import Client, override_settings
+
+from dashboard import tokencache
+from dashboard.models import TokenCache
+from tests.conftest import ALICE, ROOT
+from tests.test_deploy import PRODUCTION
+
+
+def _setup(**env) -> subprocess.CompletedProcess:
+    full = {**PRODUCTION, "TOKEN_CACHE_KEYS": Fernet.generate_key().decode(),
+            "DJANGO_SETTINGS_MODULE": "config.settings", **env}
+    return subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=full,
+                          capture_output=True, text=True)
+
+
+def test_the_demo_secret_key_is_refused_in_production():
+    result = _setup(SECRET_KEY="demo-mode-only-secret-key-never-use-in-production-0123456789")
+    assert result.returncode != 0 and "SECRET_KEY must be a random value" in result.stderr
+
+
+@pytest.mark.parametrize("keys", ["not-a-fernet-key", f"{Fernet.generate_key().decode()},short"])
+def test_a_malformed_token_cache_key_stops_start_up(keys):
+    result = _setup(TOKEN_CACHE_KEYS=keys)
+    assert result.returncode != 0 and "TOKEN_CACHE_KEYS must be comma-separated Fernet keys" in result.stderr
+
+
+def test_the_production_settings_start_with_good_values():
+    assert _setup().returncode == 0
+
+
+@pytest.mark.django_db
+@override_settings(SECURE_SSL_REDIRECT=True)
+def test_healthz_answers_plain_http_and_head_for_load_balancers():
+    client = Client()
+    assert client.get("/healthz").status_code == 200
+    assert client.head("/healthz").status_code == 200
+    assert client.get("/").status_code == 301, "everything else is still redirected to https"
+
+
+@pytest.mark.django_db
+def test_an_unknown_page_is_the_projects_404_not_djangos_url_list(client, alice):
+    client.force_login(alice)
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert "URLconf" not in html and "Using the URLconf" not in html
+
+
+def test_signing_in_again_moves_the_token_cache_version_on_not_back_to_one(client, signed_in):
+    user = signed_in(ALICE["upn"])
+    stale = tokencache.load(user)  # what a worker read before the user signed in again
+    stale_version = stale.version
+    client.logout()
+    signed_in(ALICE["upn"])
+    assert TokenCache.objects.get(user=user).version > stale_version
+    stale.has_state_changed = True
+    assert tokencache.save(user, stale) is False, "the worker's older copy loses the compare-and-swap"
+
+
+def test_the_admins_logout_forgets_the_refresh_token(client, signed_in):
+    user = signed_in(ALICE["upn"])
+    assert TokenCache.objects.filter(user=user).exists()
+    response = client.post("/admin/logout/")
+    assert response.status_code == 302
+    assert not TokenCache.objects.filter(user=user).exists()
