@@ -106,5 +106,37 @@ class Delivery(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} to {self.channel_name}: {self.status}"
 
+    # ---- Wording, computed once here rather than re-derived from status strings in templates.
+
+    @property
+    def is_queued(self) -> bool:
+        """Still to be sent (or being sent): its row on the page polls until it ends."""
+        return self.status == self.Status.QUEUED
+
+    @property
+    def is_sent(self) -> bool:
+        return self.status == self.Status.SENT
+
+    @property
+    def badge(self) -> str:
+        """The badge's colour, shared with checks: a sent message looks like a passed check."""
+        return "succeeded" if self.is_sent else self.status
+
+    @property
+    def sending_note(self) -> str:
+        """While a worker holds it: "Sending (attempt 2)…"."""
+        return f"Sending (attempt {self.attempts})…" if self.is_queued and self.sending_since else ""
+
+    @property
+    def error_note(self) -> str:
+        """The last error, and for a queued message what happens next: "Retrying at 10:04:05 after: HTTP 503"."""
+        if not self.last_error:
+            return ""
+        if not self.is_queued:
+            return self.last_error
+        if self.next_attempt_at:
+            return f"Retrying at {timezone.localtime(self.next_attempt_at):%H:%M:%S} after: {self.last_error}"
+        return f"Previous attempt: {self.last_error}"
+
 
 __all__ = ["Channel", "Delivery", "InvalidToken"]

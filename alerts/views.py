@@ -108,7 +108,7 @@ def delivery_row(request: HttpRequest, pk: int) -> HttpResponse:
     """One row of the delivery log, polled by htmx while the delivery is queued."""
     delivery = get_object_or_404(Delivery.objects.for_tenant(request.user.tenant_id), pk=pk)
     response = render(request, "alerts/index.html#delivery-row",
-                      {"delivery": delivery, "announce": delivery.status != Delivery.Status.QUEUED})
-    if delivery.status != Delivery.Status.QUEUED:
+                      {"delivery": delivery, "announce": not delivery.is_queued})
+    if not delivery.is_queued:
         response["HX-Trigger"] = "delivery-finished"
     return response

@@ -141,7 +141,34 @@ class Schedule(models.Model):
         """A new (or re-timed) schedule: an "every N hours" one runs at once, a daily one at its next time."""
         return now if self.cadence == self.Cadence.EVERY else self.next_run_after(now)
 
-    # ---- words for the page ---------------------------------------------------------------------------
+    # ---- words for the page (computed once here rather than re-derived from state strings in templates) --
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == self.State.ACTIVE
+
+    @property
+    def is_paused(self) -> bool:
+        return self.state == self.State.PAUSED
+
+    @property
+    def owner_must_sign_in(self) -> bool:
+        return self.state == self.State.OWNER_MUST_SIGN_IN
+
+    @property
+    def badge(self) -> str:
+        """The badge's colour, shared with checks: active looks like passed, paused like never checked."""
+        return {self.State.ACTIVE: "succeeded", self.State.PAUSED: "never"}.get(self.state, "signin_required")
+
+    @property
+    def state_words(self) -> str:
+        """"active", "paused", "owner must sign in again"."""
+        return self.get_state_display().lower()
+
+    @property
+    def upcoming_run(self) -> datetime | None:
+        """When it runs next, for the page: only an active schedule runs."""
+        return self.next_run_at if self.is_active else None
 
     @property
     def cadence_words(self) -> str:

@@ -92,7 +92,7 @@ def schedule_pause(request: HttpRequest, schedule: Schedule) -> HttpResponse:
 @owner_only
 def schedule_resume(request: HttpRequest, schedule: Schedule) -> HttpResponse:
     """Active again, from its next slot after now (missed slots are not made up)."""
-    if schedule.state == Schedule.State.OWNER_MUST_SIGN_IN:
+    if schedule.owner_must_sign_in:
         return _sign_in_again(request)
     now = timezone.now()
     next_run = schedule.next_run_after(now, anchor=schedule.next_run_at)
