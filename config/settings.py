@@ -409,4 +409,5 @@ DASHBOARD_URL = os.environ.get("DASHBOARD_URL", f"http://127.0.0.1:{os.environ.g
 WORKER_PERIODIC_JOBS = [
     ("schedules.firing.fire_due_schedules", SCHEDULES_POLL_SECONDS),
     ("alerts.delivery.reap_stuck", 60.0),
+    ("dashboard.housekeeping.clear_expired_sessions", 3600.0),
 ]

@@ -70,3 +70,21 @@ def test_the_admins_logout_forgets_the_refresh_token(client, signed_in):
     response = client.post("/admin/logout/")
     assert response.status_code == 302
     assert not TokenCache.objects.filter(user=user).exists()
+
+
+@pytest.mark.django_db
+def test_the_worker_clears_expired_sessions_and_their_pending_sign_ins(settings, sim):
+    from datetime import timedelta
+
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+    from django.utils.module_loading import import_string
+
+    for _ in range(3):
+        Client().get("/auth/signin/")  # anonymous: each writes a session holding a pending flow
+    assert Session.objects.count() == 3
+    Session.objects.update(expire_date=timezone.now() - timedelta(seconds=1))
+    Client().get("/auth/signin/")  # a fresh one stays
+    job = dict((seconds, path) for path, seconds in settings.WORKER_PERIODIC_JOBS)[3600.0]
+    assert import_string(job)() == 3
+    assert Session.objects.count() == 1
