@@ -28,7 +28,7 @@ def small_bucket(settings):
 def test_the_bucket_gives_its_capacity_then_asks_to_wait_for_the_refill(db, small_bucket):
     answers = [pacing.try_acquire(WRITES) for _ in range(6)]
     assert [a.number for a in answers[:5]] == [1, 2, 3, 4, 5]
-    assert 0.15 < answers[5] <= 0.2
+    assert 0 < answers[5] <= 0.2, "the sixth waits for the refill (less if time passed while taking five)"
 
 
 def test_buckets_are_per_kind_subscription_and_principal(db, small_bucket):
@@ -76,9 +76,13 @@ def _sweep(client, sim, worker, n):
     return Batch.objects.get()
 
 
+# A refill slow enough that even a loaded machine's single worker thread outruns it, so the control bites.
+REFILL = 2
+
+
 def test_a_sweep_is_paced_to_the_bucket_instead_of_hitting_429s(client, signed_in, sim, worker, settings):
-    sim.set_throttle(capacity=5, refill_per_second=10)
-    settings.ARM_WRITE_BUCKET_CAPACITY, settings.ARM_WRITE_BUCKET_REFILL_PER_SECOND = 5, 10
+    sim.set_throttle(capacity=5, refill_per_second=REFILL)
+    settings.ARM_WRITE_BUCKET_CAPACITY, settings.ARM_WRITE_BUCKET_REFILL_PER_SECOND = 5, REFILL
     signed_in(ALICE["upn"])
     batch = _sweep(client, sim, worker, 20)
     assert batch.progress()["passed"] == 20
@@ -87,8 +91,9 @@ def test_a_sweep_is_paced_to_the_bucket_instead_of_hitting_429s(client, signed_i
 
 def test_without_pacing_the_same_sweep_runs_into_429s(client, signed_in, sim, worker, settings):
     """The control for the test above: it shows the bucket really bites."""
-    sim.set_throttle(capacity=5, refill_per_second=10)
+    sim.set_throttle(capacity=5, refill_per_second=REFILL)
     settings.ARM_WRITE_BUCKET_CAPACITY, settings.ARM_WRITE_BUCKET_REFILL_PER_SECOND = 10**6, 10**6
+    settings.ARM_MAX_RETRIES = 0  # each 429 ends its check at once: the control is about the first attempts
     signed_in(ALICE["upn"])
     batch = _sweep(client, sim, worker, 20)
     assert sim.stats.throttled > 0

@@ -98,8 +98,8 @@ class Command(BaseCommand):
                 call_command("prune_db_task_results", "--min-age-days", "7", "--failed-min-age-days", "30",
                              verbosity=0)
                 next_reap = time.monotonic() + every
-            for thread in workers:
-                thread.join(timeout=0.2)
+            # One short wait a round, not a join per thread: 32 threads joined in turn held periodic jobs 6 s apart.
+            time.sleep(0.2)
 
 
 def _run_due_jobs(jobs: list) -> None:
