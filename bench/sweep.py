@@ -77,6 +77,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--interval", type=float, default=0.05, help="workers' seconds between polls of an empty queue")
     parser.add_argument("--sequential-sample", type=int, default=30)
     parser.add_argument("--scheduled", action="store_true", help="also run the scheduled sweep, side by side")
     parser.add_argument("--poll-seconds", type=float, default=1.0,
@@ -211,7 +212,7 @@ def attempts_by_answer(batch) -> Counter:
 
 
 def start_workers(args, *, batch: bool) -> list[subprocess.Popen]:
-    command = [sys.executable, "manage.py", "checks_worker", "--threads", str(args.threads), "--interval", "0.05"]
+    command = [sys.executable, "manage.py", "checks_worker", "--threads", str(args.threads), "--interval", str(args.interval)]
     # INFO, for the line that says a worker is up; only warnings and errors are passed on to our stderr.
     env = {**os.environ, "LOG_LEVEL": "INFO"}
     workers = []
@@ -240,13 +241,14 @@ def manual_sweep(args, sim, user) -> dict:
 
     refill_buckets(sim)
     counters = Counters(sim)
+    t_queue = time.perf_counter()
     batch, _ = Batch.objects.queue(list(Server.objects.all()), user, api_version="2024-08-01")
     t0 = time.perf_counter()
     for proc in start_workers(args, batch=True):
         proc.wait()
     wall = time.perf_counter() - t0
     throttled, token_calls = counters.since()
-    return {"batch": batch, "wall": wall, "throttled": throttled, "token_calls": token_calls,
+    return {"batch": batch, "wall": wall, "queued_in": t0 - t_queue, "throttled": throttled, "token_calls": token_calls,
             "progress": batch.progress(), "attempts": attempts_by_answer(batch),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
@@ -331,6 +333,10 @@ def scheduled_figures(run: dict, bound: Bound, manual: dict) -> dict:
     fired_after = (run["batch"].created_at - run["due"]).total_seconds()
     progress, mprogress = run["progress"], manual["progress"]
     rows = {
+        "checks queued in": (f"{manual['queued_in']:.1f} s (before the workers start)",
+                             f"{_span(checks, 'created_at', run['batch']):.1f} s (while the workers run)"),
+        "batch created → last check finished": (f"{_span(manual['batch'].checks, 'finished_at', manual['batch']):.1f} s",
+                                                f"{_span(checks, 'finished_at', run['batch']):.1f} s"),
         "wall time": (f"{manual['wall']:.1f} s (workers started → exited)",
                       f"{wall:.1f} s (due → last check finished)"),
         "wall / bound": (bound.ratio(manual["wall"]), bound.ratio(wall)),
@@ -352,6 +358,11 @@ def scheduled_figures(run: dict, bound: Bound, manual: dict) -> dict:
         (f"{progress['total']} checks for {mprogress['total']} servers", progress["total"] != mprogress["total"]),
     ) if bad]
     return {"rows": rows, "verdict": "; ".join(problems) or "ok"}
+
+
+def _span(checks, field: str, batch) -> float:
+    """Seconds from the batch's creation to the latest `field` of its checks."""
+    return (max(checks.values_list(field, flat=True)) - batch.created_at).total_seconds()
 
 
 def _hours(delta: timedelta) -> str:
