@@ -19,6 +19,10 @@ Both are measured against the same bound, and printed as ratios:
 - against a sequential loop of single calls, measured here on a sample and scaled to N;
 - 429s answered by the simulator, token-endpoint calls, peak RSS of a worker process.
 
+The scheduled sweep passes when the schedule created exactly 1 batch, ARM answered no 429, every check passed,
+and it took no longer than the manual sweep (plus a fifth for noise and one poll of lateness); otherwise the
+bench exits 1, after printing and writing its figures.
+
 Before each sweep ARM's buckets (the simulator's and our copy) are full again, so both start alike.
 `--write FILE` rewrites the file's head (up to its first `## ` heading) with the manual sweep's table and the
 scheduled sweep's table between its markers; every other section of the file is kept.
@@ -283,6 +287,7 @@ def scheduled_sweep(args, sim, user) -> dict:
     schedule.refresh_from_db()
     return {"schedule": schedule, "due": now, "batch": batch, "throttled": throttled, "token_calls": token_calls,
             "batches": Batch.objects.filter(pk__gt=before).count(), "progress": batch.progress(),
+            "poll_seconds": args.poll_seconds,
             "attempts": attempts_by_answer(batch)}
 
 
@@ -351,7 +356,11 @@ def scheduled_figures(run: dict, bound: Bound, manual: dict) -> dict:
         "token-endpoint calls": (manual["token_calls"], run["token_calls"]),
         "schedule's next run": ("", f"due + {_hours(run['schedule'].next_run_at - run['due'])} h"),
     }
+    # The same bound as the manual sweep: as fast, give or take a fifth for noise, plus one poll's lateness.
+    slower = wall - run["poll_seconds"] > 1.2 * manual["wall"]
     problems = [p for p, bad in (
+        (f"took {wall:.1f} s, the manual sweep {manual['wall']:.1f} s (wall / bound {bound.ratio(wall)} against "
+         f"{bound.ratio(manual['wall'])})", slower),
         (f"{run['batches']} batches, not 1", run["batches"] != 1),
         (f"{run['throttled']} 429s", run["throttled"] != 0),
         (f"{progress['passed']} of {progress['total']} passed", progress["passed"] != progress["total"]),
@@ -398,7 +407,7 @@ def write_markdown(path: Path, figures: dict, scheduled: dict | None, args) -> N
         block = (f"{SCHEDULED_BEGIN}\n{ran} `SCHEDULES_POLL_SECONDS={args.poll_seconds:g}`.\n\n"
                  + markdown_table(["figure", "manual sweep", "scheduled sweep"], rows) + f"{SCHEDULED_END}")
         rest = replace_block(rest, block)
-    path.write_text(head + ("\n" + rest if rest else ""))
+    path.write_text((head + rest).rstrip("\n") + "\n")
 
 
 def replace_block(text: str, block: str) -> str:
