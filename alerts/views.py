@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
 
 from alerts import Alert, AlertKind
 from alerts.delivery import queue_delivery
@@ -110,5 +111,5 @@ def delivery_row(request: HttpRequest, pk: int) -> HttpResponse:
     response = render(request, "alerts/index.html#delivery-row",
                       {"delivery": delivery, "announce": not delivery.is_queued})
     if not delivery.is_queued:
-        response["HX-Trigger"] = "delivery-finished"
+        trigger_client_event(response, "delivery-finished")
     return response

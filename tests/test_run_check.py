@@ -1,5 +1,7 @@
 """Running a check from the server list: queued, then the worker, then the result, live through htmx."""
 
+import json
+
 import pytest
 from django_tasks_db.models import DBTaskResult
 
@@ -30,7 +32,7 @@ def test_a_click_queues_a_check_and_returns_a_row_that_polls(client, alice_in, s
     html = response.content.decode()
     assert "Queued" in html
     assert f'hx-get="/servers/{server.pk}/row/"' in html and 'hx-trigger="every 1s"' in html
-    assert response["HX-Trigger"] == "check-queued"
+    assert json.loads(response["HX-Trigger"]) == {"check-queued": {}}
     check = Check.objects.get()
     assert (check.status, check.backup_name, check.requested_by, check.api_version) == (
         "queued", "pg-payments-01-ltr-1", alice_in, "2024-08-01")
@@ -52,7 +54,7 @@ def test_the_worker_finishes_the_check_and_the_poll_stops(client, alice_in, serv
     assert check.started_at <= check.finished_at
     response = client.get(f"/servers/{server.pk}/row/", headers=HTMX)
     assert response.status_code == 286
-    assert response["HX-Trigger"] == "check-finished", "the counts at the top of the list refresh"
+    assert json.loads(response["HX-Trigger"]) == {"check-finished": {}}, "the counts at the top of the list refresh"
     html = response.content.decode()
     assert "Passed" in html and "<strong>1</strong> container" in html
     assert "hx-trigger" not in html

@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
-from django_htmx.http import HttpResponseStopPolling
+from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from checks.forms import HistoryFilterForm
 from checks.models import Check
@@ -26,7 +26,7 @@ def poll_response(response: HttpResponse, check: Check | None) -> HttpResponse:
     `check-finished`, so the counts at the top of the list catch up."""
     if check is None or not check.is_active:
         response.status_code = HttpResponseStopPolling.status_code
-        response["HX-Trigger"] = "check-finished"
+        trigger_client_event(response, "check-finished")
     return response
 
 

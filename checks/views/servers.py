@@ -7,6 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import trigger_client_event
 
 from checks import fleet_state, resume
 from checks.forms import RunCheckForm
@@ -102,7 +103,7 @@ def run(request: HttpRequest, pk: int) -> HttpResponse:
     response = render(request, "checks/server_list.html#server-row", server_row_context(request, server, None, notice))
     if not notice:
         # The server page's history listens for this and shows the new check at the top.
-        response["HX-Trigger"] = "check-queued"
+        trigger_client_event(response, "check-queued")
     return response
 
 
