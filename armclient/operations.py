@@ -158,7 +158,7 @@ def _containers(answer: Answer) -> PreBackupResult:
         return PreBackupResult(Category.UNEXPECTED_RESPONSE, summary=f"Azure answered {answer.status} with {problem}.",
                                http_status=answer.status, response_excerpt=excerpt(answer.body))
     return PreBackupResult(Category.PASSED, http_status=answer.status, number_of_containers=count,
-                           summary=f"Passed: {count} container{'s' if count != 1 else ''} for the backup.")
+                           summary=f"{count} container{'s' if count != 1 else ''} for the backup; the server is ready.")
 
 
 def number_of_containers(data) -> tuple[int | None, str]:

@@ -12,7 +12,7 @@ RBAC_ACTION = "Microsoft.DBforPostgreSQL/flexibleServers/ltrPreBackup/action"
 
 
 class Category(models.TextChoices):
-    PASSED = "passed", "Ready for long-term backup"
+    PASSED = "passed", "Passed"
     SIGNIN_REQUIRED = "signin_required", "Sign-in required"
     PERMISSION_MISSING = "permission_missing", "Permission missing"
     NOT_FOUND = "not_found", "Not found"

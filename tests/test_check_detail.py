@@ -75,4 +75,4 @@ def test_an_active_check_polls_for_its_own_part_of_the_page_only(client_alice, a
     check.status, check.category = "succeeded", "passed"
     check.save()
     done = client_alice.get(f"/checks/{check.pk}/", headers={"HX-Request": "true"}).content.decode()
-    assert "hx-get" not in done and "Ready for long-term backup" in done
+    assert "hx-get" not in done and "Passed" in done

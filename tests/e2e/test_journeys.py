@@ -182,7 +182,7 @@ def test_open_a_check_from_the_history(page, app, demo_fleet, task_worker):
 
     expect(page.get_by_role("heading", name="Check of pg-payments-01")).to_be_visible()
     expect(page.locator(".page-head .badge")).to_have_text("Passed")
-    expect(page.locator(".outcome")).to_contain_text("Ready for long-term backup.")
+    expect(page.locator(".outcome")).to_contain_text("Passed.")
     expect(page.locator("dt:text-is('numberOfContainers') + dd")).to_have_text("1")
     expect(page.locator("dt:text-is('HTTP status') + dd")).to_have_text("200")
     expect(page.locator("dt:text-is('Run by') + dd")).to_contain_text("Alice Admin")
