@@ -205,8 +205,11 @@ class Check(models.Model):
 
     @property
     def took(self) -> str:
-        """How long the call took, "2.0 s"; empty until it has finished."""
-        return f"{self.duration.total_seconds():.1f} s" if self.duration else ""
+        """How long the call took, "2.0 s" or "38 ms" under a second; empty until it has finished."""
+        if not self.duration:
+            return ""
+        seconds = self.duration.total_seconds()
+        return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
     @property
     def remedy(self) -> str:

@@ -143,3 +143,16 @@ def test_the_history_kept_before_readiness_is_replayed(alice, server):
     assert list(ReadinessChange.objects.order_by("at").values_list("to_state", "caused_by_id")) == [
         ("ready", ok), ("not_ready", down)]
     assert Readiness.objects.get(server=server).state == "not_ready"
+
+
+def test_a_quick_check_says_milliseconds_and_a_bad_filter_names_its_field(client, alice, server):
+    from datetime import timedelta
+
+    check = make_check(server, alice)
+    check.finished_at = check.started_at + timedelta(milliseconds=38)
+    assert check.took == "38 ms"
+    check.finished_at = check.started_at + timedelta(seconds=2)
+    assert check.took == "2.0 s"
+    client.force_login(alice)
+    html = client.get("/", {"q": "x" * 300}).content.decode()
+    assert "Search: Ensure this value has at most 100 characters" in html and "Q:" not in html
