@@ -1,4 +1,5 @@
-"""A server's LTR backups as a fragment of its page (polled while one is running) and "Refresh from Azure"."""
+"""A server's LTR backups as a fragment of its page and "Refresh from Azure" (which the fragment also posts
+every few seconds while a backup runs, so its progress is live; 286 stops that once none runs)."""
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse

@@ -41,7 +41,7 @@ def test_a_success_and_a_running_backup_progress_to_succeeded(client, logged_in,
     response = refresh(client, server)
     html = response.content.decode()
     assert response.status_code == 200, "a running backup keeps the fragment polling"
-    assert 'hx-trigger="every 2s"' in html and "<progress" in html
+    assert f'hx-post="/servers/{server.pk}/backups/refresh/" hx-trigger="every 5s"' in html and "<progress" in html
     assert "Azure lists 2 LTR backup operations" in html and "40.0\xa0GB" in html and "6\xa0minutes" in html
     now = LtrBackup.objects.get(backup_name="now")
     assert now.status == "Running" and now.percent_complete < 100 and now.end_time is None
@@ -51,7 +51,7 @@ def test_a_success_and_a_running_backup_progress_to_succeeded(client, logged_in,
     assert now.status == "Succeeded" and now.percent_complete == 100 and now.data_transferred_bytes == 600
     done = fragment(client, server)
     assert done.status_code == 286, "nothing running: htmx stops polling"
-    assert "every 2s" not in done.content.decode()
+    assert "every 5s" not in done.content.decode()
 
 
 def test_a_failure_shows_its_error_in_words_with_its_code_escaped(client, logged_in, server, sim):
