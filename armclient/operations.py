@@ -1,5 +1,6 @@
 """The ARM operations the dashboard calls, each one conversation (armclient.conversation) read into a result:
-`ltr_pre_backup` (POST, a write) and `get_all_pages` (GET of a list and its `nextLink` pages, reads)."""
+`ltr_pre_backup` (POST, a write), `get_all_pages` (GET of a list and its `nextLink` pages, reads) and
+`ltr_backup_operations` (a server's LTR backup operations, a list read that way)."""
 
 import time
 from dataclasses import dataclass, field
@@ -248,3 +249,77 @@ def _page(exchange: Exchange) -> dict:
     if not isinstance(data, dict) or not isinstance(data.get("value", []), list):
         raise ListError("Azure's answer was not the list the API documents.", request_id=request_id)
     return data
+
+
+@dataclass
+class LtrOperation:
+    """One LTR backup operation as Azure listed it (spec: LtrBackupOperationResponseProperties), every string
+    made inert and cut to what the database keeps; what is missing or malformed is None or empty."""
+
+    backup_name: str
+    status: str
+    start_time: datetime | None
+    end_time: datetime | None
+    percent_complete: float | None
+    datasource_size_bytes: int | None
+    data_transferred_bytes: int | None
+    backup_metadata: str
+    error_code: str
+    error_message: str
+
+
+def ltr_backups_url(subscription_id: str, resource_group: str, server_name: str) -> str:
+    return pre_backup_url(subscription_id, resource_group, server_name).rsplit("/", 1)[0] + "/ltrBackupOperations"
+
+
+def ltr_backup_operations(*, tokens: TokenSource, principal_oid: str, subscription_id: str, resource_group: str,
+                          server_name: str, api_version: str, deadline_seconds: float) -> list[LtrOperation]:
+    """Every LTR backup operation of one server, every `nextLink` page followed on the ARM host only. A list is a
+    read: each page is paced to ARM's read bucket of (subscription, user), 250 requests refilled at 25 a second
+    (ARM's documented per-principal read limit), not the write bucket the pre-check uses. Raises ListError."""
+    items = get_all_pages(ltr_backups_url(subscription_id, resource_group, server_name),
+                          {"api-version": api_version}, tokens=tokens, principal_oid=principal_oid,
+                          scope=subscription_id, deadline_seconds=deadline_seconds)
+    operations = [_ltr_operation(item) for item in items]
+    return [op for op in operations if op is not None]
+
+
+def _ltr_operation(item: dict) -> LtrOperation | None:
+    props = item.get("properties") if isinstance(item.get("properties"), dict) else {}
+    name = _text(props.get("backupName") or item.get("name"), 200)
+    if not name:
+        return None
+    return LtrOperation(
+        backup_name=name, status=_text(props.get("status"), 40), start_time=_when(props.get("startTime")),
+        end_time=_when(props.get("endTime")), percent_complete=_percent(props.get("percentComplete")),
+        datasource_size_bytes=_bytes(props.get("datasourceSizeInBytes")),
+        data_transferred_bytes=_bytes(props.get("dataTransferredInBytes")),
+        backup_metadata=_text(props.get("backupMetadata"), 2000), error_code=_text(props.get("errorCode"), 200),
+        error_message=_text(props.get("errorMessage"), 2000),
+    )
+
+
+def _text(value, limit: int) -> str:
+    return inert(value)[:limit] if isinstance(value, str) else ""
+
+
+def _when(value) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _percent(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return min(100.0, max(0.0, float(value)))
+
+
+def _bytes(value) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        return None
+    return value

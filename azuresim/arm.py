@@ -47,6 +47,7 @@ class Call:
     scope: str = "subscription"  # whose bucket: the subscription's or (listing subscriptions) the tenant's
     sub: Subscription | None = None
     claims: dict | None = None
+    action: str = ACTION  # the RBAC action a refusal names
     bucket: TokenBucket | None = None
     remaining: int | None = None
 
@@ -86,6 +87,8 @@ ROUTES = (
     Route("GET", _RG, "list_servers_in_group", "read"),
     Route("GET", (*_RG, None), "get_server", "read"),
     Route("POST", (*_RG, None, "ltrprebackup"), "ltr_pre_backup", "write", read_side=False),
+    Route("GET", (*_RG, None, "ltrbackupoperations"), "list_ltr_backups", "read"),
+    Route("GET", (*_RG, None, "ltrbackupoperations", None), "get_ltr_backup", "read"),
 )
 
 

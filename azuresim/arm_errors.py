@@ -68,6 +68,9 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "resource_not_found": (404, "ResourceNotFound",
                            "The Resource '{namespace}/flexibleServers/{server}' under resource group '{rg}' was not "
                            "found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
+    "ltr_backup_not_found": (404, "ResourceNotFound",
+                             "The requested long term retention backup operation '{backup}' was not found for "
+                             "server '{server}'."),
     # the body
     "body_not_json": (400, "InvalidRequestContent",
                       "The request content was invalid and could not be deserialized: '{problem}'."),

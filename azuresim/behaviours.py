@@ -67,7 +67,7 @@ def _not_ready(server: "Server", b: dict, call: "Call", scope: str) -> ArmError:
 def _forbidden(server: "Server", b: dict, call: "Call", scope: str) -> ArmError:
     claims = call.claims
     return refuse("authorization_failed", client=claims.get("upn", claims["oid"]), oid=claims["oid"],
-                  action=ACTION, scope=scope)
+                  action=getattr(call, "action", ACTION), scope=scope)
 
 
 # Outcomes that are an ARM error answer: outcome -> a function building it from (server, behaviour, call, scope).
@@ -80,6 +80,13 @@ ERROR_OUTCOMES: dict[str, Callable[..., ArmError]] = {
     "internal_error": lambda server, b, call, scope: refuse("internal_error", request_id=call.request_id),
     "unavailable": lambda server, b, call, scope: refuse("unavailable", headers=retry_headers(b)),
 }
+
+
+def applies(b: dict, call_number: int) -> bool:
+    """Whether a behaviour's outcome applies to the server's ``call_number``-th call (fail_times, on_calls)."""
+    return (b["fail_times"] is None or call_number <= b["fail_times"]) and (
+        b["on_calls"] is None or call_number in b["on_calls"]
+    )
 
 
 class Behaviours:
@@ -111,20 +118,22 @@ class Behaviours:
             server.calls += 1
             call_number = server.calls
             b = dict(server.behaviour)
-        applies = (b["fail_times"] is None or call_number <= b["fail_times"]) and (
-            b["on_calls"] is None or call_number in b["on_calls"]
-        )
-        return (b["outcome"] if applies else "success"), b
+        return (b["outcome"] if applies(b, call_number) else "success"), b
 
     def answer(self, arm: "Arm", call: "Call", server: "Server", scope: str) -> Response:
         outcome, b = self.outcome(arm, server)
+        success = json.dumps({"properties": {"numberOfContainers": b["containers"]}}).encode()
+        return self.deliver(arm, call, server, scope, outcome, b, success)
+
+    def deliver(self, arm: "Arm", call: "Call", server: "Server", scope: str, outcome: str, b: dict,
+                success: bytes) -> Response:
+        """Answer with ``outcome``: ``success`` is the body a clean 200 carries (the reads pass their own)."""
         if b["latency_ms"] and self._sleep(b["latency_ms"] / 1000):
             raise refuse("shutting_down")
         if outcome in ERROR_OUTCOMES:
             if outcome == "throttled":
                 arm.world.count_throttled()
             raise ERROR_OUTCOMES[outcome](server, b, call, scope)
-        success = json.dumps({"properties": {"numberOfContainers": b["containers"]}}).encode()
         if outcome == "success":
             return arm.ok(call, success)
         if outcome in FIXED_BODIES:

@@ -5,6 +5,7 @@ group (paged with `nextLink` as ARM pages them), one server, and Microsoft.DBfor
     GET  /subscriptions?api-version=2022-12-01
     GET  /subscriptions/{id}/providers/Microsoft.DBforPostgreSQL/flexibleServers?api-version=2024-08-01
     GET  /subscriptions/{id}/resourceGroups/{rg}/providers/Microsoft.DBforPostgreSQL/flexibleServers[/{name}]
+    GET  .../flexibleServers/{name}/ltrBackupOperations[/{backupName}]   (azuresim.ltr_backups)
     GET  /subscriptions/{id}/providers/Microsoft.DBforPostgreSQL?api-version=2021-04-01
     POST /subscriptions/{id}/providers/Microsoft.DBforPostgreSQL/register?api-version=2021-04-01
 
@@ -12,10 +13,15 @@ Reads are metered by ARM's read bucket (250, refilled 25/s per subscription and 
 registration is a write. Tokens are checked exactly as for ltrPreBackup (arm.Arm).
 """
 
+import json
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from . import ltr_backups
+from .arm_errors import refuse
 from .armspec import API_VERSIONS, LOCATIONS, PROVIDER_API_VERSIONS, READ_ACTION, SUBSCRIPTION_API_VERSIONS
+from .behaviours import applies
 from .state import POSTGRES_NAMESPACE, Server, Subscription, World
 
 if TYPE_CHECKING:
@@ -23,6 +29,7 @@ if TYPE_CHECKING:
     from .web import Response
 
 PAGE_SIZE = 50
+LTR_PAGE_SIZE = 20
 
 
 def _visible(sub: Subscription, claims: dict) -> bool:
@@ -64,6 +71,7 @@ class Inventory:
     def __init__(self, arm: "Arm", world: World, urls: Callable) -> None:
         self.arm, self.world, self.urls = arm, world, urls
         self.page_size = PAGE_SIZE
+        self.ltr_page_size = LTR_PAGE_SIZE  # a knob: LTR backup operations per page
         # Tests set this to make every list call answer 429 (ARM's read bucket empty) with this Retry-After.
         self.throttle_retry_after: int | None = None
 
@@ -119,6 +127,46 @@ class Inventory:
             resource = server_resource(sub, rg_display, server)
         return self.arm.ok(call, resource)
 
+    # -- LTR backup operations ------------------------------------------------------------
+    def _ltr_server(self, call: "Call") -> tuple[str, Server]:
+        """The checks of a read of one server's LTR backups: ARM's, in order, then the server's existence."""
+        self._read(call, API_VERSIONS)
+        sub = self.arm.subscription(call)
+        self.arm.require_registered(sub)
+        self.arm.resource_group(call, sub)
+        call.action = ltr_backups.READ_ACTION
+        self.arm.authorize(call, call.action, self.arm.server_scope(call))
+        _, servers = sub.resource_groups[call.rg_name.lower()]
+        server = servers.get(call.server_name.lower())
+        if server is None:
+            raise self.arm.not_found(call)
+        return self.arm.server_scope(call), server
+
+    def _ltr_answer(self, call: "Call", server: Server, scope: str, body: dict) -> "Response":
+        """The server's ``ltr_behaviour`` decides: a clean 200 with ``body`` or one of the pre-check's faults."""
+        with self.world.lock:
+            server.ltr_calls += 1
+            b, n = dict(server.ltr_behaviour), server.ltr_calls
+        outcome = b["outcome"] if applies(b, n) else "success"
+        return self.arm.behaviours.deliver(self.arm, call, server, scope, outcome, b, json.dumps(body).encode())
+
+    def list_ltr_backups(self, call: "Call") -> "Response":
+        scope, server = self._ltr_server(call)
+        now = time.time()
+        with self.world.lock:
+            items = [ltr_backups.resource(scope, op, now) for op in server.ltr_backups]
+        items.sort(key=lambda i: (i["properties"]["startTime"], i["name"]), reverse=True)
+        return self._ltr_answer(call, server, scope, self._page_body(call, items, self.ltr_page_size))
+
+    def get_ltr_backup(self, call: "Call") -> "Response":
+        scope, server = self._ltr_server(call)
+        name = call.segments[9].lower()
+        with self.world.lock:
+            op = next((op for op in server.ltr_backups if op["name"].lower() == name), None)
+        if op is None:
+            raise refuse("ltr_backup_not_found", server=server.name, backup=call.segments[9])
+        return self._ltr_answer(call, server, scope, ltr_backups.resource(scope, op, time.time()))
+
     # -- the provider's registration --------------------------------------------------------
     def _provider(self, sub: Subscription, state: str | None = None) -> dict:
         registered = POSTGRES_NAMESPACE.lower() not in sub.unregistered_providers
@@ -158,11 +206,14 @@ class Inventory:
 
     # -- paging -----------------------------------------------------------------------------
     def _page(self, call: "Call", items: list) -> "Response":
+        return self.arm.ok(call, self._page_body(call, items, self.page_size))
+
+    def _page_body(self, call: "Call", items: list, size: int) -> dict:
         token = call.req.query.get("$skiptoken", "0")
         skip = int(token) if token.isdigit() else 0
-        body: dict = {"value": items[skip: skip + self.page_size]}
-        if skip + self.page_size < len(items):
+        body: dict = {"value": items[skip: skip + size]}
+        if skip + size < len(items):
             https_url, _ = self.urls()
-            query = f"api-version={call.req.query['api-version']}&$skiptoken={skip + self.page_size}"
+            query = f"api-version={call.req.query['api-version']}&$skiptoken={skip + size}"
             body["nextLink"] = f"{https_url}{call.req.path}?{query}"
-        return self.arm.ok(call, body)
+        return body

@@ -132,6 +132,16 @@ class Simulator:
         given, replaces the server's RBAC deny list; it is not part of the behaviour."""
         self.world.set_behaviour(subscription_id, resource_group, server_name, **behaviour)
 
+    def set_ltr_backups(self, subscription_id: str, resource_group: str, server_name: str,
+                        backups: list[dict] | None = None, behaviour: dict | None = None) -> None:
+        """Replace a server's LTR backup operations (azuresim.ltr_backups says their keys) and/or the
+        behaviour their reads answer with (e.g. ``{"outcome": "unavailable", "fail_times": 1}``)."""
+        self.world.set_ltr_backups(subscription_id, resource_group, server_name, backups, behaviour)
+
+    def remove_ltr_backup(self, subscription_id: str, resource_group: str, server_name: str, name: str) -> None:
+        """An LTR backup operation disappears from Azure (no longer listed, its GET answers 404)."""
+        self.world.remove_ltr_backup(subscription_id, resource_group, server_name, name)
+
     def remove_server(self, subscription_id: str, resource_group: str, server_name: str) -> None:
         self.world.remove_server(subscription_id, resource_group, server_name)
 

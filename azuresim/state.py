@@ -16,6 +16,8 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .ltr_backups import expand
+
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 POSTGRES_NAMESPACE = "Microsoft.DBforPostgreSQL"
 
@@ -122,6 +124,9 @@ class Server:
     behaviour: dict
     deny: set = field(default_factory=set)  # lower-cased UPNs refused by RBAC on this server
     calls: int = 0
+    ltr_backups: list = field(default_factory=list)  # its LTR backup operations (ltr_backups.expand)
+    ltr_behaviour: dict = field(default_factory=lambda: normalise_behaviour({}))  # how their reads answer
+    ltr_calls: int = 0
 
 
 @dataclass
@@ -187,6 +192,7 @@ class World:
 
     def __init__(self, scenario: dict) -> None:
         self.lock = threading.RLock()
+        self.loaded_at = time.time()  # "now" for the scenario's relative times (LTR backups' starts)
         self.tenants = {}
         self.users = {}  # lower upn -> User
         self.apps = {}
@@ -261,6 +267,8 @@ class World:
                     srv["name"],
                     normalise_behaviour(srv.get("behaviour", {})),
                     {d.lower() for d in srv.get("deny", [])},
+                    ltr_backups=expand(srv.get("ltr_backups", []), self.loaded_at),
+                    ltr_behaviour=normalise_behaviour(srv.get("ltr_behaviour", {})),
                 )
                 for srv in rg.get("servers", [])
             }
@@ -306,6 +314,22 @@ class World:
                 server.deny = {d.lower() for d in deny}
             return server
 
+    def set_ltr_backups(self, subscription_id: str, resource_group: str, server_name: str,
+                        backups: list[dict] | None = None, behaviour: dict | None = None) -> None:
+        """Replace a server's LTR backup operations (times relative to now) and/or how their reads answer."""
+        with self.lock:
+            server = self.find_server(subscription_id, resource_group, server_name)
+            if backups is not None:
+                server.ltr_backups = expand(backups, time.time())
+            if behaviour is not None:
+                server.ltr_behaviour, server.ltr_calls = normalise_behaviour(behaviour), 0
+
+    def remove_ltr_backup(self, subscription_id: str, resource_group: str, server_name: str, name: str) -> None:
+        """The operation disappears from Azure: neither listed nor found any more."""
+        with self.lock:
+            server = self.find_server(subscription_id, resource_group, server_name)
+            server.ltr_backups = [op for op in server.ltr_backups if op["name"].lower() != name.lower()]
+
     def remove_server(self, subscription_id: str, resource_group: str, server_name: str) -> None:
         with self.lock:
             sub = self.subscriptions[subscription_id.lower()]
@@ -316,7 +340,7 @@ class World:
             for sub in self.subscriptions.values():
                 for _, servers in sub.resource_groups.values():
                     for server in servers.values():
-                        server.calls = 0
+                        server.calls = server.ltr_calls = 0
             self._arm_calls.clear()
 
     def bucket(self, scope_id: str, oid: str, kind: str = "write") -> TokenBucket:

@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "checks",
     "schedules",
     "alerts",
+    "backups",
 ]
 
 MIDDLEWARE = [

@@ -1,10 +1,11 @@
-"""The root URLs: the servers and accounts app, the checks app, and Django's admin."""
+"""The root URLs: the servers and accounts app, the checks app, the LTR backups app, and Django's admin."""
 
 from django.contrib import admin
 from django.urls import include, path
 
 urlpatterns = [
     path("", include("checks.urls")),
+    path("", include("backups.urls")),
     path("schedules/", include("schedules.urls")),
     path("alerts/", include("alerts.urls")),
     # dashboard.urls before admin/: its admin/login/ replaces the admin's password form.

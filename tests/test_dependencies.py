@@ -2,7 +2,8 @@
 
 config (settings, root URLs, WSGI) may import every app and no app imports it. dashboard (servers and
 accounts) knows nothing of the others; alerts (channels and deliveries) knows only dashboard; checks depends
-on dashboard, alerts and armclient; schedules on checks and below. The Azure client (armclient) imports no app
+on dashboard, alerts and armclient; schedules on checks and below; backups (LTR backup operations) on dashboard,
+armclient (and alerts if it must), and none of those nor checks imports it. The Azure client (armclient) imports no app
 and not config; the simulator (azuresim) imports nothing of ours.
 """
 
@@ -12,16 +13,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = {"config", "dashboard", "checks", "schedules", "alerts", "armclient", "azuresim"}
+OURS = {"config", "dashboard", "checks", "schedules", "alerts", "armclient", "azuresim", "backups"}
 
 # package -> the packages of ours it must not import
 FORBIDDEN = {
     "azuresim": OURS - {"azuresim"},
-    "armclient": {"dashboard", "checks", "config"},
-    "dashboard": {"checks", "schedules", "alerts", "config"},
-    "alerts": {"checks", "schedules", "armclient", "config"},
-    "checks": {"schedules", "config"},
+    "armclient": {"dashboard", "checks", "config", "backups"},
+    "dashboard": {"checks", "schedules", "alerts", "config", "backups"},
+    "alerts": {"checks", "schedules", "armclient", "config", "backups"},
+    "checks": {"schedules", "config", "backups"},
     "schedules": {"config"},
+    "backups": {"checks", "schedules", "config"},
 }
 
 # (file, imported module) pairs allowed for now, each with its reason.

@@ -1,0 +1,69 @@
+"""Reading a server's LTR backup operations from Azure with the user's own token and keeping what was seen.
+
+A refresh runs inside a web request, so its deadline is short (ARM_MAX_RETRY_WAIT), as for "Import from Azure".
+It either reads the whole list and records it, or changes nothing and says why (armclient's words).
+"""
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from armclient.operations import ListError, LtrOperation, ltr_backup_operations
+from backups.models import LtrBackup, LtrRefresh
+from dashboard import entra
+from dashboard.models import Server
+
+FIELDS = ("status", "start_time", "end_time", "percent_complete", "datasource_size_bytes", "data_transferred_bytes",
+          "backup_metadata", "error_code", "error_message")
+
+
+class RefreshFailed(Exception):
+    """Azure's list could not be read whole; `message` says why in the user's words, nothing was changed."""
+
+    def __init__(self, message: str, code: str = ""):
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
+def refresh(server: Server, user) -> int:
+    """Read `server`'s LTR backup operations as `user` and record them; return how many Azure listed."""
+
+    def tokens(claims: str | None) -> entra.TokenAnswer:
+        return entra.arm_token(user, claims_challenge=claims)
+
+    try:
+        operations = ltr_backup_operations(
+            tokens=tokens, principal_oid=user.object_id, subscription_id=server.subscription_id,
+            resource_group=server.resource_group, server_name=server.name,
+            api_version=settings.AZURE_LTR_API_VERSION, deadline_seconds=settings.ARM_MAX_RETRY_WAIT,
+        )
+    except ListError as exc:
+        raise RefreshFailed(exc.message, exc.code) from None
+    record(server, operations, user)
+    return len(operations)
+
+
+@transaction.atomic
+def record(server: Server, operations: list[LtrOperation], user=None) -> None:
+    """Upsert what Azure listed; mark what it no longer lists (once), and note the refresh."""
+    now = timezone.now()
+    listed = {op.backup_name: op for op in operations}
+    known = {b.backup_name: b for b in LtrBackup.objects.filter(server=server, backup_name__in=list(listed))}
+    changed, new = [], []
+    for name, op in listed.items():
+        values = {field: getattr(op, field) for field in FIELDS}
+        backup = known.get(name)
+        if backup is None:
+            new.append(LtrBackup(server=server, tenant_id=server.tenant_id, backup_name=name, first_seen_at=now,
+                                 last_seen_at=now, **values))
+            continue
+        for field, value in values.items():
+            setattr(backup, field, value)
+        backup.last_seen_at, backup.gone_from_azure_at = now, None
+        changed.append(backup)
+    LtrBackup.objects.bulk_create(new, batch_size=500)
+    LtrBackup.objects.bulk_update(changed, [*FIELDS, "last_seen_at", "gone_from_azure_at"], batch_size=500)
+    (LtrBackup.objects.filter(server=server, gone_from_azure_at=None).exclude(backup_name__in=list(listed))
+     .update(gone_from_azure_at=now))
+    LtrRefresh.objects.update_or_create(server=server, defaults={
+        "tenant_id": server.tenant_id, "refreshed_at": now, "refreshed_by": user, "listed": len(listed)})

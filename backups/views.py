@@ -1,0 +1,55 @@
+"""A server's LTR backups as a fragment of its page and "Refresh from Azure" (which the fragment also posts
+every few seconds while a backup runs, so its progress is live; 286 stops that once none runs)."""
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from backups.models import LtrBackup, LtrRefresh
+from backups.refresh import RefreshFailed, refresh
+from dashboard.models import Server
+from dashboard.views import get_server_for_user
+
+TEMPLATE = "backups/ltr_backups.html"
+
+
+def _fragment(request: HttpRequest, server: Server, *, error: RefreshFailed | None = None,
+              notice: str = "") -> HttpResponse:
+    # Every query names the tenant: the server was found in the user's tenant, and so must its rows be.
+    backups = list(LtrBackup.objects.filter(server=server, tenant_id=server.tenant_id))
+    last = LtrRefresh.objects.filter(server=server, tenant_id=server.tenant_id).select_related("refreshed_by").first()
+    running = any(b.is_running for b in backups)
+    context = {"server": server, "backups": backups, "last_refresh": last, "running": running, "error": error,
+               "notice": notice}
+    response = render(request, TEMPLATE, context)
+    if not running:
+        # htmx swaps this answer in and stops polling: no backup is running any more.
+        response.status_code = HttpResponseStopPolling.status_code
+    return response
+
+
+@require_GET
+def server_backups(request: HttpRequest, pk: int) -> HttpResponse:
+    server = get_server_for_user(request, pk, active_only=False)
+    return _fragment(request, server)
+
+
+@require_POST
+def refresh_backups(request: HttpRequest, pk: int) -> HttpResponse:
+    """Read the server's LTR backups from Azure now, with the user's token; a failure changes nothing."""
+    server = get_server_for_user(request, pk)
+    error, notice = None, ""
+    try:
+        listed = refresh(server, request.user)
+        notice = f"Azure lists {listed} LTR backup operation{'s' if listed != 1 else ''} for this server."
+    except RefreshFailed as exc:
+        error = exc
+    if request.htmx:
+        return _fragment(request, server, error=error, notice=notice)
+    if error:
+        messages.error(request, f"The LTR backups could not be read from Azure: {error.message}")
+    else:
+        messages.success(request, notice)
+    return redirect("server_detail", pk=server.pk)
