@@ -5,11 +5,12 @@ from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from checks import fleet_state
-from checks.models import Batch
+from checks.models import Batch, BatchInProgress, QueueRefused
 from dashboard import entra
 from dashboard.auth_views import sign_in_again
 from dashboard.models import Server
@@ -23,6 +24,7 @@ def _get_batch_for_user(request: HttpRequest, pk: int) -> Batch:
 def batch_create(request: HttpRequest) -> HttpResponse:
     """Run the check on the selected servers, or on all servers matching the list's filters."""
     form, _, matching = fleet_state.filtered_servers(request, request.POST)
+    matching = matching.only("pk", "name")  # all a check needs of its server to be queued
     if request.POST.get("scope") == "all":
         servers = list(matching)
     else:
@@ -35,10 +37,24 @@ def batch_create(request: HttpRequest) -> HttpResponse:
         return redirect(back)
     if entra.arm_token(request.user).interaction_required:
         return sign_in_again(request, next_url=back)
-    batch, skipped = Batch.objects.queue(servers, request.user)
+    try:
+        batch, skipped = Batch.objects.queue(servers, request.user)
+    except QueueRefused as refused:
+        return _refused(request, refused, back)
     if skipped:
         messages.info(request, f"{len(skipped)} server(s) already had a check in progress and were left out.")
     return redirect("batch_detail", pk=batch.pk)
+
+
+def _refused(request: HttpRequest, refused: QueueRefused, back: str) -> HttpResponse:
+    """Say why nothing was queued; a batch already in progress is linked (the message is escaped, the link ours)."""
+    if isinstance(refused, BatchInProgress):
+        link = format_html('<a href="{}">Open batch {}</a>', reverse("batch_detail", args=[refused.batch.pk]),
+                           refused.batch.pk)
+        messages.warning(request, format_html("{} {}", refused.message, link))
+    else:
+        messages.error(request, refused.message)
+    return redirect(back)
 
 
 def _batch_context(batch: Batch) -> dict:
@@ -79,5 +95,8 @@ def batch_rerun_failed(request: HttpRequest, pk: int) -> HttpResponse:
     if not servers:
         messages.info(request, "No check of this batch failed; nothing to re-run.")
         return redirect("batch_detail", pk=batch.pk)
-    new_batch, _ = Batch.objects.queue(servers, request.user, rerun_of=batch)
+    try:
+        new_batch, _ = Batch.objects.queue(servers, request.user, rerun_of=batch)
+    except QueueRefused as refused:
+        return _refused(request, refused, reverse("batch_detail", args=[batch.pk]))
     return redirect("batch_detail", pk=new_batch.pk)
