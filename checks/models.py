@@ -8,11 +8,12 @@ after they finish and never deleted: they are the fleet's history.
 import hashlib
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.tasks import TaskResultStatus
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
@@ -317,6 +318,11 @@ class Check(models.Model):
                 notes.append(f"HTTP {attempt['status']}")
         return "; ".join(notes)
 
+    @staticmethod
+    def changed_at():
+        """When the check last changed state: queued (created), started or finished, whichever is latest."""
+        return Coalesce("finished_at", "started_at", "created_at")
+
     @classmethod
     def new_queued(cls, server, user, backup_name: str, *, api_version: str = "", batch=None) -> "Check":
         """The unsaved row of a queued check: the one place a new check's fields are set (single and bulk)."""
@@ -485,7 +491,13 @@ class Batch(models.Model):
         return self.checks.filter(status__in=Check.RERUNNABLE_STATUSES).values("server_id")
 
     def progress(self) -> dict:
-        counts = dict(self.checks.values_list("status").annotate(n=models.Count("id")))
+        return self.progress_and_cursor()[0]
+
+    def progress_and_cursor(self) -> tuple[dict, "datetime | None"]:
+        """The counts by state, and the newest state change of any check (the poll's cursor), in one query."""
+        rows = self.checks.values_list("status").annotate(n=models.Count("id"), newest=models.Max(Check.changed_at()))
+        counts = {status: n for status, n, _ in rows}
+        newest = max((stamp for _, _, stamp in rows if stamp is not None), default=None)
         total = sum(counts.values())
         active = counts.get(Check.Status.QUEUED, 0) + counts.get(Check.Status.RUNNING, 0)
         done = total - active
@@ -500,7 +512,7 @@ class Batch(models.Model):
             "cancelled": cancelled,
             "percent": round(100 * done / total) if total else 100,
             "finished": active == 0,
-        }
+        }, newest
 
 
 # The server's readiness, kept up to date by Check.record(); its own module, as it is its own idea.

@@ -1,5 +1,7 @@
 """Batches: the check run on many servers at once, its progress, cancelling it, re-running its failures."""
 
+from datetime import UTC, datetime
+
 from django.contrib import messages
 from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse
@@ -10,10 +12,13 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from checks import fleet_state
-from checks.models import Batch, BatchInProgress, QueueRefused
+from checks.models import Batch, BatchInProgress, Check, QueueRefused
 from dashboard import entra
 from dashboard.auth_views import sign_in_again
 from dashboard.models import Server
+
+# The batch page shows its checks this many at a time; the poll only ever sends rows of the page shown.
+ROWS_PER_PAGE = 100
 
 
 def _get_batch_for_user(request: HttpRequest, pk: int) -> Batch:
@@ -57,22 +62,58 @@ def _refused(request: HttpRequest, refused: QueueRefused, back: str) -> HttpResp
     return redirect(back)
 
 
-def _batch_context(batch: Batch) -> dict:
-    checks = batch.checks.select_related("server").order_by(Lower("server__name"))
-    return {"batch": batch, "progress": batch.progress(), "checks": checks}
+def _page_number(request: HttpRequest, total: int) -> tuple[int, int]:
+    """The page asked for (1-based, clamped to the pages there are) and how many pages there are."""
+    pages = max(1, -(-total // ROWS_PER_PAGE))
+    raw = request.GET.get("page", "")
+    number = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 9 else 1
+    return min(max(number, 1), pages), pages
+
+
+def _page_of_checks(batch: Batch, number: int):
+    """The checks on page `number`, by server name (the batch's rows are paginated, ROWS_PER_PAGE a page)."""
+    start = (number - 1) * ROWS_PER_PAGE
+    return batch.checks.order_by(Lower("server__name"), "pk")[start:start + ROWS_PER_PAGE]
+
+
+def _cursor(stamp: datetime | None) -> str:
+    return str(int(stamp.timestamp() * 1_000_000)) if stamp else "0"
+
+
+def _since(request: HttpRequest) -> datetime | None:
+    """The cursor the poll sent back (microseconds since the epoch); None when absent or malformed."""
+    raw = request.GET.get("since", "")
+    if not (raw.isascii() and raw.isdigit() and len(raw) < 19):
+        return None
+    return datetime.fromtimestamp(int(raw) / 1_000_000, tz=UTC)
+
+
+def _batch_context(request: HttpRequest, batch: Batch) -> dict:
+    progress, newest = batch.progress_and_cursor()
+    number, pages = _page_number(request, progress["total"])
+    return {"batch": batch, "progress": progress, "cursor": _cursor(newest), "page": number, "pages": pages,
+            "previous_page": number - 1, "next_page": number + 1 if number < pages else 0}
 
 
 @require_GET
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk)
-    return render(request, "checks/batch.html", _batch_context(batch))
+    context = _batch_context(request, batch)
+    context["checks"] = _page_of_checks(batch, context["page"]).select_related("server")
+    return render(request, "checks/batch.html", context)
 
 
 @require_GET
 def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
-    """The whole batch in one poll: counts, bar and every check's state; 286 once nothing is left."""
+    """The poll: the counts, plus the rows of the page shown whose state changed since the cursor it sent
+    (out-of-band swaps); every row of the page once the batch is done, and 286 so the polling stops."""
     batch = _get_batch_for_user(request, pk)
-    context = _batch_context(batch)
+    context = _batch_context(request, batch)
+    changed = Check.objects.filter(pk__in=_page_of_checks(batch, context["page"]).values("pk"))
+    since = _since(request)
+    if since is not None and not context["progress"]["finished"]:
+        changed = changed.alias(changed_at=Check.changed_at()).filter(changed_at__gt=since)
+    context["changed"] = changed.select_related("server").order_by(Lower("server__name"), "pk")
     response = render(request, "checks/batch.html#progress", context)
     if context["progress"]["finished"]:
         response.status_code = HttpResponseStopPolling.status_code
