@@ -24,9 +24,9 @@ from dashboard.models import Server
 log = logging.getLogger("checks.tasks")
 
 
-def proposed_backup_name(server_name: str) -> str:
+def proposed_backup_name(server_name: str, at: datetime | None = None) -> str:
     """The backup name the run form offers: the server's name and the minute, lower case (ARM's rule)."""
-    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    stamp = (at or timezone.now()).strftime("%Y%m%d-%H%M")
     return f"{server_name[:100]}-ltr-{stamp}".lower()
 
 
@@ -437,12 +437,14 @@ class BatchQuerySet(models.QuerySet):
         if not todo:
             raise NothingToQueue(skipped)
         TooManyActive.refuse_beyond(user.tenant_id, adding=len(todo), active=len(busy))
-        batch = self.create(tenant_id=user.tenant_id, started_by=user, started_by_name=str(user), rerun_of=rerun_of,
-                            server_set=server_set)
-        for start in range(0, len(todo), handoff.QUEUE_CHUNK):
-            skipped += handoff.queue_chunk(batch, todo[start:start + handoff.QUEUE_CHUNK], user, api_version)
-        if len(skipped) == len(servers):  # every server lost a race with a single "Run" meanwhile
-            batch.delete()
+        with transaction.atomic():  # the batch appears whole or not at all (one commit, not one per chunk)
+            batch = self.create(tenant_id=user.tenant_id, started_by=user, started_by_name=str(user),
+                                rerun_of=rerun_of, server_set=server_set)
+            for start in range(0, len(todo), handoff.QUEUE_CHUNK):
+                skipped += handoff.queue_chunk(batch, todo[start:start + handoff.QUEUE_CHUNK], user, api_version)
+            if len(skipped) == len(servers):  # every server lost a race with a single "Run" meanwhile
+                transaction.set_rollback(True)
+        if len(skipped) == len(servers):
             raise NothingToQueue(skipped)
         return batch, skipped
 
