@@ -5,13 +5,15 @@ the next one starts, so a crashed worker leaves a row that says where it stopped
 after they finish and never deleted: they are the fleet's history.
 """
 
+import hashlib
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.tasks import TaskResultStatus
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
@@ -22,10 +24,14 @@ from dashboard.models import Server
 log = logging.getLogger("checks.tasks")
 
 
-def proposed_backup_name(server_name: str) -> str:
+def proposed_backup_name(server_name: str, at: datetime | None = None) -> str:
     """The backup name the run form offers: the server's name and the minute, lower case (ARM's rule)."""
-    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    stamp = (at or timezone.now()).strftime("%Y%m%d-%H%M")
     return f"{server_name[:100]}-ltr-{stamp}".lower()
+
+
+# How often a single check is re-tried when its insert lost a race with a check that finished meanwhile.
+QUEUE_ATTEMPTS = 3
 
 
 class AlreadyActive(Exception):
@@ -34,6 +40,46 @@ class AlreadyActive(Exception):
     def __init__(self, check: "Check"):
         super().__init__(f"check {check.pk} is already {check.status}")
         self.check = check
+
+
+class QueueRefused(Exception):
+    """Nothing was queued, for a reason the person who asked is told in `message`."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class TooManyActive(QueueRefused):
+    """The tenant already has (or would have) more than MAX_ACTIVE_CHECKS_PER_TENANT checks queued or running."""
+
+    @classmethod
+    def refuse_beyond(cls, tenant_id: str, adding: int, active: int | None = None) -> None:
+        cap = settings.MAX_ACTIVE_CHECKS_PER_TENANT
+        if active is None:
+            active = Check.objects.for_tenant(tenant_id).active().count()
+        if active + adding > cap:
+            raise cls(f"Your organisation already has {active} check{'s' if active != 1 else ''} queued or running; "
+                      f"{adding} more would pass the limit of {cap}. Nothing was started: wait for some to finish "
+                      f"(or cancel a batch) and try again.")
+
+
+class NothingToQueue(QueueRefused):
+    """Every server asked for already had a check in flight: no batch is made."""
+
+    def __init__(self, skipped: list):
+        n = len(skipped)
+        super().__init__(f"{'The server' if n == 1 else f'All {n} servers'} already had a check in progress; "
+                         "no new batch was started.")
+        self.skipped = skipped
+
+
+class BatchInProgress(QueueRefused):
+    """The same person's batch over the same servers is still queued or running; `batch` is that one."""
+
+    def __init__(self, batch: "Batch"):
+        super().__init__(f"Your batch {batch.pk} over the same servers is still running; it was not started twice.")
+        self.batch = batch
 
 
 class CheckQuerySet(models.QuerySet):
@@ -57,20 +103,24 @@ class CheckQuerySet(models.QuerySet):
         return self.select_related("server", "requested_by").get(pk=pk)
 
     def queue(self, server, user, backup_name: str, *, api_version: str = "", batch=None) -> "Check":
-        """Record a queued check of `server` and hand it to a worker; AlreadyActive if one is in flight."""
-        try:
-            with transaction.atomic():
-                check = self.create(
-                    server=server, batch=batch, backup_name=backup_name, requested_by=user,
-                    requested_by_oid=user.object_id, requested_by_name=str(user),
-                    requested_by_tenant=user.tenant_id, api_version=api_version or settings.AZURE_LTR_API_VERSION,
-                )
-                Server.objects.filter(pk=server.pk).update(last_check=check)
-        except IntegrityError:
-            active = self.filter(server=server).active().first()
-            if active is None:  # finished between the failed insert and this read: the caller may retry
-                raise
-            raise AlreadyActive(active) from None
+        """Record a queued check of `server` and hand it to a worker; AlreadyActive if one is in flight,
+        TooManyActive if the tenant is at its cap."""
+        TooManyActive.refuse_beyond(user.tenant_id, adding=1)
+        for attempt in range(QUEUE_ATTEMPTS):
+            try:
+                with transaction.atomic():
+                    check = Check.new_queued(server, user, backup_name, api_version=api_version, batch=batch)
+                    check.save(force_insert=True)
+                    Server.objects.filter(pk=server.pk).update(last_check=check)
+                break
+            except IntegrityError:
+                active = self.filter(server=server).active().first()
+                if active is not None:
+                    raise AlreadyActive(active) from None
+                # The check in flight finished between the failed insert and this read (checks take 20-100 ms):
+                # the server is free now, so try again rather than answer 500.
+                if attempt == QUEUE_ATTEMPTS - 1:
+                    raise
         server.last_check = check
         check.hand_to_worker()
         return check
@@ -271,6 +321,20 @@ class Check(models.Model):
                 notes.append(f"HTTP {attempt['status']}")
         return "; ".join(notes)
 
+    @staticmethod
+    def changed_at():
+        """When the check last changed state: queued (created), started or finished, whichever is latest."""
+        return Coalesce("finished_at", "started_at", "created_at")
+
+    @classmethod
+    def new_queued(cls, server, user, backup_name: str, *, api_version: str = "", batch=None) -> "Check":
+        """The unsaved row of a queued check: the one place a new check's fields are set (single and bulk)."""
+        return cls(
+            server=server, batch=batch, backup_name=backup_name, requested_by=user,
+            requested_by_oid=user.object_id, requested_by_name=str(user),
+            requested_by_tenant=user.tenant_id, api_version=api_version or settings.AZURE_LTR_API_VERSION,
+        )
+
     def hand_to_worker(self) -> None:
         """Enqueue the task that runs this (queued) check; only its primary key travels."""
         from checks.tasks import run_check  # checks.tasks imports this module
@@ -351,16 +415,40 @@ class BatchQuerySet(models.QuerySet):
     def for_tenant(self, tenant_id: str) -> "BatchQuerySet":
         return self.filter(tenant_id=tenant_id)
 
+    def in_progress(self) -> "BatchQuerySet":
+        """Batches not cancelled with a check still queued or running."""
+        active = Check.objects.filter(batch=models.OuterRef("pk"), status__in=Check.ACTIVE_STATUSES)
+        return self.filter(cancelled_at__isnull=True).filter(models.Exists(active))
+
     def queue(self, servers, user, *, api_version: str = "", rerun_of=None) -> tuple["Batch", list]:
-        """One check per server, grouped in a new batch; servers with a check in flight are skipped."""
-        batch = self.create(tenant_id=user.tenant_id, started_by=user, started_by_name=str(user), rerun_of=rerun_of)
-        skipped = []
-        for server in servers:
-            try:
-                Check.objects.queue(server, user, proposed_backup_name(server.name), api_version=api_version,
-                                    batch=batch)
-            except AlreadyActive:
-                skipped.append(server)
+        """One check per server, grouped in a new batch; servers with a check in flight are skipped.
+
+        Refused (QueueRefused, nothing queued) when the same user's batch over the same servers is still in
+        progress, when every server is skipped, or when the tenant would pass MAX_ACTIVE_CHECKS_PER_TENANT.
+        A few queries per QUEUE_CHUNK servers, whatever their number (checks.handoff does the work).
+        """
+        from checks import handoff
+
+        servers = list(servers)
+        server_set = Batch.fingerprint(servers)
+        previous = self.for_tenant(user.tenant_id).filter(started_by=user, server_set=server_set).in_progress()
+        if (previous := previous.order_by("-created_at").first()) is not None:
+            raise BatchInProgress(previous)
+        busy = set(Check.objects.for_tenant(user.tenant_id).active().values_list("server_id", flat=True))
+        todo = [server for server in servers if server.pk not in busy]
+        skipped = [server for server in servers if server.pk in busy]
+        if not todo:
+            raise NothingToQueue(skipped)
+        TooManyActive.refuse_beyond(user.tenant_id, adding=len(todo), active=len(busy))
+        with transaction.atomic():  # the batch appears whole or not at all (one commit, not one per chunk)
+            batch = self.create(tenant_id=user.tenant_id, started_by=user, started_by_name=str(user),
+                                rerun_of=rerun_of, server_set=server_set)
+            for start in range(0, len(todo), handoff.QUEUE_CHUNK):
+                skipped += handoff.queue_chunk(batch, todo[start:start + handoff.QUEUE_CHUNK], user, api_version)
+            if len(skipped) == len(servers):  # every server lost a race with a single "Run" meanwhile
+                transaction.set_rollback(True)
+        if len(skipped) == len(servers):
+            raise NothingToQueue(skipped)
         return batch, skipped
 
 
@@ -374,6 +462,9 @@ class Batch(models.Model):
     cancelled_at = models.DateTimeField(null=True, blank=True)
     # The batch this one re-ran the failed checks of.
     rerun_of = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="reruns")
+    # Which servers were asked for (a digest of their ids), so a second click over the same ones is refused
+    # while this batch is in progress.
+    server_set = models.CharField(max_length=64, blank=True)
 
     objects = BatchQuerySet.as_manager()
 
@@ -385,6 +476,11 @@ class Batch(models.Model):
 
     def __str__(self) -> str:
         return f"Batch {self.pk}"
+
+    @staticmethod
+    def fingerprint(servers) -> str:
+        ids = ",".join(str(pk) for pk in sorted({server.pk for server in servers}))
+        return hashlib.sha256(ids.encode()).hexdigest()
 
     def cancel(self) -> int:
         """Cancel the batch's queued checks (running ones finish); how many were cancelled."""
@@ -400,7 +496,13 @@ class Batch(models.Model):
         return self.checks.filter(status__in=Check.RERUNNABLE_STATUSES).values("server_id")
 
     def progress(self) -> dict:
-        counts = dict(self.checks.values_list("status").annotate(n=models.Count("id")))
+        return self.progress_and_cursor()[0]
+
+    def progress_and_cursor(self) -> tuple[dict, "datetime | None"]:
+        """The counts by state, and the newest state change of any check (the poll's cursor), in one query."""
+        rows = self.checks.values_list("status").annotate(n=models.Count("id"), newest=models.Max(Check.changed_at()))
+        counts = {status: n for status, n, _ in rows}
+        newest = max((stamp for _, _, stamp in rows if stamp is not None), default=None)
         total = sum(counts.values())
         active = counts.get(Check.Status.QUEUED, 0) + counts.get(Check.Status.RUNNING, 0)
         done = total - active
@@ -415,7 +517,7 @@ class Batch(models.Model):
             "cancelled": cancelled,
             "percent": round(100 * done / total) if total else 100,
             "finished": active == 0,
-        }
+        }, newest
 
 
 # The server's readiness, kept up to date by Check.record(); its own module, as it is its own idea.

@@ -13,7 +13,7 @@ from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from checks.models import AlreadyActive, Check
+from checks.models import AlreadyActive, Check, TooManyActive
 from dashboard.models import Server
 
 PENDING_RUN_KEY = "checks_pending_run"
@@ -37,5 +37,7 @@ def resume_parked_run(sender, request: HttpRequest | None, user, **kwargs) -> No
         Check.objects.queue(server, user, pending["backup_name"])
     except AlreadyActive:
         messages.info(request, f"A check of {server.name} is already in progress.")
+    except TooManyActive as refused:
+        messages.error(request, refused.message)
     else:
         messages.success(request, f"Signed in again; the check of {server.name} is running.")

@@ -365,6 +365,8 @@ SCHEDULES_POLL_SECONDS = float(os.environ.get("SCHEDULES_POLL_SECONDS", "20"))
 SCHEDULES_RETRY_SECONDS = float(os.environ.get("SCHEDULES_RETRY_SECONDS", "300"))
 # At most this many due schedules fired per poll (the rest on the next poll).
 SCHEDULES_FIRE_LIMIT = env_int("SCHEDULES_FIRE_LIMIT", 100)
+# At most this many checks queued or running per tenant: a batch or a run that would pass it is refused whole.
+MAX_ACTIVE_CHECKS_PER_TENANT = env_int("MAX_ACTIVE_CHECKS_PER_TENANT", 10000)
 
 # ---- Alerts (alerts/): e-mail over SMTP and webhooks; see alerts/__init__.py ----------------------------
 # Django 6.1's MAILERS, filled from the usual EMAIL_* variables (its EMAIL_* settings are deprecated).

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from checks.models import Batch
+from checks.models import Batch, QueueRefused
 from dashboard import entra
 from dashboard.models import User
 from schedules.models import Schedule
@@ -26,7 +26,10 @@ log = logging.getLogger(__name__)
 
 
 def queue_checks_as(owner: User, servers: list) -> Batch:
-    """The one call into checks that queues a batch as `owner` (servers with a check in flight are left out)."""
+    """The one call into checks that queues a batch as `owner` (servers with a check in flight are left out).
+
+    QueueRefused (nothing queued) when every server is busy, the owner's previous batch over the same servers
+    is still in progress, or the tenant is at its cap of active checks."""
     batch, skipped = Batch.objects.queue(servers, owner, api_version=settings.AZURE_LTR_API_VERSION)
     if skipped:
         log.info("Batch %s: %s server(s) already had a check in flight and were left out", batch.pk, len(skipped))
@@ -86,7 +89,11 @@ def run_as_owner(schedule: Schedule, now: datetime) -> Batch | None:
     if not servers:
         _note_problem(schedule, "No registered server matches this schedule; nothing was checked.")
         return None
-    batch = queue_checks_as(schedule.owner, servers)
+    try:
+        batch = queue_checks_as(schedule.owner, servers)
+    except QueueRefused as refused:
+        _note_problem(schedule, f"This run was not queued: {refused.message}")
+        return None
     record_run(schedule, batch, now)
     log.info("Schedule %s ran as user %s: batch %s of %s server(s)", schedule.pk, schedule.owner_id, batch.pk,
              len(servers))

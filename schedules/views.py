@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from checks.models import QueueRefused
 from dashboard import entra
 from dashboard.auth_views import sign_in_again
 from schedules.firing import queue_checks_as, record_run
@@ -110,7 +111,11 @@ def schedule_run_now(request: HttpRequest, schedule: Schedule) -> HttpResponse:
     if not servers:
         messages.error(request, "No registered server matches this schedule; nothing was checked.")
         return redirect("schedule_list")
-    batch = queue_checks_as(request.user, servers)
+    try:
+        batch = queue_checks_as(request.user, servers)
+    except QueueRefused as refused:
+        messages.error(request, refused.message)
+        return redirect("schedule_list")
     record_run(schedule, batch, timezone.now())
     return redirect("batch_detail", pk=batch.pk)
 

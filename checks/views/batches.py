@@ -1,18 +1,24 @@
 """Batches: the check run on many servers at once, its progress, cancelling it, re-running its failures."""
 
+from datetime import UTC, datetime
+
 from django.contrib import messages
 from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from checks import fleet_state
-from checks.models import Batch
+from checks.models import Batch, BatchInProgress, Check, QueueRefused
 from dashboard import entra
 from dashboard.auth_views import sign_in_again
 from dashboard.models import Server
+
+# The batch page shows its checks this many at a time; the poll only ever sends rows of the page shown.
+ROWS_PER_PAGE = 100
 
 
 def _get_batch_for_user(request: HttpRequest, pk: int) -> Batch:
@@ -23,6 +29,7 @@ def _get_batch_for_user(request: HttpRequest, pk: int) -> Batch:
 def batch_create(request: HttpRequest) -> HttpResponse:
     """Run the check on the selected servers, or on all servers matching the list's filters."""
     form, _, matching = fleet_state.filtered_servers(request, request.POST)
+    matching = matching.only("pk", "name")  # all a check needs of its server to be queued
     if request.POST.get("scope") == "all":
         servers = list(matching)
     else:
@@ -35,28 +42,78 @@ def batch_create(request: HttpRequest) -> HttpResponse:
         return redirect(back)
     if entra.arm_token(request.user).interaction_required:
         return sign_in_again(request, next_url=back)
-    batch, skipped = Batch.objects.queue(servers, request.user)
+    try:
+        batch, skipped = Batch.objects.queue(servers, request.user)
+    except QueueRefused as refused:
+        return _refused(request, refused, back)
     if skipped:
         messages.info(request, f"{len(skipped)} server(s) already had a check in progress and were left out.")
     return redirect("batch_detail", pk=batch.pk)
 
 
-def _batch_context(batch: Batch) -> dict:
-    checks = batch.checks.select_related("server").order_by(Lower("server__name"))
-    return {"batch": batch, "progress": batch.progress(), "checks": checks}
+def _refused(request: HttpRequest, refused: QueueRefused, back: str) -> HttpResponse:
+    """Say why nothing was queued; a batch already in progress is linked (the message is escaped, the link ours)."""
+    if isinstance(refused, BatchInProgress):
+        link = format_html('<a href="{}">Open batch {}</a>', reverse("batch_detail", args=[refused.batch.pk]),
+                           refused.batch.pk)
+        messages.warning(request, format_html("{} {}", refused.message, link))
+    else:
+        messages.error(request, refused.message)
+    return redirect(back)
+
+
+def _page_number(request: HttpRequest, total: int) -> tuple[int, int]:
+    """The page asked for (1-based, clamped to the pages there are) and how many pages there are."""
+    pages = max(1, -(-total // ROWS_PER_PAGE))
+    raw = request.GET.get("page", "")
+    number = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 9 else 1
+    return min(max(number, 1), pages), pages
+
+
+def _page_of_checks(batch: Batch, number: int):
+    """The checks on page `number`, by server name (the batch's rows are paginated, ROWS_PER_PAGE a page)."""
+    start = (number - 1) * ROWS_PER_PAGE
+    return batch.checks.order_by(Lower("server__name"), "pk")[start:start + ROWS_PER_PAGE]
+
+
+def _cursor(stamp: datetime | None) -> str:
+    return str(int(stamp.timestamp() * 1_000_000)) if stamp else "0"
+
+
+def _since(request: HttpRequest) -> datetime | None:
+    """The cursor the poll sent back (microseconds since the epoch); None when absent or malformed."""
+    raw = request.GET.get("since", "")
+    if not (raw.isascii() and raw.isdigit() and len(raw) < 19):
+        return None
+    return datetime.fromtimestamp(int(raw) / 1_000_000, tz=UTC)
+
+
+def _batch_context(request: HttpRequest, batch: Batch) -> dict:
+    progress, newest = batch.progress_and_cursor()
+    number, pages = _page_number(request, progress["total"])
+    return {"batch": batch, "progress": progress, "cursor": _cursor(newest), "page": number, "pages": pages,
+            "previous_page": number - 1, "next_page": number + 1 if number < pages else 0}
 
 
 @require_GET
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk)
-    return render(request, "checks/batch.html", _batch_context(batch))
+    context = _batch_context(request, batch)
+    context["checks"] = _page_of_checks(batch, context["page"]).select_related("server")
+    return render(request, "checks/batch.html", context)
 
 
 @require_GET
 def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
-    """The whole batch in one poll: counts, bar and every check's state; 286 once nothing is left."""
+    """The poll: the counts, plus the rows of the page shown whose state changed since the cursor it sent
+    (out-of-band swaps); every row of the page once the batch is done, and 286 so the polling stops."""
     batch = _get_batch_for_user(request, pk)
-    context = _batch_context(batch)
+    context = _batch_context(request, batch)
+    changed = Check.objects.filter(pk__in=_page_of_checks(batch, context["page"]).values("pk"))
+    since = _since(request)
+    if since is not None and not context["progress"]["finished"]:
+        changed = changed.alias(changed_at=Check.changed_at()).filter(changed_at__gt=since)
+    context["changed"] = changed.select_related("server").order_by(Lower("server__name"), "pk")
     response = render(request, "checks/batch.html#progress", context)
     if context["progress"]["finished"]:
         response.status_code = HttpResponseStopPolling.status_code
@@ -79,5 +136,8 @@ def batch_rerun_failed(request: HttpRequest, pk: int) -> HttpResponse:
     if not servers:
         messages.info(request, "No check of this batch failed; nothing to re-run.")
         return redirect("batch_detail", pk=batch.pk)
-    new_batch, _ = Batch.objects.queue(servers, request.user, rerun_of=batch)
+    try:
+        new_batch, _ = Batch.objects.queue(servers, request.user, rerun_of=batch)
+    except QueueRefused as refused:
+        return _refused(request, refused, reverse("batch_detail", args=[batch.pk]))
     return redirect("batch_detail", pk=new_batch.pk)

@@ -11,7 +11,7 @@ from django_htmx.http import trigger_client_event
 
 from checks import fleet_state, resume
 from checks.forms import RunCheckForm
-from checks.models import AlreadyActive, Check, ReadinessChange, proposed_backup_name
+from checks.models import AlreadyActive, Check, ReadinessChange, TooManyActive, proposed_backup_name
 from checks.views.history import get_check_for_user, poll_response
 from dashboard import entra
 from dashboard.auth_views import sign_in_again
@@ -95,6 +95,8 @@ def run(request: HttpRequest, pk: int) -> HttpResponse:
         Check.objects.queue(server, request.user, form.cleaned_data["backup_name"])
     except AlreadyActive:
         notice = "A check of this server is already in progress; it was not started twice."
+    except TooManyActive as refused:
+        notice = refused.message
     server.refresh_from_db()
     if not request.htmx:
         if notice:
