@@ -83,9 +83,12 @@ ERROR_OUTCOMES: dict[str, Callable[..., ArmError]] = {
 
 
 def applies(b: dict, call_number: int) -> bool:
-    """Whether a behaviour's outcome applies to the server's ``call_number``-th call (fail_times, on_calls)."""
-    return (b["fail_times"] is None or call_number <= b["fail_times"]) and (
-        b["on_calls"] is None or call_number in b["on_calls"]
+    """Whether a behaviour's outcome applies to the server's ``call_number``-th call (fail_times, on_calls,
+    after_calls)."""
+    return (
+        (b["fail_times"] is None or call_number <= b["fail_times"])
+        and (b["on_calls"] is None or call_number in b["on_calls"])
+        and (b["after_calls"] is None or call_number > b["after_calls"])
     )
 
 

@@ -48,6 +48,7 @@ BEHAVIOUR_DEFAULTS = {
     "latency_ms": 0,
     "fail_times": None,  # the outcome applies to the first N calls only
     "on_calls": None,  # ... or only to these 1-based call numbers
+    "after_calls": None,  # ... or only after the first N calls (which succeed): a server that stops being ready
     "retry_after": None,  # seconds; throttled/unavailable default to 10 when neither is set
     "retry_after_ms": None,
     "huge_bytes": 20 * 1024 * 1024,
@@ -78,8 +79,9 @@ def normalise_behaviour(behaviour: dict) -> dict:
     for key in ("containers", "latency_ms", "huge_bytes"):
         if not isinstance(result[key], int) or result[key] < 0:
             raise ValueError(f"{key} must be a non-negative int")
-    if result["fail_times"] is not None and not isinstance(result["fail_times"], int):
-        raise ValueError("fail_times must be an int")
+    for key in ("fail_times", "after_calls"):
+        if result[key] is not None and not isinstance(result[key], int):
+            raise ValueError(f"{key} must be an int")
     if result["on_calls"] is not None:
         result["on_calls"] = sorted({int(n) for n in result["on_calls"]})
     return result

@@ -1,7 +1,9 @@
 """The demo fleet: servers registered for the simulator's demo tenants, one for each kind of outcome.
 
 These names match `azuresim/scenarios/demo.json` (which the app never imports): some servers exist there
-and behave in a given way, two deliberately do not exist, so their checks end in ARM's 404s.
+and behave in a given way, two deliberately do not exist, so their checks end in ARM's 404s. pg-flip-01
+passes its first check and is not ready from then on: the demo schedule's first run finds it ready, the next
+check records a readiness change and raises an alert.
 """
 
 CONTOSO = "11111111-1111-4111-8111-111111111111"
@@ -25,6 +27,7 @@ FLEET = [
     (CONTOSO, PROD, "rg-legacy", "pg-legacy-01", "Resource group gone (ResourceGroupNotFound)"),
     (CONTOSO, STAGING, "rg-staging", "pg-staging-01", "Passes: 1 container"),
     (CONTOSO, STAGING, "rg-staging", "pg-staging-02", "Passes: 8 containers after 1.5 s"),
+    (CONTOSO, STAGING, "rg-staging", "pg-flip-01", "Flips to not ready after its first check (Updating)"),
     (CONTOSO, SANDBOX, "rg-sandbox", "pg-sandbox-01", "Provider not registered in the subscription"),
     (FABRIKAM, FABRIKAM_PROD, "rg-fabrikam", "pg-fabrikam-01", "Fabrikam's own server"),
 ]

@@ -41,7 +41,7 @@ def test_selected_servers_run_as_one_batch(client, alice_in, fleet, worker):
 def test_run_all_matching_the_current_filter(client, alice_in, fleet, worker):
     client.post("/batches/", {"scope": "all", "subscription": STAGING})
     batch = Batch.objects.get()
-    assert sorted(batch.checks.values_list("server__name", flat=True)) == ["pg-staging-01", "pg-staging-02"]
+    assert sorted(batch.checks.values_list("server__name", flat=True)) == ["pg-flip-01", "pg-staging-01", "pg-staging-02"]
 
 
 def test_nothing_selected_is_a_message_not_an_empty_batch(client, alice_in, fleet):
@@ -122,7 +122,7 @@ def test_the_server_list_counts_filters_and_shows_the_outcome_strip(client, alic
     worker()
     html = client.get("/").content.decode()
     assert "<strong>1</strong> ready" in html and "<strong>1</strong> not ready" in html
-    assert "<strong>11</strong> never checked" in html
+    assert "<strong>12</strong> never checked" in html
     assert html.count('class="tick tick-') == 2
     failing = client.get("/", {"state": "not_ready"}).content.decode()
     assert "pg-orders" in failing and "pg-payments-01</strong>" not in failing
@@ -158,5 +158,5 @@ def test_a_finished_check_refreshes_only_the_counts_fragment_in_one_counting_que
     html = response.content.decode()
     assert html.lstrip().startswith('<ul class="counts" id="fleet-counts"') and "<html" not in html
     assert "<strong>1</strong> ready" in html and "<strong>1</strong> not ready" in html
-    assert "<strong>11</strong> never checked" in html and 'class="server-row"' not in html
+    assert "<strong>12</strong> never checked" in html and 'class="server-row"' not in html
     assert sum("COUNT(" in q["sql"].upper() for q in queries.captured_queries) == 1

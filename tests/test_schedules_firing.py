@@ -180,5 +180,5 @@ def test_the_demo_schedule_waits_for_alice_then_runs_over_the_demo_fleet(fleet, 
     assert fire_due_schedules() == 1
     schedule.refresh_from_db()
     contoso = [s for s in fleet.values() if s.tenant_id == CONTOSO]
-    assert schedule.state == "active" and schedule.last_batch.checks.count() == len(contoso) == 13
+    assert schedule.state == "active" and schedule.last_batch.checks.count() == len(contoso) == 14
     assert schedule.next_run_at.astimezone(schedule.tz).strftime("%H:%M") == "02:30"

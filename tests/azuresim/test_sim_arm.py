@@ -234,6 +234,13 @@ def test_on_calls(sim, session, alice_token):
     assert [arm_post(session, sim, "pg-new", alice_token).status_code for _ in range(3)] == [200, 500, 200]
 
 
+def test_after_calls_passes_first_then_answers_not_ready_for_good(sim, session, alice_token):
+    sim.set_behaviour(PROD, RG, "pg-new", outcome="not_ready", state="Updating", after_calls=1)
+    answers = [arm_post(session, sim, "pg-new", alice_token) for _ in range(4)]
+    assert [r.status_code for r in answers] == [200, 400, 400, 400]
+    assert "state 'Updating'" in error_of(answers[1])["details"][0]["message"]
+
+
 @pytest.mark.parametrize(
     "behaviour, check",
     [

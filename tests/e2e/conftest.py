@@ -6,7 +6,9 @@ What runs while a test watches the browser:
 - pytest-django's live server (session scoped; each test gets `transactional_db`, so the tables are flushed
   after it);
 - django-tasks-db's real worker loop in a daemon thread, so checks move queued -> running -> done on
-  their own, as with `make run`.
+  their own, as with `make run`;
+- where a journey asks for them (`periodic_jobs`), the checks worker's periodic jobs (firing due schedules)
+  in another daemon thread, through the worker's own loop.
 
 The test database is a file (tests/settings.py), so the live server's threads and the worker thread each
 have their own connection with the WAL journal and busy timeout, as in demo mode.
@@ -19,6 +21,7 @@ import threading
 import pytest
 from django.core.management import call_command
 from django.db import connections
+from django.utils.module_loading import import_string
 from playwright.sync_api import sync_playwright
 
 from tests.e2e.helpers import ARTIFACTS
@@ -116,3 +119,29 @@ def task_worker(live_server):
     thread.join(timeout=30)
     assert not thread.is_alive(), "the worker thread did not stop within 30 s"
     assert not failures, f"the worker loop crashed: {failures[0]!r}"
+
+
+@pytest.fixture
+def periodic_jobs(task_worker, settings):
+    """checks_worker's periodic jobs (settings.WORKER_PERIODIC_JOBS: firing due schedules, reaping stuck
+    deliveries) run by the worker's own `_run_due_jobs`, every half second instead of every
+    SCHEDULES_POLL_SECONDS so a journey does not wait 20 s for a due schedule."""
+    from checks.management.commands.checks_worker import _run_due_jobs
+
+    jobs = [[import_string(path), 0.5, 0.0] for path, _every in settings.WORKER_PERIODIC_JOBS]
+    stopping = threading.Event()
+
+    def run():
+        try:
+            while not stopping.is_set():
+                _run_due_jobs(jobs)
+                stopping.wait(0.2)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name="e2e-periodic-jobs", daemon=True)
+    thread.start()
+    yield
+    stopping.set()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the periodic jobs thread did not stop within 30 s"

@@ -33,16 +33,16 @@ def test_create_a_schedule_see_its_first_run_and_pause_it(page, app, demo_fleet,
 
     row = page.locator("tr.schedule-row").filter(has_text="Staging hourly")
     expect(row).to_contain_text("resource group rg-staging")
-    expect(row).to_contain_text("2 servers now")
+    expect(row).to_contain_text("3 servers now")
     expect(row).to_contain_text("every hour")
     expect(row.locator(".badge")).to_have_text("active")
 
     assert fire_due_schedules() == 1  # what the checks worker's poll does
     page.reload()
     row.get_by_role("link").filter(has=page.locator("time")).first.click()
-    expect(page.get_by_role("heading", name="Batch of 2 checks")).to_be_visible()
-    expect(page.locator("#batch-progress")).to_contain_text("2 / 2 done", timeout=SLOW)
-    expect(page.locator("#batch-progress")).to_contain_text("2 passed")
+    expect(page.get_by_role("heading", name="Batch of 3 checks")).to_be_visible()
+    expect(page.locator("#batch-progress")).to_contain_text("3 / 3 done", timeout=SLOW)
+    expect(page.locator("#batch-progress")).to_contain_text("3 passed")
 
     page.go_back()
     page.reload()
