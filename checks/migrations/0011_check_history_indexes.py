@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("checks", "0009_check_tenant_id"),
+        ("checks", "0010_check_tenant_id"),
     ]
 
     operations = [

@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("checks", "0008_throttled_attempts"),
+        ("checks", "0009_category_passed_label"),
         ("dashboard", "0002_tokencache_version"),
     ]
 
