@@ -1,8 +1,11 @@
 """The run form (a backup name), the server list's filters and the history's filters."""
 
 from django import forms
+from django.db.models import Q
 
+from armclient.outcomes import Category
 from checks.models import Check
+from dashboard.models import Server
 from dashboard.validators import validate_backup_name
 
 
@@ -11,27 +14,45 @@ class RunCheckForm(forms.Form):
 
 
 class HistoryFilterForm(forms.Form):
-    """GET filters for the history; bad values are reported and ignored rather than failing the page."""
+    """GET filters for the history; bad values are reported and match nothing rather than failing the page.
 
-    server = forms.IntegerField(required=False, min_value=1, max_value=2**62)
+    The server is typed (a name, any case, or an id) with suggestions from /checks/servers.json, rather than
+    picked from a list of every server in the tenant.
+    """
+
+    server = forms.CharField(required=False, max_length=100)
     outcome = forms.ChoiceField(required=False, choices=[("", "Any outcome"), *Check.Status.choices])
+    category = forms.ChoiceField(required=False, choices=[("", "Any category"), *Category.choices])
+    by = forms.ChoiceField(required=False, label="Run by", choices=[("", "Anyone"), ("me", "Me")])
 
-    def __init__(self, *args, servers, **kwargs):
+    def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["server"] = forms.TypedChoiceField(
-            required=False,
-            coerce=int,
-            empty_value=None,
-            choices=[("", "All servers"), *((s.pk, f"{s.name} ({s.resource_group})") for s in servers)],
-        )
+        self.user = user
+
+    def clean_server(self) -> list[int]:
+        text = self.cleaned_data["server"].strip()
+        if not text:
+            return []
+        matches = Q(name__iexact=text)
+        if text.isascii() and text.isdigit() and int(text) < 2**62:  # "¹" is a digit, but no int
+            matches |= Q(pk=int(text))
+        ids = list(Server.objects.for_tenant(self.user.tenant_id).filter(matches).values_list("pk", flat=True)[:50])
+        if not ids:
+            raise forms.ValidationError(f"no server is named “{text}” in your tenant.")
+        return ids
 
     def filter(self, checks):
         if not self.is_valid():
             return checks.none() if self.data else checks
-        if self.cleaned_data.get("server"):
-            checks = checks.filter(server_id=self.cleaned_data["server"])
-        if self.cleaned_data.get("outcome"):
-            checks = checks.filter(status=self.cleaned_data["outcome"])
+        data = self.cleaned_data
+        if data["server"]:
+            checks = checks.filter(server_id__in=data["server"])
+        if data["outcome"]:
+            checks = checks.filter(status=data["outcome"])
+        if data["category"]:
+            checks = checks.filter(category=data["category"])
+        if data["by"] == "me":
+            checks = checks.filter(requested_by_oid=self.user.object_id)
         return checks
 
 

@@ -84,7 +84,7 @@ class BatchInProgress(QueueRefused):
 
 class CheckQuerySet(models.QuerySet):
     def for_tenant(self, tenant_id: str) -> "CheckQuerySet":
-        return self.filter(server__tenant_id=tenant_id)
+        return self.filter(tenant_id=tenant_id)
 
     def active(self) -> "CheckQuerySet":
         return self.filter(status__in=Check.ACTIVE_STATUSES)
@@ -92,8 +92,22 @@ class CheckQuerySet(models.QuerySet):
     def newest_first(self) -> "CheckQuerySet":
         return self.order_by("-created_at", "-id")
 
+    # What a history row shows (templates/checks/history.html#check-row), and nothing else.
+    HISTORY_ROW_FIELDS = ("server__name", "backup_name", "status", "category", "summary", "created_at", "started_at",
+                          "finished_at", "number_of_containers", "error_code", "error_details", "requested_by_name")
+
     def for_history(self) -> "CheckQuerySet":
-        return self.select_related("server").newest_first()
+        return self.select_related("server").only(*self.HISTORY_ROW_FIELDS).newest_first()
+
+    def bulk_create(self, objs, *args, **kwargs):
+        # Rows made in bulk (batches, schedules) skip save(): give them their server's tenant here too.
+        objs = list(objs)
+        missing = {c.server_id for c in objs if not c.tenant_id}
+        if missing:
+            tenants = dict(Server.objects.filter(pk__in=missing).values_list("pk", "tenant_id"))
+            for check in objs:
+                check.tenant_id = check.tenant_id or tenants.get(check.server_id, "")
+        return super().bulk_create(objs, *args, **kwargs)
 
     def claim(self, pk: int) -> "Check | None":
         """Move a queued check to running; None if it was not queued (claimed by another worker, cancelled)."""
@@ -176,6 +190,8 @@ class Check(models.Model):
     RERUNNABLE_STATUSES = (Status.FAILED, Status.SIGNIN_REQUIRED, Status.INTERRUPTED)
 
     server = models.ForeignKey("dashboard.Server", on_delete=models.PROTECT, related_name="checks")
+    # The server's tenant, copied so the history's indexes can start with the tenant (servers never move).
+    tenant_id = models.CharField(max_length=36)
     batch = models.ForeignKey("checks.Batch", on_delete=models.PROTECT, null=True, blank=True, related_name="checks")
     backup_name = models.CharField(max_length=128)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
@@ -229,12 +245,19 @@ class Check(models.Model):
                 condition=models.Q(status__in=["queued", "running"]),
                 name="check_one_active_per_server",
             ),
+            # A row without its tenant would be missing from every history page: refuse it.
+            models.CheckConstraint(condition=~models.Q(tenant_id=""), name="check_has_tenant"),
         ]
         indexes = [
-            # A server's history, newest first (server page, and the history filtered by server).
-            models.Index(fields=["server", "-created_at"], name="check_server_created_idx"),
-            # The history page, newest first, optionally filtered by outcome.
-            models.Index(fields=["-created_at"], name="check_created_idx"),
+            # The history pages, newest first, keyset-paginated on (created_at, id): a tenant's history, and
+            # the same filtered by server, outcome, category or who ran it. Each ends in -id so the page's
+            # ORDER BY is read straight off the index.
+            models.Index(fields=["tenant_id", "-created_at", "-id"], name="check_tenant_created_idx"),
+            models.Index(fields=["server", "-created_at", "-id"], name="check_server_created_idx"),
+            models.Index(fields=["tenant_id", "status", "-created_at", "-id"], name="check_tenant_status_idx"),
+            models.Index(fields=["tenant_id", "category", "-created_at", "-id"], name="check_tenant_category_idx"),
+            models.Index(fields=["tenant_id", "requested_by_oid", "-created_at", "-id"], name="check_tenant_by_idx"),
+            # The reaper: queued checks created too long ago.
             models.Index(fields=["status", "-created_at"], name="check_status_created_idx"),
             # The worker's reaper: running checks that started too long ago.
             models.Index(fields=["status", "started_at"], name="check_status_started_idx"),
@@ -242,6 +265,11 @@ class Check(models.Model):
 
     def __str__(self) -> str:
         return f"Check {self.pk} of {self.server} ({self.status})"
+
+    def save(self, *args, **kwargs):
+        if not self.tenant_id:
+            self.tenant_id = self.server.tenant_id
+        super().save(*args, **kwargs)
 
     @property
     def is_active(self) -> bool:
@@ -330,7 +358,7 @@ class Check(models.Model):
     def new_queued(cls, server, user, backup_name: str, *, api_version: str = "", batch=None) -> "Check":
         """The unsaved row of a queued check: the one place a new check's fields are set (single and bulk)."""
         return cls(
-            server=server, batch=batch, backup_name=backup_name, requested_by=user,
+            server=server, tenant_id=server.tenant_id, batch=batch, backup_name=backup_name, requested_by=user,
             requested_by_oid=user.object_id, requested_by_name=str(user),
             requested_by_tenant=user.tenant_id, api_version=api_version or settings.AZURE_LTR_API_VERSION,
         )

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from checks import fleet_state, resume
+from checks import fleet_state, keyset, resume
 from checks.forms import RunCheckForm
 from checks.models import AlreadyActive, Check, ReadinessChange, TooManyActive, proposed_backup_name
 from checks.views.history import get_check_for_user, poll_response
@@ -72,7 +72,7 @@ def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A server's page; htmx asks for its history alone when a check of it is queued."""
     server = get_server_for_user(request, pk, active_only=False)
     checks = Check.objects.filter(server=server).for_history()
-    page = Paginator(checks, HISTORY_PER_PAGE).get_page(request.GET.get("page"))
+    page = keyset.paginate(checks, HISTORY_PER_PAGE, request.GET.get("cursor"))
     template_name = "checks/server_detail.html"
     if request.htmx:
         return render(request, template_name + "#history", {"server": server, "page": page})

@@ -41,3 +41,25 @@ document.addEventListener("htmx:sendError", function () {
   p.textContent = "The dashboard cannot be reached. Updates resume when it answers again.";
   if (!p.isConnected) document.querySelector("main").prepend(p);
 });
+
+// A search box with suggestions (the history's server filter): as you type, ask the page's endpoint for up
+// to 20 matching names and offer them in the box's <datalist>. Without this script the box still filters.
+document.addEventListener("input", function (event) {
+  const box = event.target.closest("input[data-suggest]");
+  if (!box || !box.list) return;
+  clearTimeout(box.suggestTimer);
+  box.suggestTimer = setTimeout(function () {
+    const url = box.dataset.suggest + "?q=" + encodeURIComponent(box.value.trim());
+    fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : { servers: [] }; })
+      .then(function (answer) {
+        box.list.replaceChildren.apply(box.list, answer.servers.map(function (server) {
+          const option = document.createElement("option");
+          option.value = server.name;
+          option.label = server.resource_group;
+          return option;
+        }));
+      })
+      .catch(function () { /* suggestions are a convenience; the filter works without them */ });
+  }, 150);
+});
