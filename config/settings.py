@@ -90,6 +90,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "dashboard.ratelimit.RateLimitMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "dashboard.middleware.HtmxSignInRedirectMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
@@ -182,7 +183,12 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", SECURE)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-if env_bool("BEHIND_PROXY", False):
+BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
+# Per minute: POSTs of one signed-in user (runs, batches, schedules, channels...), and sign-in starts from one
+# client address; beyond them the answer is 429 with Retry-After (dashboard.ratelimit).
+RATE_LIMIT_POSTS_PER_MINUTE = env_int("RATE_LIMIT_POSTS_PER_MINUTE", 120)
+RATE_LIMIT_SIGNINS_PER_MINUTE = env_int("RATE_LIMIT_SIGNINS_PER_MINUTE", 30)
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 X_FRAME_OPTIONS = "DENY"
@@ -413,4 +419,5 @@ WORKER_PERIODIC_JOBS = [
     ("schedules.firing.fire_due_schedules", SCHEDULES_POLL_SECONDS),
     ("alerts.delivery.reap_stuck", 60.0),
     ("dashboard.housekeeping.clear_expired_sessions", 3600.0),
+    ("dashboard.ratelimit.clear_old_windows", 600.0),
 ]

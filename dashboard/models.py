@@ -150,3 +150,7 @@ class Server(models.Model):
             self.archived_at = archived_at
             return False
         return True
+
+
+# The rate limit's counters (dashboard.ratelimit), a model of this app.
+from dashboard.ratelimit import RateWindow  # noqa: E402,F401

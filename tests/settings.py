@@ -27,3 +27,5 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": os.path.join(tempfile.gettempdir(), f"ltr-dashboard-test-{os.getpid()}.sqlite3")
     }
+# Property-based tests post hundreds of forms a minute as one user; tests/test_rate_limit.py sets real limits.
+RATE_LIMIT_POSTS_PER_MINUTE = RATE_LIMIT_SIGNINS_PER_MINUTE = 10**6
