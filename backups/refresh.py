@@ -27,13 +27,9 @@ class RefreshFailed(Exception):
 
 def refresh(server: Server, user) -> int:
     """Read `server`'s LTR backup operations as `user` and record them; return how many Azure listed."""
-
-    def tokens(claims: str | None) -> entra.TokenAnswer:
-        return entra.arm_token(user, claims_challenge=claims)
-
     try:
         operations = ltr_backup_operations(
-            tokens=tokens, principal_oid=user.object_id, subscription_id=server.subscription_id,
+            tokens=entra.token_source(user), principal_oid=user.object_id, subscription_id=server.subscription_id,
             resource_group=server.resource_group, server_name=server.name,
             api_version=settings.AZURE_LTR_API_VERSION, deadline_seconds=settings.ARM_MAX_RETRY_WAIT,
         )

@@ -372,10 +372,8 @@ class Check(models.Model):
         except Exception:
             # The row must not stay queued forever with nothing behind it.
             log.exception("Could not enqueue check %s", self.pk)
-            Check.objects.filter(pk=self.pk, status__in=Check.ACTIVE_STATUSES).update(
-                status=Check.Status.FAILED, category=Category.AZURE_FAILURE, finished_at=timezone.now(),
-                summary="The check could not be handed to a worker; run it again.",
-            )
+            self.finish(status=Check.Status.FAILED, category=Category.AZURE_FAILURE,
+                        summary="The check could not be handed to a worker; run it again.")
             raise
 
     @property

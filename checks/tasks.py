@@ -44,7 +44,7 @@ def ask_azure(check: Check) -> PreBackupResult:
                                summary="The account that asked for this check no longer exists.")
     server = check.server
     return ltr_pre_backup(
-        tokens=lambda claims: entra.arm_token(user, claims_challenge=claims),
+        tokens=entra.token_source(user),
         principal_oid=user.object_id,
         subscription_id=server.subscription_id,
         resource_group=server.resource_group,

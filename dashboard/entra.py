@@ -168,6 +168,18 @@ def arm_token(user: User, *, claims_challenge: str | None = None) -> TokenAnswer
     return TokenAnswer(error=result.get("error", "unknown"), error_description=result.get("error_description", ""))
 
 
+def token_source(user: User, first: TokenAnswer | None = None):
+    """What armclient asks for a token: `user`'s ARM token for a claims challenge (or None), silently from their
+    cache; `first`, when given, answers the first ask (a token the caller already fetched)."""
+
+    def tokens(claims: str | None) -> TokenAnswer:
+        if claims is None and first is not None:
+            return first
+        return arm_token(user, claims_challenge=claims)
+
+    return tokens
+
+
 def sign_out(user: User) -> None:
     """Remove the user's account from their token cache, then the cache itself."""
     cache = tokencache.load(user)

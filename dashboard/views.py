@@ -84,13 +84,8 @@ def server_import(request: HttpRequest) -> HttpResponse:
             return redirect("server_list")
         return sign_in_again(request, next_url=reverse("server_import"))
     groups, error = [], None
-    user = request.user
-
-    def tokens(claims: str | None) -> entra.TokenAnswer:
-        return token if claims is None else entra.arm_token(user, claims_challenge=claims)
-
     try:
-        groups = _servers_in_azure(tokens, user)
+        groups = _servers_in_azure(entra.token_source(request.user, first=token), request.user)
     except inventory.InventoryError as exc:
         error = exc
     importable = sum(not row["registered"] for group in groups for row in group["servers"])
