@@ -431,5 +431,5 @@ WORKER_PERIODIC_JOBS = [
     ("alerts.delivery.reap_stuck", 60.0),
     ("dashboard.housekeeping.clear_expired_sessions", 3600.0),
     ("dashboard.ratelimit.clear_old_windows", 600.0),
-    ("dashboard.subscriptions.refresh_old_names", 3600.0),
+    ("dashboard.subscriptions.refresh_old_names", 1800.0),
 ]
