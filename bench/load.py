@@ -42,6 +42,9 @@ TENANT = "11111111-1111-4111-8111-111111111111"
 CLIENT_ID, CLIENT_SECRET = "d3d3d3d3-0000-4000-8000-000000000001", "demo-client-secret"
 SUBSCRIPTIONS = [f"0b5e{n:04x}-0000-4000-8000-00000000fa{n:02x}" for n in range(1, 5)]
 BEGIN, END = "<!-- bench: load -->", "<!-- /bench: load -->"
+# The tables a check writes on its way (queued, claimed, finished): not sign-ins, sessions or the rate limiter.
+CHECK_PATH = ["checks_check", "django_tasks_database_dbtaskresult", "dashboard_server", "checks_readiness",
+              "checks_readinesschange", "armclient_ratebucket"]
 PAGES = ["list", "history", "server page", "check page", "row poll", "batch poll", "run (POST)", "batch (POST)",
          "sign-in: start", "sign-in: callback"]
 # What checks find: mostly passes, some not ready (readiness changes), some refused, and (None) a server
@@ -61,11 +64,14 @@ def main() -> None:
         fixture = prepare_database(args, sim, workdir)
         procs += [start_web(args, env, workdir), start_worker(args, env, workdir)]
         wait_until_up(args)
-        before = table_rows()
+        alone = baseline(args, fixture)
+        before, load_before = table_rows(), os.getloadavg()[0]
         stats_prefix = run_locust(args, env, fixture, workdir)
+        load_after = os.getloadavg()[0]
         drained = wait_for_checks(timeout=60)
         stop(procs)
         figures = collect(args, before, stats_prefix, workdir, drained)
+        figures["load"], figures["alone"] = (load_before, load_after), alone
     finally:
         stop(procs)
         sim.stop()
@@ -201,6 +207,40 @@ def run_locust(args, env: dict, fixture: Path, workdir: Path) -> Path:
     return prefix
 
 
+def baseline(args, fixture: Path, repeat: int = 10) -> dict[str, float]:
+    """Each page's median time for one person alone, before the load (the same servers and processes): what a
+    request costs when nothing queues in front of it."""
+    import re
+    import statistics
+
+    base, data = f"http://127.0.0.1:{args.port}", json.loads(fixture.read_text())
+    people = requests.Session()
+    people.headers["X-Forwarded-For"] = "10.2.0.1"
+    start = people.get(f"{base}/auth/signin/", params={"login_hint": data["upns"][0]}, allow_redirects=False)
+    callback = requests.get(start.headers["Location"], allow_redirects=False, timeout=30).headers["Location"]
+    people.get(base + callback[callback.index("/auth/callback/"):], allow_redirects=False)
+    csrf = re.search(r'"x-csrftoken": "([^"]+)"', people.get(base + "/").text).group(1)
+    server = data["servers"][0]
+    ran = people.post(f"{base}/servers/{server}/run/", data={"backup_name": "baseline"},
+                      headers={"X-CSRFToken": csrf, "HX-Request": "true"})
+    check = re.findall(r"/checks/(\d+)/", ran.text)[-1]
+    batch = people.post(f"{base}/batches/", data={"scope": "selected", "server": data["servers"][1:6]},
+                        headers={"X-CSRFToken": csrf}, allow_redirects=False).headers["Location"].rstrip("/")
+    pages = {"list": "/", "history": "/checks/", "server page": f"/servers/{server}/",
+             "check page": f"/checks/{check}/", "row poll": f"/servers/{server}/row/",
+             "batch poll": f"{batch}/progress/?page=1"}
+    medians = {}
+    for name, path in pages.items():
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            people.get(base + path, headers={"HX-Request": "true"} if "poll" in name else {})
+            times.append((time.perf_counter() - t0) * 1000)
+        medians[name] = statistics.median(times)
+    wait_for_checks(timeout=30)
+    return medians
+
+
 def wait_for_checks(timeout: float) -> bool:
     """True once no check is queued or running (the worker has done what the run queued)."""
     from checks.models import Check
@@ -270,7 +310,8 @@ def print_figures(f: dict) -> None:
           f"{f['failures']} failures, {f['server_5xx']} 5xx in the access log, 429s: {f['refused'] or 0}")
     for name, row in f["pages"].items():
         print(f"  {name:18} n={row['Request Count']:>6} p50={row['50%']:>5} p95={row['95%']:>5} p99={row['99%']:>5} ms")
-    print(f"  checks created: {f['checks']} (all finished: {f['drained']})")
+    print(f"  alone (median ms): { {k: round(v) for k, v in f['alone'].items()} }")
+    print(f"  checks created: {f['checks']} (all finished: {f['drained']}); load average {f['load']}")
     for table, (rows, ins, upd) in f["rows"].items():
         print(f"  {table:32} +{rows} rows, {ins} inserted, {upd} updated")
 
@@ -282,18 +323,22 @@ def per_check(value: int, checks: int) -> str:
 def write_markdown(path: Path, f: dict, args) -> None:
     """Replace the load section (between its markers) or append it; every other section is kept as it is."""
     machine = f"{platform.node()}: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    pages = [(name, row["Request Count"], row["50%"], row["95%"], row["99%"], row["Failure Count"])
-             for name, row in f["pages"].items()]
+    alone = f["alone"]
+    pages = [(name, f"{alone[name]:.0f}" if name in alone else "", row["Request Count"], row["50%"], row["95%"],
+              row["99%"], row["Failure Count"]) for name, row in f["pages"].items()]
     checks = f["checks"]
-    rows = [(t, r, i, u, per_check(i, checks)) for t, (r, i, u) in f["rows"].items()]
+    rows = [(t, r, i, u, per_check(i, checks), per_check(u, checks)) for t, (r, i, u) in f["rows"].items()]
     total_ins = sum(i for _, (_, i, _) in f["rows"].items())
     total_upd = sum(u for _, (_, _, u) in f["rows"].items())
+    path_ins = sum(f["rows"].get(t, (0, 0, 0))[1] for t in CHECK_PATH)
+    path_upd = sum(f["rows"].get(t, (0, 0, 0))[2] for t in CHECK_PATH)
     refused = ", ".join(f"{n}: {c}" for n, c in f["refused"].items()) or "none"
     block = (
         f"{BEGIN}\n"
-        f"`make bench-load` (bench/load.py, bench/locustfile.py), run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-        f" on {machine}. **The machine was shared with other helpers' test runs while measuring**: the figures are\n"
-        "what this run saw, not the dashboard's best.\n\n"
+        f"`make bench-load` (bench/load.py, bench/locustfile.py), run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
+        f"on {machine}. **The machine was shared with other helpers' test runs and benchmarks while measuring**\n"
+        f"(1-minute load average {f['load'][0]:.1f} before the run, {f['load'][1]:.1f} after, on 2 cores): the\n"
+        "figures are what this run saw, not the dashboard's best.\n\n"
         f"{f['users']} people signed in for real (the simulator's Entra sign-in, each from its own address behind\n"
         f"`BEHIND_PROXY=1`), browsing and running checks with no think time for {f['seconds']} s, against gunicorn\n"
         f"({args.web_workers} workers x {args.web_threads} threads, `DEMO_MODE=0`, `DEBUG=0`, `SECURE=0` on loopback) and one\n"
@@ -304,10 +349,17 @@ def write_markdown(path: Path, f: dict, args) -> None:
         f"- the rate limiter's 429s (120 POSTs per person per minute), not counted as failures: {refused}\n"
         f"- checks created: {checks}, all finished when measured: {'yes' if f['drained'] else 'no'}; "
         f"rows inserted per check: **{per_check(total_ins, checks)}**, rows updated per check: "
-        f"**{per_check(total_upd, checks)}** (every table, sign-ins and sessions included)\n\n"
-        + markdown_table(["page", "requests", "p50 ms", "p95 ms", "p99 ms", "failures"], pages)
+        f"**{per_check(total_upd, checks)}** (every table, sign-ins and sessions included); on the check's own path\n"
+        f"  ({', '.join(CHECK_PATH)}): {per_check(path_ins, checks)} inserted and {per_check(path_upd, checks)} updated\n"
+        "  per check\n\n"
+        + "With no think time the run is a closed loop: each person asks again as soon as answered, so a request\n"
+        f"waits behind the others (Little's law: {f['users']} people / {f['rps']:.1f} requests a second = "
+        f"{f['users'] / max(f['rps'], 0.1):.1f} s).\n"
+        "\"alone\" is the median of 10 requests by one person before the load, same processes and data.\n\n"
+        + markdown_table(["page", "alone ms", "requests", "p50 ms", "p95 ms", "p99 ms", "failures"], pages)
         + "\nRows by table (PostgreSQL's counters, read after the processes stopped):\n\n"
-        + markdown_table(["table", "rows added", "inserted", "updated", "inserted per check"], rows)
+        + markdown_table(["table", "rows added", "inserted", "updated", "inserted per check", "updated per check"],
+                         rows)
         + f"{END}"
     )
     text = path.read_text() if path.exists() else "# Benchmarks\n"
