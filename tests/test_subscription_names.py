@@ -146,3 +146,13 @@ def test_a_refresh_that_cannot_get_a_token_leaves_the_names(alice, sim):
     SubscriptionName.objects.update(fetched_at=timezone.now() - timedelta(days=2))
     assert refresh_old_names() == 0
     assert SubscriptionName.objects.get().display_name == "Kept" and not _subscription_reads(sim)
+
+
+def test_the_filter_gives_the_name_or_the_guid_for_text_and_attributes(db):
+    from django.template import Context, Template
+
+    template = Template("{% load subscriptions %}{{ a|subscription_name:subscription_names }}|"
+                        "{{ b|subscription_name:subscription_names }}")
+    names = {PROD: "Contoso <Production>"}
+    assert template.render(Context({"a": PROD.upper(), "b": STAGING, "subscription_names": names})) == \
+        f"Contoso &lt;Production&gt;|{STAGING}"
