@@ -290,10 +290,13 @@ def collect(args, before: dict, prefix: Path, workdir: Path, drained: bool) -> d
         stats = {row["Name"]: row for row in csv.DictReader(f)}
     total = stats["Aggregated"]
     refused = {name[len("429: "):]: int(row["Request Count"]) for name, row in stats.items() if name.startswith("429: ")}
+    reconnected = {name[len("reconnected: "):]: int(row["Request Count"]) for name, row in stats.items()
+                   if name.startswith("reconnected: ")}
     access = (workdir / "access.log").read_text().splitlines()
     return {
         "users": args.users, "seconds": args.seconds, "servers": args.servers,
-        "requests": int(total["Request Count"]) - sum(refused.values()),
+        "requests": int(total["Request Count"]) - sum(refused.values()) - sum(reconnected.values()),
+        "reconnected": reconnected,
         "failures": int(total["Failure Count"]),
         "rps": float(total["Requests/s"]),
         "server_5xx": sum(1 for line in access if line.split('" ')[-1][:1] == "5"),
@@ -307,7 +310,8 @@ def collect(args, before: dict, prefix: Path, workdir: Path, drained: bool) -> d
 
 def print_figures(f: dict) -> None:
     print(f"\n{f['users']} users, {f['seconds']} s: {f['requests']} requests ({f['rps']:.1f}/s), "
-          f"{f['failures']} failures, {f['server_5xx']} 5xx in the access log, 429s: {f['refused'] or 0}")
+          f"{f['failures']} failures, {f['server_5xx']} 5xx in the access log, 429s: {f['refused'] or 0}, "
+          f"GETs sent again after a kept-alive connection closed: {f['reconnected'] or 0}")
     for name, row in f["pages"].items():
         print(f"  {name:18} n={row['Request Count']:>6} p50={row['50%']:>5} p95={row['95%']:>5} p99={row['99%']:>5} ms")
     print(f"  alone (median ms): { {k: round(v) for k, v in f['alone'].items()} }")
@@ -347,6 +351,9 @@ def write_markdown(path: Path, f: dict, args) -> None:
         f"- requests: **{f['requests']}**, **{f['rps']:.1f}/s**; failures: **{f['failures']}**; "
         f"5xx in gunicorn's access log: **{f['server_5xx']}**\n"
         f"- the rate limiter's 429s (120 POSTs per person per minute), not counted as failures: {refused}\n"
+        "- GETs sent again on a new connection because gunicorn closed a kept-alive one (2 s idle) just as it was\n"
+        "  reused, as a browser does (after the identity provider's page): "
+        f"{', '.join(f'{n}: {c}' for n, c in f['reconnected'].items()) or 'none'}\n"
         f"- checks created: {checks}, all finished when measured: {'yes' if f['drained'] else 'no'}; "
         f"rows inserted per check: **{per_check(total_ins, checks)}**, rows updated per check: "
         f"**{per_check(total_upd, checks)}** (every table, sign-ins and sessions included); on the check's own path\n"

@@ -48,16 +48,33 @@ class Person(HttpUser):
         # The identity provider's page is the simulator's, not the dashboard's: not one of our figures.
         authorize = requests.get(start.headers["Location"], allow_redirects=False, timeout=30)
         callback = authorize.headers["Location"]
-        back = self.client.get(callback[callback.index("/auth/callback/"):], allow_redirects=False,
-                               name="sign-in: callback")
+        back = self.get(callback[callback.index("/auth/callback/"):], "sign-in: callback")
         if back.status_code != 302:
             raise StopUser()
         self.csrf = CSRF.search(self.get("/", "list").text or "").group(1)
 
     def get(self, path: str, name: str, **kwargs):
         with self.client.get(path, name=name, allow_redirects=False, catch_response=True, **kwargs) as response:
+            if self.closed_while_idle(response, name):
+                return self.get(path, name, **kwargs)
             self.judge(response, name)
         return response
+
+    def closed_while_idle(self, response, name: str) -> bool:
+        """A kept-alive connection the server closed (gunicorn's keep-alive is 2 s) just as it was reused, before
+        any answer: a browser sends such a GET again on a new connection, and so do we, once, counted apart as
+        "reconnected: <what>". Only after a pause (a person back from the identity provider's page)."""
+        error = str(response.error or "")
+        if response.status_code or "Remote end closed connection without response" not in error:
+            return False
+        if getattr(self, "_reconnected", False):
+            self._reconnected = False
+            return False
+        response.success()
+        self._reconnected = True
+        self.environment.events.request.fire(request_type="GET", name=f"reconnected: {name}", response_time=0,
+                                             response_length=0, exception=None, context={})
+        return True
 
     def post(self, path: str, name: str, data: dict, **kwargs):
         headers = {"X-CSRFToken": self.csrf, **kwargs.pop("headers", {})}
@@ -67,6 +84,7 @@ class Person(HttpUser):
         return response
 
     def judge(self, response, name: str) -> None:
+        self._reconnected = False
         if response.status_code == 429:
             response.success()
             self.environment.events.request.fire(
