@@ -288,3 +288,13 @@ def test_archiving_needs_a_listing_still_fresh(client, logged_in):
     assert "out of date" in response.content.decode()
     gone.refresh_from_db()
     assert gone.archived_at is None
+
+
+def test_ticking_more_than_one_import_takes_is_answered_not_refused_with_a_400(client, logged_in):
+    """Django refuses a POST of more than DATA_UPLOAD_MAX_NUMBER_FIELDS fields (1,000 by default) with a bare 400
+    before the view runs: 1,200 ticked servers must get the import's own message instead."""
+    logged_in(ALICE["upn"])
+    response = client.post("/servers/import/", {"server": _picks(1200)}, follow=True)
+    assert response.status_code == 200
+    assert "Imported 1000 servers." in response.content.decode()
+    assert "the other 200 picked were left out" in response.content.decode()
