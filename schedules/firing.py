@@ -19,6 +19,7 @@ from django.views.decorators.debug import sensitive_variables
 from checks.models import Batch, QueueRefused
 from dashboard import entra
 from dashboard.models import User
+from dashboard.roles import OPERATOR, has_role
 from schedules.models import Schedule
 from schedules.signals import schedule_needs_owner
 
@@ -73,6 +74,9 @@ def claim(pk: int, seen: datetime, now: datetime) -> Schedule | None:
 @sensitive_variables("token")
 def run_as_owner(schedule: Schedule, now: datetime) -> Batch | None:
     """Queue a batch of the schedule's servers with its owner's token; None if nothing could be queued."""
+    if not has_role(schedule.owner, OPERATOR):  # the owner's roles as of their last sign-in (dashboard.roles)
+        _note_problem(schedule, f"{schedule.owner} no longer has the Operator role; nothing was checked.")
+        return None
     token = entra.arm_token(schedule.owner)
     if token.access_token is None:
         if token.interaction_required:
