@@ -4,8 +4,8 @@ Every query starts from the user's tenant: another tenant's events never appear,
 """
 
 import csv
-import json
 import io
+import json
 from datetime import datetime, time, timedelta
 
 from django import forms
