@@ -88,6 +88,14 @@ class AuditEvent(models.Model):
         raise AppendOnly("audit events are never deleted")
 
 
+    @property
+    def details_text(self) -> str:
+        """The details as a person reads them: "servers: pg-a, pg-b; imported: 2"."""
+        def words(value) -> str:
+            return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+        return "; ".join(f"{key}: {words(value)}" for key, value in self.details.items())
+
 def record(request: HttpRequest, action: Action, target=None, *, user=None, target_name: str = "",
            **details) -> AuditEvent:
     """Write one event: who (`user`, else the request's user, if signed in), from where, what, on what."""

@@ -74,9 +74,6 @@ def claim(pk: int, seen: datetime, now: datetime) -> Schedule | None:
 @sensitive_variables("token")
 def run_as_owner(schedule: Schedule, now: datetime) -> Batch | None:
     """Queue a batch of the schedule's servers with its owner's token; None if nothing could be queued."""
-    if not has_role(schedule.owner, OPERATOR):  # the owner's roles as of their last sign-in (dashboard.roles)
-        _note_problem(schedule, f"{schedule.owner} no longer has the Operator role; nothing was checked.")
-        return None
     token = entra.arm_token(schedule.owner)
     if token.access_token is None:
         if token.interaction_required:
@@ -88,6 +85,10 @@ def run_as_owner(schedule: Schedule, now: datetime) -> Batch | None:
                                         next_run_at=schedule.next_run_at).update(next_run_at=retry_at)
             _note_problem(schedule, f"Entra ID could not be reached to renew the owner's token; retrying at "
                                     f"{retry_at:%H:%M} UTC.")
+        return None
+    # After the token: an owner who must sign in again is told that first (their roles refresh then too).
+    if not has_role(schedule.owner, OPERATOR):  # the owner's roles as of their last sign-in (dashboard.roles)
+        _note_problem(schedule, f"{schedule.owner} no longer has the Operator role; nothing was checked.")
         return None
     servers = list(schedule.servers())
     if not servers:

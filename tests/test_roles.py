@@ -150,10 +150,10 @@ def test_an_operator_cancels_only_their_own_batch_and_an_admin_anyones(client, a
     assert batch.cancelled_at is not None
 
 
-def test_a_schedule_whose_owner_lost_the_operator_role_queues_nothing(alice, server):
+def test_a_schedule_whose_owner_lost_the_operator_role_queues_nothing(logged_in, server):
     from schedules.firing import run_as_owner
 
-    schedule = make_schedule(as_role(alice, "Dashboard.Viewer"))
+    schedule = make_schedule(as_role(logged_in(), "Dashboard.Viewer"))
     assert run_as_owner(schedule, schedule.next_run_at) is None
     schedule.refresh_from_db()
     assert "no longer has the Operator role" in schedule.last_problem
