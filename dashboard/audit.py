@@ -87,7 +87,6 @@ class AuditEvent(models.Model):
     def delete(self, *args, **kwargs):
         raise AppendOnly("audit events are never deleted")
 
-
     @property
     def details_text(self) -> str:
         """The details as a person reads them: "servers: pg-a, pg-b; imported: 2"."""
@@ -95,6 +94,7 @@ class AuditEvent(models.Model):
             return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
         return "; ".join(f"{key}: {words(value)}" for key, value in self.details.items())
+
 
 def record(request: HttpRequest, action: Action, target=None, *, user=None, target_name: str = "",
            **details) -> AuditEvent:
