@@ -94,6 +94,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "dashboard.middleware.HtmxSignInRedirectMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "dashboard.roles.RoleRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -115,6 +116,7 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "dashboard.context_processors.demo_mode",
                 "dashboard.context_processors.subscription_names",
+                "dashboard.context_processors.roles",
             ],
         },
     },
@@ -199,6 +201,9 @@ IMPORT_MAX_PER_POST = env_int("IMPORT_MAX_PER_POST", 1000)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = IMPORT_MAX_PER_POST + 1000
 # Subscription display names are read from ARM with a user's token; older than this, a worker reads them again.
 SUBSCRIPTION_NAMES_MAX_AGE_HOURS = env_int("SUBSCRIPTION_NAMES_MAX_AGE_HOURS", 24)
+# Roles come from the ID token's app roles (dashboard.roles). A tenant where nobody has signed in with one keeps
+# "everyone may do everything"; with this on, a user without an app role gets no access even there.
+APP_ROLES_REQUIRED = env_bool("APP_ROLES_REQUIRED", False)
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")

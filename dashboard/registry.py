@@ -45,18 +45,19 @@ def _key(pick: Pick) -> Pick:
     return pick[0].lower(), pick[1].lower(), pick[2].lower()
 
 
-def register_many(picks: list[Pick], *, tenant_id: str, added_by: User) -> tuple[int, int]:
-    """Register `picks` in the tenant; returns (registered or restored, already registered)."""
+def register_many(picks: list[Pick], *, tenant_id: str, added_by: User) -> tuple[list[str], int]:
+    """Register `picks` in the tenant; returns (the names registered or restored, in the picks' order, and how
+    many were registered already)."""
     try:
         with transaction.atomic():
             return _register_in_bulk(picks, tenant_id, added_by)
     except IntegrityError:  # another request registered one of them meanwhile: settle each on its own
-        results = [Server(tenant_id=tenant_id, subscription_id=s, resource_group=rg, name=n,
-                          added_by=added_by).register() for s, rg, n in picks]
-        return sum(results), len(results) - sum(results)
+        names = [n for s, rg, n in picks if Server(tenant_id=tenant_id, subscription_id=s, resource_group=rg,
+                                                    name=n, added_by=added_by).register()]
+        return names, len(picks) - len(names)
 
 
-def _register_in_bulk(picks: list[Pick], tenant_id: str, added_by: User) -> tuple[int, int]:
+def _register_in_bulk(picks: list[Pick], tenant_id: str, added_by: User) -> tuple[list[str], int]:
     active, archived = _registrations(picks, tenant_id)
     new = [p for p in picks if _key(p) not in active and _key(p) not in archived]
     restore = [archived[_key(p)] for p in picks if _key(p) not in active and _key(p) in archived]
@@ -67,7 +68,8 @@ def _register_in_bulk(picks: list[Pick], tenant_id: str, added_by: User) -> tupl
     )
     for start in range(0, len(restore), IMPORT_CHUNK):
         Server.objects.filter(pk__in=restore[start:start + IMPORT_CHUNK]).update(archived_at=None)
-    return len(new) + len(restore), len(picks) - len(new) - len(restore)
+    names = [p[2] for p in picks if _key(p) not in active]
+    return names, len(picks) - len(names)
 
 
 def _registrations(picks: list[Pick], tenant_id: str) -> tuple[set[Pick], dict[Pick, int]]:

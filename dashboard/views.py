@@ -11,10 +11,12 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from dashboard import entra, inventory, registry, subscriptions
+from dashboard import audit, entra, inventory, registry, subscriptions
+from dashboard.audit import Action
 from dashboard.auth_views import sign_in_again
 from dashboard.forms import ServerForm
 from dashboard.models import ImportListing, Server
+from dashboard.roles import ADMIN, role_required
 
 
 def get_server_for_user(request: HttpRequest, pk: int, *, active_only: bool = True) -> Server:
@@ -26,6 +28,7 @@ def get_server_for_user(request: HttpRequest, pk: int, *, active_only: bool = Tr
 
 
 @require_http_methods(["GET", "POST"])
+@role_required(ADMIN)
 def server_add(request: HttpRequest) -> HttpResponse:
     form = ServerForm(request.POST or None, tenant_id=request.user.tenant_id)
     if request.method == "POST" and form.is_valid():
@@ -33,6 +36,8 @@ def server_add(request: HttpRequest) -> HttpResponse:
         server.tenant_id = request.user.tenant_id
         server.added_by = request.user
         if server.register():
+            audit.record(request, Action.SERVER_REGISTER, server, resource_group=server.resource_group,
+                         subscription_id=server.subscription_id)
             messages.success(request, f"Registered {server.name}.")
             return redirect("server_list")
         form.add_error(None, "This server is already registered (names are compared without regard to case).")
@@ -41,20 +46,24 @@ def server_add(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@role_required(ADMIN)
 def server_archive(request: HttpRequest, pk: int) -> HttpResponse:
     server = get_server_for_user(request, pk)
     if not server.archive():
         messages.error(request, f"{server.name} has a check in progress; archive it when the check ends.")
         return redirect("server_detail", pk=server.pk)
+    audit.record(request, Action.SERVER_ARCHIVE, server)
     messages.success(request, f"Archived {server.name}. Its history is kept; restore it from its page "
                               "or by registering it again.")
     return redirect("server_list")
 
 
 @require_POST
+@role_required(ADMIN)
 def server_restore(request: HttpRequest, pk: int) -> HttpResponse:
     server = get_server_for_user(request, pk, active_only=False)
     if server.restore():
+        audit.record(request, Action.SERVER_RESTORE, server)
         messages.success(request, f"Restored {server.name}; its history is back on the list.")
     else:  # registered again meanwhile as a new entry
         messages.error(request, f"{server.name} is registered already; this archived entry stays archived.")
@@ -74,6 +83,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@role_required(ADMIN)
 def server_import(request: HttpRequest) -> HttpResponse:
     """List the flexible servers the user can see in Azure (kept a few minutes: a reload does not ask ARM again),
     the registered ones Azure no longer lists, and register the ones they pick."""
@@ -129,6 +139,7 @@ def _compare(listing: ImportListing, user) -> tuple[list[dict], list[Server]]:
 
 
 @require_POST
+@role_required(ADMIN)
 def server_import_refresh(request: HttpRequest) -> HttpResponse:
     """ "Refresh from Azure": drop the kept listing, so the import page lists the fleet from ARM again."""
     inventory.forget_listing(request.user)
@@ -136,6 +147,7 @@ def server_import_refresh(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@role_required(ADMIN)
 def server_import_archive(request: HttpRequest) -> HttpResponse:
     """Archive the registered servers Azure no longer lists, as picked on the import page. Only servers the
     user's current listing still shows as gone are archived: a stale page archives nothing Azure lists now."""
@@ -147,7 +159,11 @@ def server_import_archive(request: HttpRequest) -> HttpResponse:
     _, orphans = _compare(listing, request.user)
     archived, busy = [], []
     for server in (s for s in orphans if str(s.pk) in picked):
-        (archived if server.archive() else busy).append(server.name)
+        if server.archive():
+            archived.append(server.name)
+            audit.record(request, Action.SERVER_ARCHIVE, server, why="no longer listed by Azure")
+        else:
+            busy.append(server.name)
     if archived:
         messages.success(request, f"Archived {len(archived)} server{'s' if len(archived) != 1 else ''} Azure no "
                                   "longer lists. Their history is kept; each can be restored from its page.")
@@ -163,7 +179,11 @@ def _import_selected(request: HttpRequest) -> HttpResponse:
     values = request.POST.getlist("server")
     cap = settings.IMPORT_MAX_PER_POST
     wanted, invalid = registry.parse_picks(values[:cap])
-    imported, already = registry.register_many(wanted, tenant_id=request.user.tenant_id, added_by=request.user)
+    names, already = registry.register_many(wanted, tenant_id=request.user.tenant_id, added_by=request.user)
+    imported = len(names)
+    if imported:
+        audit.record(request, Action.SERVER_IMPORT, imported=imported, already=already, invalid=invalid,
+                     servers=names)
     parts = [f"Imported {imported} server{'s' if imported != 1 else ''}."]
     if already:
         parts.append(f"{already} already registered.")

@@ -9,8 +9,9 @@ from django.utils import timezone
 
 from checks.models import Check
 from dashboard import registry
+from dashboard.audit import Action
 from dashboard.demo import CONTOSO, PROD, SANDBOX, STAGING
-from dashboard.models import ImportListing, Server
+from dashboard.models import AuditEvent, ImportListing, Server
 from tests.conftest import ALICE, BOB, CHARLIE, make_server
 
 
@@ -230,10 +231,10 @@ def test_a_registration_racing_the_import_is_counted_once(client, logged_in, mon
     alice = logged_in(ALICE["upn"])
     make_server(name="pg-orders")
     monkeypatch.setattr(registry, "_registrations", lambda picks, tenant_id: (set(), {}))
-    imported, already = registry.register_many(
+    names, already = registry.register_many(
         [(PROD, "rg-payments-prod", "pg-orders"), (PROD, "rg-payments-prod", "pg-ledger")],
         tenant_id=CONTOSO, added_by=alice)
-    assert (imported, already) == (1, 1)
+    assert (names, already) == (["pg-ledger"], 1)
     assert Server.objects.count() == 2
 
 
@@ -266,6 +267,8 @@ def test_archiving_them_goes_through_archive_and_only_what_azure_no_longer_lists
                            {"server": [gone.pk, listed.pk, failed_to_list.pk, other_tenant.pk]}, follow=True)
     assert "Archived 1 server Azure no longer lists." in response.content.decode()
     assert set(Server.objects.filter(archived_at__isnull=False)) == {gone}
+    event = AuditEvent.objects.get(action=Action.SERVER_ARCHIVE)
+    assert event.target_id == str(gone.pk) and event.details == {"why": "no longer listed by Azure"}
 
 
 def test_a_server_with_a_check_in_progress_is_not_archived(client, logged_in):

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dashboard', '0003_rate_windows'),
+        ('dashboard', '0004_roles_and_audit'),
     ]
 
     operations = [
