@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test test-fast e2e lint bench clean fault-matrix
+.PHONY: run test test-fast e2e lint bench bench-load clean fault-matrix
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Python 3.12 or newer is needed (see .python-version); got " + sys.version)'
@@ -46,3 +46,11 @@ fault-matrix: $(STAMP)
 BENCH_ARGS ?= --scheduled --poll-seconds 1
 bench: $(STAMP)
 	$(BIN)/python bench/sweep.py --servers 1000 --subscriptions 5 --latency-ms 300 --workers 2 --threads 32 $(BENCH_ARGS) --write docs/benchmarks.md
+
+## Load test (issue 14): 50 people signed in through the simulator browse and run checks for 60 s against
+## gunicorn (2 workers, production settings) and one checks_worker on PostgreSQL; writes the load section of
+## docs/benchmarks.md. The database of BENCH_DATABASE_URL is dropped and created again. Needs the `bench` extras.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ltr_bench_load
+bench-load: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/load.py --users 50 --seconds 60 --write docs/benchmarks.md

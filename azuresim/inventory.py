@@ -37,6 +37,24 @@ def _visible(sub: Subscription, claims: dict) -> bool:
     return sub.tenant_id == claims["tid"].lower() and ("*" in sub.principals or upn in sub.principals)
 
 
+def subscription_resource(sub: Subscription) -> dict:
+    """A subscription as ARM's list shows it (Microsoft.Resources/subscriptions, api-version 2022-12-01)."""
+    return {
+        "id": f"/subscriptions/{sub.id}",
+        "authorizationSource": "RoleBased",
+        "managedByTenants": [],
+        "subscriptionId": sub.id,
+        "tenantId": sub.tenant_id,
+        "displayName": sub.name,
+        "state": sub.state,
+        "subscriptionPolicies": {
+            "locationPlacementId": "Public_2014-09-01",
+            "quotaId": "PayAsYouGo_2014-09-01",
+            "spendingLimit": "Off",
+        },
+    }
+
+
 def server_resource(sub: Subscription, rg_display: str, server: Server) -> dict:
     """A flexible server as ARM's GET shows it (the fields a client reads, in the 2024-08-01 shape)."""
     behaviour = server.behaviour
@@ -86,11 +104,7 @@ class Inventory:
     def list_subscriptions(self, call: "Call") -> "Response":
         self._read(call, SUBSCRIPTION_API_VERSIONS, provider_type=None)
         with self.world.lock:
-            items = [
-                {"id": f"/subscriptions/{s.id}", "subscriptionId": s.id, "tenantId": s.tenant_id,
-                 "displayName": s.name, "state": "Enabled"}
-                for s in self.world.subscriptions.values() if _visible(s, call.claims)
-            ]
+            items = [subscription_resource(s) for s in self.world.subscriptions.values() if _visible(s, call.claims)]
         return self._page(call, sorted(items, key=lambda i: i["displayName"]))
 
     # -- servers ----------------------------------------------------------------------------

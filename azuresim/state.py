@@ -142,6 +142,7 @@ class Subscription:
     unregistered_providers: set  # lower-cased namespaces
     resource_groups: dict  # lower name -> (display name, {lower server name: Server})
     locations: dict = field(default_factory=dict)  # lower resource group name -> Azure region
+    state: str = "Enabled"  # ARM's SubscriptionState: Enabled, Warned, PastDue, Disabled, Deleted
 
 
 class TokenBucket:
@@ -264,6 +265,7 @@ class World:
             {p.lower() for p in s.get("principals", ["*"])},
             {p.lower() for p in s.get("unregistered_providers", [])},
             {},
+            state=s.get("state", "Enabled"),
         )
         self.subscriptions[sub.id] = sub
         for rg in s.get("resource_groups", []):

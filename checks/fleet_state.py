@@ -9,11 +9,13 @@ from django.db.models import Count, F, OuterRef, Q, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 
 from armclient.outcomes import Category
 from checks.forms import ServerFilterForm
 from checks.models import Check
 from checks.readiness import State
+from dashboard import subscriptions
 from dashboard.models import Server, ServerQuerySet
 
 RECENT_OUTCOMES = 20
@@ -93,7 +95,8 @@ def recent_outcomes(server_ids: list[int]) -> dict[int, list[Check]]:
 def filtered_servers(request: HttpRequest, data) -> tuple[ServerFilterForm, ServerQuerySet, ServerQuerySet]:
     """The tenant's active servers, the filter form over them, and the servers it selects."""
     everything = Server.objects.for_tenant(request.user.tenant_id).active()
-    form = ServerFilterForm(data or None, servers=list(everything.only("subscription_id", "resource_group")))
+    form = ServerFilterForm(data or None, servers=list(everything.only("subscription_id", "resource_group")),
+                            subscription_names=SimpleLazyObject(lambda: subscriptions.names_for(request)))
     if form.is_bound and not form.is_valid():
         return form, everything, everything.none()
     return form, everything, apply_filters(everything, form.cleaned_data if form.is_bound else {})

@@ -5,6 +5,7 @@ from django.db.models import Q
 
 from armclient.outcomes import Category
 from checks.models import Check
+from dashboard.forms import SubscriptionSelect, subscription_choices
 from dashboard.models import Server
 from dashboard.validators import validate_backup_name
 
@@ -72,9 +73,12 @@ class ServerFilterForm(forms.Form):
     resource_group = forms.ChoiceField(required=False, label="Resource group")
     state = forms.ChoiceField(required=False, choices=OUTCOMES)
 
-    def __init__(self, *args, servers, **kwargs):
+    def __init__(self, *args, servers, subscription_names: dict[str, str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        subscriptions = sorted({s.subscription_id for s in servers})
         groups = sorted({s.resource_group for s in servers}, key=str.lower)
-        self.fields["subscription"].choices = [("", "All subscriptions"), *((s, s) for s in subscriptions)]
+        self.fields["subscription"].widget = SubscriptionSelect()
+        ids = {s.subscription_id for s in servers}
+        # A callable: the names are read only if the choices are (the counts fragment reads none).
+        self.fields["subscription"].choices = lambda: subscription_choices(ids, subscription_names or {},
+                                                                           "All subscriptions")
         self.fields["resource_group"].choices = [("", "All resource groups"), *((g, g) for g in groups)]

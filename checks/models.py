@@ -93,8 +93,9 @@ class CheckQuerySet(models.QuerySet):
         return self.order_by("-created_at", "-id")
 
     # What a history row shows (templates/checks/history.html#check-row), and nothing else.
-    HISTORY_ROW_FIELDS = ("server__name", "backup_name", "status", "category", "summary", "created_at", "started_at",
-                          "finished_at", "number_of_containers", "error_code", "error_details", "requested_by_name")
+    HISTORY_ROW_FIELDS = ("server__name", "server__subscription_id", "backup_name", "status", "category", "summary",
+                          "created_at", "started_at", "finished_at", "number_of_containers", "error_code",
+                          "error_details", "requested_by_name")
 
     def for_history(self) -> "CheckQuerySet":
         return self.select_related("server").only(*self.HISTORY_ROW_FIELDS).newest_first()

@@ -115,6 +115,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.csp",
                 "dashboard.context_processors.demo_mode",
+                "dashboard.context_processors.subscription_names",
                 "dashboard.context_processors.roles",
             ],
         },
@@ -190,6 +191,16 @@ BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
 # client address; beyond them the answer is 429 with Retry-After (dashboard.ratelimit).
 RATE_LIMIT_POSTS_PER_MINUTE = env_int("RATE_LIMIT_POSTS_PER_MINUTE", 120)
 RATE_LIMIT_SIGNINS_PER_MINUTE = env_int("RATE_LIMIT_SIGNINS_PER_MINUTE", 30)
+# "Import from Azure": one user's listing is kept this many seconds (in the database, for every web process) so
+# reloading the page does not list the whole fleet from ARM again; "Refresh from Azure" reads it anew.
+IMPORT_LISTING_TTL_SECONDS = env_int("IMPORT_LISTING_TTL_SECONDS", 300)
+# Servers one import registers at most; the rest stay offered for the next one.
+IMPORT_MAX_PER_POST = env_int("IMPORT_MAX_PER_POST", 1000)
+# Django refuses a POST with more fields than this (400) before any view sees it: room for a full import and
+# a user who ticked more than it takes, who is told so rather than shown a bare 400.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = IMPORT_MAX_PER_POST + 1000
+# Subscription display names are read from ARM with a user's token; older than this, a worker reads them again.
+SUBSCRIPTION_NAMES_MAX_AGE_HOURS = env_int("SUBSCRIPTION_NAMES_MAX_AGE_HOURS", 24)
 # Roles come from the ID token's app roles (dashboard.roles). A tenant where nobody has signed in with one keeps
 # "everyone may do everything"; with this on, a user without an app role gets no access even there.
 APP_ROLES_REQUIRED = env_bool("APP_ROLES_REQUIRED", False)
@@ -425,4 +436,5 @@ WORKER_PERIODIC_JOBS = [
     ("alerts.delivery.reap_stuck", 60.0),
     ("dashboard.housekeeping.clear_expired_sessions", 3600.0),
     ("dashboard.ratelimit.clear_old_windows", 600.0),
+    ("dashboard.subscriptions.refresh_old_names", 1800.0),
 ]

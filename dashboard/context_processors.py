@@ -1,8 +1,11 @@
-"""What every page needs to know: demo mode, and what the signed-in user may do (to hide what they may not)."""
+"""What every page needs to know: demo mode, what the signed-in user may do (to hide what they may not),
+and the tenant's subscription names (read only if a page shows one)."""
 
 from django.conf import settings
+from django.utils.functional import SimpleLazyObject
 
 from dashboard import roles as access
+from dashboard.subscriptions import names_for
 
 
 def demo_mode(request):
@@ -20,3 +23,8 @@ def roles(request):
         "my_roles": [access.ROLE_NAMES[r] for r in (access.VIEWER, access.OPERATOR, access.ADMIN) if r in held],
         "app_roles_in_use": access.app_roles_in_use(user),
     }
+
+
+def subscription_names(request):
+    """The tenant's subscription names, read (one query) only if the page shows a subscription."""
+    return {"subscription_names": SimpleLazyObject(lambda: names_for(request))}

@@ -1,4 +1,4 @@
-"""The form that registers a server."""
+"""The form that registers a server, and the select that offers subscriptions by name."""
 
 from django import forms
 
@@ -45,3 +45,20 @@ class ServerForm(forms.ModelForm):
                     code="duplicate",
                 )
         return cleaned
+
+
+class SubscriptionSelect(forms.Select):
+    """A select of subscription ids that reads as their display names: each option with a name also carries its
+    GUID as its title (shown on hover)."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        if value and str(label) != str(value):
+            option["attrs"]["title"] = str(value)
+        return option
+
+
+def subscription_choices(subscription_ids, names: dict[str, str], empty_label: str) -> list[tuple[str, str]]:
+    """(id, display name or the id) for each id, by what they read as; `empty_label` first."""
+    labelled = [(s, names.get(s.lower()) or s) for s in set(subscription_ids)]
+    return [("", empty_label), *sorted(labelled, key=lambda c: (c[1].lower(), c[0]))]

@@ -156,6 +156,41 @@ class Server(models.Model):
         return True
 
 
+class ImportListing(models.Model):
+    """What "Import from Azure" last read from ARM for one user: each subscription with its servers or the error
+    that kept them from being listed. Kept IMPORT_LISTING_TTL_SECONDS in the database, so a reload on any web
+    process does not list the whole fleet again; "Refresh from Azure" drops it."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="+")
+    fetched_at = models.DateTimeField()
+    # [{"subscription": {"id", "name"}, "error": {"message", "code", "request_id"} | None, "servers": [...]}]
+    groups = models.JSONField()
+
+    def __str__(self) -> str:
+        return f"Import listing of user {self.user_id} at {self.fetched_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SubscriptionName(models.Model):
+    """A subscription's display name as ARM's subscription list gave it to someone of the tenant, so pages show
+    names rather than GUIDs. Refreshed when that person lists for import, and by the worker when old."""
+
+    tenant_id = models.CharField(max_length=36)
+    subscription_id = models.CharField(max_length=36)  # lower-case, as servers are registered
+    display_name = models.CharField(max_length=200)
+    state = models.CharField(max_length=40, blank=True)
+    fetched_at = models.DateTimeField()
+    # Whose token read it: the worker's refresh reads again as this person, never as anyone else.
+    fetched_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant_id", "subscription_id"], name="subscription_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.subscription_id})"
+
+
 # The rate limit's counters (dashboard.ratelimit) and the audit trail (dashboard.audit), models of this app.
 from dashboard.audit import AuditEvent  # noqa: E402,F401
 from dashboard.ratelimit import RateWindow  # noqa: E402,F401

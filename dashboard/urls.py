@@ -8,6 +8,8 @@ from dashboard import audit_views, auth_views, views
 urlpatterns = [
     path("servers/add/", views.server_add, name="server_add"),
     path("servers/import/", views.server_import, name="server_import"),
+    path("servers/import/refresh/", views.server_import_refresh, name="server_import_refresh"),
+    path("servers/import/archive/", views.server_import_archive, name="server_import_archive"),
     path("servers/<int:pk>/archive/", views.server_archive, name="server_archive"),
     path("servers/<int:pk>/restore/", views.server_restore, name="server_restore"),
     path("audit/", audit_views.audit_list, name="audit"),

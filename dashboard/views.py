@@ -1,6 +1,7 @@
 """Registering, importing, archiving and restoring servers, and /healthz. A server's page and the list of
 servers are the checks app's (they show each server's checks)."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
@@ -10,11 +11,11 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from dashboard import audit, entra, inventory
+from dashboard import audit, entra, inventory, registry, subscriptions
 from dashboard.audit import Action
 from dashboard.auth_views import sign_in_again
 from dashboard.forms import ServerForm
-from dashboard.models import Server
+from dashboard.models import ImportListing, Server
 from dashboard.roles import ADMIN, role_required
 
 
@@ -84,65 +85,102 @@ def healthz(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @role_required(ADMIN)
 def server_import(request: HttpRequest) -> HttpResponse:
-    """List the flexible servers the user can see in Azure, and register the ones they pick."""
+    """List the flexible servers the user can see in Azure (kept a few minutes: a reload does not ask ARM again),
+    the registered ones Azure no longer lists, and register the ones they pick."""
     if request.method == "POST":
         return _import_selected(request)
-    token = entra.arm_token(request.user)
-    if token.access_token is None:
-        if not token.interaction_required:
-            messages.error(request, token.error_description or "Entra ID could not be reached.")
-            return redirect("server_list")
-        return sign_in_again(request, next_url=reverse("server_import"))
-    groups, error = [], None
-    try:
-        groups = _servers_in_azure(entra.token_source(request.user, first=token), request.user)
-    except inventory.InventoryError as exc:
-        error = exc
-    importable = sum(not row["registered"] for group in groups for row in group["servers"])
-    return render(request, "dashboard/server_import.html", {"groups": groups, "error": error, "importable": importable})
-
-
-def _servers_in_azure(tokens, user) -> list[dict]:
-    """Each subscription the user's token sees, with its flexible servers (each marked if registered already)
-    or the error that kept them from being listed."""
-    registered = {
-        (s.subscription_id.lower(), s.resource_group.lower(), s.name.lower())
-        for s in Server.objects.for_tenant(user.tenant_id).active()
-    }
-    groups = []
-    for subscription in inventory.subscriptions(tokens, user.object_id, user.tenant_id):
+    listing = inventory.cached_listing(request.user)
+    error = None
+    if listing is None:
+        token = entra.arm_token(request.user)
+        if token.access_token is None:
+            if not token.interaction_required:
+                messages.error(request, token.error_description or "Entra ID could not be reached.")
+                return redirect("server_list")
+            return sign_in_again(request, next_url=reverse("server_import"))
+        tokens = entra.token_source(request.user, first=token)
         try:
-            found = inventory.flexible_servers(tokens, user.object_id, subscription.id)
+            listing = inventory.fresh_listing(tokens, request.user, subscriptions.refresh(tokens, request.user))
         except inventory.InventoryError as exc:
-            groups.append({"subscription": subscription, "error": exc, "servers": []})
-            continue
-        rows = [{"server": s, "registered": (s.subscription_id, s.resource_group.lower(), s.name.lower()) in registered}
-                for s in found]
-        groups.append({"subscription": subscription, "error": None, "servers": rows})
-    return groups
+            error = exc
+    groups, orphans = _compare(listing, request.user) if listing is not None else ([], [])
+    importable = sum(not row["registered"] for group in groups for row in group["servers"])
+    return render(request, "dashboard/server_import.html", {
+        "groups": groups, "error": error, "importable": importable, "orphans": orphans,
+        "fetched_at": listing.fetched_at if listing else None, "cap": settings.IMPORT_MAX_PER_POST,
+    })
+
+
+def _key(subscription_id: str, resource_group: str, name: str) -> tuple[str, str, str]:
+    return subscription_id.lower(), resource_group.lower(), name.lower()
+
+
+def _compare(listing: ImportListing, user) -> tuple[list[dict], list[Server]]:
+    """The listing's servers, each marked if registered already (the first IMPORT_MAX_PER_POST new ones picked),
+    and the registered servers Azure no longer lists: only in subscriptions that were listed whole, since a
+    subscription that failed to list says nothing about its servers."""
+    registered = list(Server.objects.for_tenant(user.tenant_id).active().select_related("last_check"))
+    keys = {_key(s.subscription_id, s.resource_group, s.name) for s in registered}
+    listed, listed_whole, groups, offered, cap = set(), set(), [], 0, settings.IMPORT_MAX_PER_POST
+    for group in listing.groups:
+        rows = []
+        for found in group["servers"]:
+            key = _key(found["subscription_id"], found["resource_group"], found["name"])
+            listed.add(key)
+            new = key not in keys
+            offered += new
+            rows.append({"server": found, "registered": not new, "picked": new and offered <= cap})
+        if group["error"] is None:
+            listed_whole.add(group["subscription"]["id"].lower())
+        groups.append({**group, "servers": rows})
+    orphans = [s for s in registered if s.subscription_id.lower() in listed_whole
+               and _key(s.subscription_id, s.resource_group, s.name) not in listed]
+    return groups, orphans
+
+
+@require_POST
+@role_required(ADMIN)
+def server_import_refresh(request: HttpRequest) -> HttpResponse:
+    """ "Refresh from Azure": drop the kept listing, so the import page lists the fleet from ARM again."""
+    inventory.forget_listing(request.user)
+    return redirect("server_import")
+
+
+@require_POST
+@role_required(ADMIN)
+def server_import_archive(request: HttpRequest) -> HttpResponse:
+    """Archive the registered servers Azure no longer lists, as picked on the import page. Only servers the
+    user's current listing still shows as gone are archived: a stale page archives nothing Azure lists now."""
+    listing = inventory.cached_listing(request.user)
+    if listing is None:
+        messages.error(request, "The listing from Azure is out of date: look at it again before archiving.")
+        return redirect("server_import")
+    picked = set(request.POST.getlist("server"))
+    _, orphans = _compare(listing, request.user)
+    archived, busy = [], []
+    for server in (s for s in orphans if str(s.pk) in picked):
+        if server.archive():
+            archived.append(server.name)
+            audit.record(request, Action.SERVER_ARCHIVE, server, why="no longer listed by Azure")
+        else:
+            busy.append(server.name)
+    if archived:
+        messages.success(request, f"Archived {len(archived)} server{'s' if len(archived) != 1 else ''} Azure no "
+                                  "longer lists. Their history is kept; each can be restored from its page.")
+    if busy:
+        messages.error(request, f"Not archived while a check is in progress: {', '.join(busy)}.")
+    if not archived and not busy:
+        messages.info(request, "Nothing was archived: pick servers Azure no longer lists.")
+    return redirect("server_import")
 
 
 def _import_selected(request: HttpRequest) -> HttpResponse:
-    imported = already = invalid = 0
-    tenant = request.user.tenant_id
-    names = []
-    for value in request.POST.getlist("server")[:5000]:
-        subscription_id, _, rest = value.partition("|")
-        resource_group, _, name = rest.partition("|")
-        form = ServerForm({"subscription_id": subscription_id, "resource_group": resource_group, "name": name},
-                          tenant_id=tenant)
-        if form.is_valid():
-            server = form.save(commit=False)
-            server.tenant_id, server.added_by = tenant, request.user
-            if server.register():
-                imported += 1
-                names.append(server.name)
-            else:
-                already += 1
-        elif "__all__" in form.errors:
-            already += 1
-        else:
-            invalid += 1
+    """Register the picked servers in bulk (a few statements per IMPORT_CHUNK, whatever their number)."""
+    values = request.POST.getlist("server")
+    cap = settings.IMPORT_MAX_PER_POST
+    wanted, invalid = registry.parse_picks(values[:cap])
+    names, already = registry.register_many(wanted, tenant_id=request.user.tenant_id, added_by=request.user)
+    imported = len(names)
     if imported:
         audit.record(request, Action.SERVER_IMPORT, imported=imported, already=already, invalid=invalid,
                      servers=names)
@@ -151,5 +189,8 @@ def _import_selected(request: HttpRequest) -> HttpResponse:
         parts.append(f"{already} already registered.")
     if invalid:
         parts.append(f"{invalid} not valid and left out.")
+    if len(values) > cap:
+        parts.append(f"One import takes at most {cap} servers: the other {len(values) - cap} picked were left out "
+                     "and are offered again on the import page.")
     (messages.success if imported else messages.info)(request, " ".join(parts))
     return redirect("server_list")

@@ -5,7 +5,9 @@ from datetime import timedelta
 from django import forms
 from django.utils import timezone
 
+from dashboard.forms import SubscriptionSelect, subscription_choices
 from dashboard.models import Server
+from dashboard.subscriptions import names_for_tenant
 from schedules import cadence
 from schedules.models import Schedule
 
@@ -49,7 +51,9 @@ class ScheduleForm(forms.ModelForm):
         registered = Server.objects.for_tenant(self.instance.tenant_id).active()
         subscriptions = sorted(set(registered.values_list("subscription_id", flat=True)))
         groups = sorted(set(registered.values_list("resource_group", flat=True)), key=str.lower)
-        self.fields["subscription_id"].choices = [("", "—"), *((s, s) for s in subscriptions)]
+        self.fields["subscription_id"].widget = SubscriptionSelect()
+        self.fields["subscription_id"].choices = lambda: subscription_choices(
+            subscriptions, names_for_tenant(self.instance.tenant_id), "—")
         self.fields["resource_group"].choices = [("", "—"), *((g, g) for g in groups)]
         self.fields["time_zone"].choices = [(z, z.replace("_", " ")) for z in ["UTC", *cadence.time_zone_names()]]
         self.fields["name"].error_messages["required"] = "Give the schedule a name."

@@ -48,7 +48,8 @@ def test_a_signed_out_htmx_request_gets_a_client_redirect_to_sign_in(client):
 
 @pytest.mark.parametrize("path", ["/servers/add/", "/servers/import/", "/servers/{pk}/run/", "/servers/{pk}/archive/",
                                   "/batches/", "/batches/1/cancel/", "/batches/1/rerun-failed/", "/checks/1/reauth/",
-                                  "/auth/signout/", "/servers/{pk}/backups/refresh/"])
+                                  "/auth/signout/", "/servers/{pk}/backups/refresh/", "/servers/import/refresh/",
+                                  "/servers/import/archive/"])
 def test_every_post_is_refused_without_a_csrf_token(alice, server, path):
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice)

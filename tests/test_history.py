@@ -355,8 +355,8 @@ def test_an_export_that_fails_midway_says_it_is_incomplete(client_alice, alice, 
     make_check(server, alice, backup_name="first")
     real = history._export_records
 
-    def one_then_fail(checks):
-        yield next(real(checks))
+    def one_then_fail(checks, names):
+        yield next(real(checks, names))
         raise DatabaseError("connection lost")
 
     monkeypatch.setattr(history, "_export_records", one_then_fail)

@@ -109,6 +109,7 @@ def test_a_viewer_is_refused_every_operator_action(client, alice, server, method
 
 @pytest.mark.parametrize(("method", "path"), [
     ("get", "/servers/add/"), ("post", "/servers/add/"), ("get", "/servers/import/"), ("post", "/servers/import/"),
+    ("post", "/servers/import/refresh/"), ("post", "/servers/import/archive/"),
     ("post", "/servers/{pk}/archive/"), ("post", "/servers/{pk}/restore/"), ("get", "/alerts/channels/add/"),
     ("post", "/alerts/channels/add/"), ("post", "/alerts/channels/1/delete/"), ("get", "/audit/"),
     ("get", "/audit/export.csv"),

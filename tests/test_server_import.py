@@ -1,10 +1,18 @@
 """Import from Azure: list what the user's own token can see, register what they pick."""
 
-import pytest
+from datetime import timedelta
 
-from dashboard.demo import CONTOSO, PROD, STAGING
-from dashboard.models import Server
-from tests.conftest import ALICE, CHARLIE, make_server
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from checks.models import Check
+from dashboard import registry
+from dashboard.audit import Action
+from dashboard.demo import CONTOSO, PROD, SANDBOX, STAGING
+from dashboard.models import AuditEvent, ImportListing, Server
+from tests.conftest import ALICE, BOB, CHARLIE, make_server
 
 
 def test_it_lists_the_servers_of_the_users_subscriptions(client, logged_in):
@@ -103,3 +111,193 @@ def test_the_admin_tells_a_non_operator_plainly(client, alice):
     assert response.status_code == 403
     assert "for the dashboard&#x27;s operators" in response.content.decode()
     assert 'name="password"' not in response.content.decode()
+
+
+# -- the listing is kept a few minutes ---------------------------------------------------------------------
+
+def _arm_reads(sim) -> int:
+    return len([r for r in sim.received(method="GET") if r.path.lower().startswith("/subscriptions")])
+
+
+def test_two_loads_within_the_ttl_ask_azure_once(client, logged_in, sim):
+    logged_in(ALICE["upn"])
+    first = client.get("/servers/import/").content.decode()
+    reads = _arm_reads(sim)
+    assert reads >= 4, "the subscriptions, then each subscription's servers"
+    second = client.get("/servers/import/").content.decode()
+    assert _arm_reads(sim) == reads, "a reload within the TTL is answered from the kept listing"
+    assert "<strong>pg-inventory-01</strong>" in second and "Listed from Azure at" in second
+    assert first.count('name="server"') == second.count('name="server"')
+
+
+def test_refresh_from_azure_lists_again(client, logged_in, sim):
+    logged_in(ALICE["upn"])
+    client.get("/servers/import/")
+    reads = _arm_reads(sim)
+    response = client.post("/servers/import/refresh/")
+    assert response.status_code == 302 and response["Location"] == "/servers/import/"
+    client.get("/servers/import/")
+    assert _arm_reads(sim) == 2 * reads
+
+
+def test_a_listing_older_than_the_ttl_is_read_again(client, logged_in, sim, settings):
+    settings.IMPORT_LISTING_TTL_SECONDS = 60
+    logged_in(ALICE["upn"])
+    client.get("/servers/import/")
+    reads = _arm_reads(sim)
+    ImportListing.objects.update(fetched_at=timezone.now() - timedelta(seconds=61))
+    client.get("/servers/import/")
+    assert _arm_reads(sim) == 2 * reads
+
+
+def test_the_listing_is_kept_per_user(client, logged_in, sim):
+    logged_in(ALICE["upn"])
+    client.get("/servers/import/")
+    reads = _arm_reads(sim)
+    logged_in(BOB["upn"])
+    client.get("/servers/import/")
+    assert _arm_reads(sim) > reads, "Bob's token may see other servers: his listing is his own"
+
+
+@pytest.mark.parametrize("settings_change", [{"AZURE_ARM_ENDPOINT": "https://127.0.0.1:9"}])
+def test_a_listing_that_failed_is_not_kept(client, logged_in, sim, settings, settings_change):
+    logged_in(ALICE["upn"])
+    endpoint = settings.AZURE_ARM_ENDPOINT
+    settings.AZURE_ARM_ENDPOINT = settings_change["AZURE_ARM_ENDPOINT"]
+    assert "could not be listed" in client.get("/servers/import/").content.decode()
+    settings.AZURE_ARM_ENDPOINT = endpoint
+    assert "<strong>pg-orders</strong>" in client.get("/servers/import/").content.decode()
+
+
+# -- registering in bulk -----------------------------------------------------------------------------------
+
+def _picks(n: int, subscription_id: str = PROD) -> list[str]:
+    return [f"{subscription_id}|rg-bulk|pg-bulk-{i:05d}" for i in range(n)]
+
+
+def test_import_registers_in_bulk_with_flat_queries(client, logged_in):
+    logged_in(ALICE["upn"])
+    client.post("/servers/import/", {"server": _picks(1, SANDBOX)})  # the session's and rate window's first writes
+    counts = []
+    for n, sub in ((10, PROD), (1000, STAGING)):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post("/servers/import/", {"server": _picks(n, sub)}, follow=False)
+        assert response.status_code == 302
+        counts.append(len(queries))
+    assert Server.objects.filter(resource_group="rg-bulk").count() == 1011
+    assert counts[0] == counts[1], f"queries for 10 vs 1,000 servers: {counts}"
+
+
+def test_an_archived_server_comes_back_with_its_history(client, logged_in):
+    logged_in(ALICE["upn"])
+    old = make_server(name="pg-orders", archived_at=timezone.now())
+    response = client.post("/servers/import/", {"server": [f"{PROD}|rg-payments-prod|PG-ORDERS",
+                                                           f"{PROD}|rg-payments-prod|pg-ledger"]}, follow=True)
+    assert "Imported 2 servers." in response.content.decode()
+    old.refresh_from_db()
+    assert old.archived_at is None
+    assert Server.objects.filter(name__iexact="pg-orders").count() == 1
+
+
+def test_the_same_server_picked_twice_is_registered_once(client, logged_in):
+    logged_in(ALICE["upn"])
+    response = client.post("/servers/import/", {"server": [f"{PROD}|rg-payments-prod|pg-orders",
+                                                           f"{PROD.upper()}|RG-PAYMENTS-PROD|PG-Orders"]}, follow=True)
+    assert "Imported 1 server." in response.content.decode()
+    assert Server.objects.count() == 1
+
+
+def test_more_than_one_import_takes_are_left_for_the_next(client, logged_in, settings):
+    settings.IMPORT_MAX_PER_POST = 3
+    logged_in(ALICE["upn"])
+    response = client.post("/servers/import/", {"server": _picks(5)}, follow=True)
+    html = response.content.decode()
+    assert "Imported 3 servers." in html
+    assert "One import takes at most 3 servers: the other 2 picked were left out" in html
+    assert Server.objects.count() == 3
+
+
+def test_the_page_picks_no_more_than_one_import_takes(client, logged_in, settings):
+    settings.IMPORT_MAX_PER_POST = 2
+    logged_in(ALICE["upn"])
+    html = client.get("/servers/import/").content.decode()
+    assert html.count('name="server"') > 2 and html.count(" checked>") == 2
+    assert "One import takes at most 2 servers" in html
+
+
+def test_a_registration_racing_the_import_is_counted_once(client, logged_in, monkeypatch):
+    """Another request registers pg-orders after this import looked: the unique index refuses the bulk insert,
+    and the import settles each server on its own rather than failing."""
+    alice = logged_in(ALICE["upn"])
+    make_server(name="pg-orders")
+    monkeypatch.setattr(registry, "_registrations", lambda picks, tenant_id: (set(), {}))
+    names, already = registry.register_many(
+        [(PROD, "rg-payments-prod", "pg-orders"), (PROD, "rg-payments-prod", "pg-ledger")],
+        tenant_id=CONTOSO, added_by=alice)
+    assert (names, already) == (["pg-ledger"], 1)
+    assert Server.objects.count() == 2
+
+
+# -- servers Azure no longer lists ---------------------------------------------------------------------------
+
+def test_registered_servers_azure_no_longer_lists_are_offered_for_archiving(client, logged_in):
+    logged_in(ALICE["upn"])
+    gone = make_server(name="pg-gone-01")
+    make_server(subscription_id=SANDBOX, resource_group="rg-sandbox", name="pg-sandbox-unlisted")
+    make_server(subscription_id="0b5e0009-0000-4000-8000-000000000009", resource_group="rg-x", name="pg-unseen")
+    make_server(tenant_id=CHARLIE["tid"], name="pg-gone-fabrikam")
+    make_server(name="pg-orders")
+    html = client.get("/servers/import/").content.decode()
+    section = html.split('id="orphans"')[1].split("</section>")[0]
+    assert f'value="{gone.pk}"' in section and "pg-gone-01" in section
+    assert "pg-sandbox-unlisted" not in section, "its subscription failed to list: nothing is known of its servers"
+    assert "pg-unseen" not in section, "a subscription the user cannot see says nothing either"
+    assert "pg-gone-fabrikam" not in section and "pg-orders" not in section
+    assert "Contoso Production" in section, "the subscription by its name"
+
+
+def test_archiving_them_goes_through_archive_and_only_what_azure_no_longer_lists(client, logged_in):
+    logged_in(ALICE["upn"])
+    gone = make_server(name="pg-gone-01")
+    listed = make_server(name="pg-orders")
+    failed_to_list = make_server(subscription_id=SANDBOX, resource_group="rg-sandbox", name="pg-sandbox-unlisted")
+    other_tenant = make_server(tenant_id=CHARLIE["tid"], name="pg-gone-fabrikam")
+    client.get("/servers/import/")
+    response = client.post("/servers/import/archive/",
+                           {"server": [gone.pk, listed.pk, failed_to_list.pk, other_tenant.pk]}, follow=True)
+    assert "Archived 1 server Azure no longer lists." in response.content.decode()
+    assert set(Server.objects.filter(archived_at__isnull=False)) == {gone}
+    event = AuditEvent.objects.get(action=Action.SERVER_ARCHIVE)
+    assert event.target_id == str(gone.pk) and event.details == {"why": "no longer listed by Azure"}
+
+
+def test_a_server_with_a_check_in_progress_is_not_archived(client, logged_in):
+    alice = logged_in(ALICE["upn"])
+    gone = make_server(name="pg-gone-01")
+    gone.last_check = Check.objects.create(server=gone, tenant_id=CONTOSO, backup_name="b1",
+                                           requested_by=alice, status=Check.Status.RUNNING)
+    gone.save(update_fields=["last_check"])
+    client.get("/servers/import/")
+    response = client.post("/servers/import/archive/", {"server": [gone.pk]}, follow=True)
+    assert "Not archived while a check is in progress: pg-gone-01." in response.content.decode()
+    gone.refresh_from_db()
+    assert gone.archived_at is None
+
+
+def test_archiving_needs_a_listing_still_fresh(client, logged_in):
+    logged_in(ALICE["upn"])
+    gone = make_server(name="pg-gone-01")
+    response = client.post("/servers/import/archive/", {"server": [gone.pk]}, follow=True)
+    assert "out of date" in response.content.decode()
+    gone.refresh_from_db()
+    assert gone.archived_at is None
+
+
+def test_ticking_more_than_one_import_takes_is_answered_not_refused_with_a_400(client, logged_in):
+    """Django refuses a POST of more than DATA_UPLOAD_MAX_NUMBER_FIELDS fields (1,000 by default) with a bare 400
+    before the view runs: 1,200 ticked servers must get the import's own message instead."""
+    logged_in(ALICE["upn"])
+    response = client.post("/servers/import/", {"server": _picks(1200)}, follow=True)
+    assert response.status_code == 200
+    assert "Imported 1000 servers." in response.content.decode()
+    assert "the other 200 picked were left out" in response.content.decode()

@@ -15,7 +15,7 @@ from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from checks.forms import HistoryFilterForm
 from checks.models import Check
-from dashboard import keyset
+from dashboard import keyset, subscriptions
 from dashboard.models import Server
 
 HISTORY_PAGE_SIZE = 50
@@ -105,6 +105,8 @@ EXPORT_COLUMNS = [
     ("x_ms_correlation_request_id", "correlation_request_id"),
     ("x_ms_client_request_id", "client_request_id"),
     ("attempts", "attempts"),
+    # Last, so files read by position keep their columns; the id stays in subscription_id.
+    ("subscription_name", "server__subscription_id"),
 ]
 EXPORT_NAMES = [name for name, _ in EXPORT_COLUMNS]
 # Rows are read from the database this many at a time, and sent in pieces of about this many characters.
@@ -112,10 +114,12 @@ EXPORT_CHUNK_ROWS = 2000
 EXPORT_BUFFER_CHARS = 256 * 1024
 
 
-def _export_records(checks):
-    """Each check as a list of plain values (str, int, float or None) in EXPORT_COLUMNS' order."""
+def _export_records(checks, names: dict[str, str]):
+    """Each check as a list of plain values (str, int, float or None) in EXPORT_COLUMNS' order; `names` gives
+    the subscription's display name (empty where none is known)."""
     for row in checks.values_list(*(field for _, field in EXPORT_COLUMNS)).iterator(chunk_size=EXPORT_CHUNK_ROWS):
         record = list(row)
+        record[-1] = names.get(record[-1].lower(), "")
         created, finished, started = record[1], record[2], record[3]
         record[1] = created.isoformat()
         record[2] = finished.isoformat() if finished else None
@@ -174,7 +178,7 @@ class JsonLines(CsvLines):
         self.buffer.write(json.dumps({"export_failed": True, "rows": rows}) + "\n")
 
 
-def _stream(checks, lines: CsvLines):
+def _stream(checks, lines: CsvLines, names: dict[str, str]):
     """The export in large pieces, ending in a line that says it is complete and how many rows it has.
 
     A file cut short (worker killed, connection lost) lacks that line; one that failed here says so.
@@ -182,7 +186,7 @@ def _stream(checks, lines: CsvLines):
     lines.head()
     rows = 0
     try:
-        for record in _export_records(checks):
+        for record in _export_records(checks, names):
             lines.record(record)
             rows += 1
             if lines.buffer.tell() >= EXPORT_BUFFER_CHARS:
@@ -205,7 +209,7 @@ def _export(request: HttpRequest, lines: CsvLines) -> StreamingHttpResponse:
     _form, checks = _filtered_history(request)
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     return StreamingHttpResponse(
-        _stream(checks, lines),
+        _stream(checks, lines, subscriptions.names_for(request)),
         content_type=lines.content_type,
         headers={"Content-Disposition": f'attachment; filename="ltr-checks-{stamp}.{lines.extension}"'},
     )

@@ -1,7 +1,11 @@
 """The simulator's read side: subscriptions a user can see, flexible servers in one, paged by nextLink."""
 
+import json
+
 import pytest
-from sim_helpers import PROD
+from sim_helpers import PROD, SCENARIO
+
+from azuresim import Simulator
 
 LIST = "/subscriptions/{sub}/providers/Microsoft.DBforPostgreSQL/flexibleServers?api-version=2024-08-01"
 
@@ -50,3 +54,31 @@ def test_listing_checks_the_token_version_and_access(sim, session, get):
     assert get(LIST.format(sub="0b5e0004-0000-4000-8000-000000000004")).json()["error"]["code"] == \
         "MissingSubscriptionRegistration"
     assert get(LIST.format(sub="not-a-guid")).status_code == 400
+
+
+def test_subscriptions_come_in_arms_shape_paged_by_next_link(sim, get):
+    sim.inventory.page_size = 2
+    try:
+        first = get("/subscriptions?api-version=2022-12-01").json()
+        second = get(first["nextLink"][len(sim.https_url):]).json()
+    finally:
+        sim.inventory.page_size = 50
+    assert first["nextLink"].startswith(sim.https_url + "/subscriptions?") and "nextLink" not in second
+    items = first["value"] + second["value"]
+    assert [s["displayName"] for s in items] == ["Contoso Production", "Contoso Sandbox", "Contoso Staging"]
+    prod = items[0]
+    assert prod["id"] == f"/subscriptions/{PROD}" and prod["subscriptionId"] == PROD
+    assert prod["state"] == "Enabled" and prod["authorizationSource"] == "RoleBased"
+    assert set(prod["subscriptionPolicies"]) == {"locationPlacementId", "quotaId", "spendingLimit"}
+
+
+def test_a_subscriptions_state_comes_from_the_scenario(state_dir, session):
+    with open(SCENARIO) as f:
+        scenario = json.load(f)
+    scenario["subscriptions"][0]["state"] = "Disabled"
+    with Simulator(scenario, state_dir=state_dir) as sim:
+        token = sim.issue_access_token("alice@contoso.example")
+        session.verify = sim.ca_path
+        items = session.get(sim.https_url + "/subscriptions?api-version=2022-12-01",
+                            headers={"Authorization": f"Bearer {token}"}, timeout=10).json()["value"]
+    assert {s["displayName"]: s["state"] for s in items}["Contoso Production"] == "Disabled"

@@ -1,0 +1,79 @@
+"""Subscription display names for the tenant's pages, so people read "Contoso Production" rather than a GUID.
+
+ARM's subscription list (`GET /subscriptions`, a read) is called with a person's own delegated token: when they
+open "Import from Azure", and, once the names are older than SUBSCRIPTION_NAMES_MAX_AGE_HOURS, by the checks
+worker as the person who read them last (their token renewed silently; never anyone else's). Pages read the
+names once per request (`names_for`), through the `subscription_names` context and the `{% subscription %}` tag.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Max
+from django.http import HttpRequest
+from django.utils import timezone
+
+from dashboard import entra, inventory
+from dashboard.models import SubscriptionName, User
+
+log = logging.getLogger(__name__)
+
+
+def names_for_tenant(tenant_id: str) -> dict[str, str]:
+    """Lower-case subscription id -> display name, for one tenant: one query."""
+    rows = SubscriptionName.objects.filter(tenant_id=tenant_id).exclude(display_name="")
+    return dict(rows.values_list("subscription_id", "display_name"))
+
+
+def names_for(request: HttpRequest) -> dict[str, str]:
+    """The signed-in user's tenant's names, read once per request whatever asks for them."""
+    if not hasattr(request, "_subscription_names"):
+        user = getattr(request, "user", None)
+        tenant = getattr(user, "tenant_id", "") if user is not None and user.is_authenticated else ""
+        request._subscription_names = names_for_tenant(tenant) if tenant else {}
+    return request._subscription_names
+
+
+def name_of(names: dict[str, str], subscription_id: str) -> str:
+    return names.get(str(subscription_id).lower(), "")
+
+
+def remember(user: User, seen: list[inventory.Subscription]) -> None:
+    """Keep the names `user`'s token just read (one statement whatever their number)."""
+    now = timezone.now()
+    rows = [SubscriptionName(tenant_id=user.tenant_id, subscription_id=s.id, display_name=s.name, state=s.state,
+                             fetched_at=now, fetched_by=user) for s in seen]
+    SubscriptionName.objects.bulk_create(
+        rows, update_conflicts=True, unique_fields=["tenant_id", "subscription_id"],
+        update_fields=["display_name", "state", "fetched_at", "fetched_by"],
+    )
+
+
+def refresh(tokens, user: User) -> list[inventory.Subscription]:
+    """List the user's subscriptions from ARM and remember their names. Raises inventory.InventoryError."""
+    seen = inventory.tenant_subscriptions(tokens, user.object_id, user.tenant_id)
+    remember(user, seen)
+    return seen
+
+
+def refresh_old_names() -> int:
+    """The worker's periodic job: read again the names of each tenant whose newest name is older than
+    SUBSCRIPTION_NAMES_MAX_AGE_HOURS, as the person who read them last. A person whose token cannot be renewed
+    silently is skipped (the names stay as they were) until they sign in or list again. Returns tenants done."""
+    oldest = timezone.now() - timedelta(hours=settings.SUBSCRIPTION_NAMES_MAX_AGE_HOURS)
+    stale = (SubscriptionName.objects.values("tenant_id").annotate(newest=Max("fetched_at"))
+             .filter(newest__lt=oldest).values_list("tenant_id", flat=True))
+    done = 0
+    for tenant_id in list(stale):
+        latest = (SubscriptionName.objects.filter(tenant_id=tenant_id, fetched_by__isnull=False)
+                  .select_related("fetched_by").order_by("-fetched_at").first())
+        if latest is None:
+            continue
+        try:
+            refresh(entra.token_source(latest.fetched_by), latest.fetched_by)
+        except inventory.InventoryError as exc:
+            log.info("Subscription names of tenant %s not refreshed: %s", tenant_id, exc.message)
+            continue
+        done += 1
+    return done

@@ -1,0 +1,48 @@
+"""Import from Azure in a browser: names instead of GUIDs, a listing kept across reloads and refreshed on
+request, picked servers imported, and a registered server Azure no longer lists archived from the same page."""
+
+import pytest
+from playwright.sync_api import expect
+
+from dashboard.demo import PROD, STAGING
+from dashboard.models import Server
+from tests.e2e.helpers import server_row, sign_in, snap
+
+pytestmark = pytest.mark.e2e
+
+
+def _list_reads(sim) -> int:
+    return len([r for r in sim.received(method="GET") if r.path.lower().startswith("/subscriptions")])
+
+
+def test_import_names_subscriptions_keeps_the_listing_and_archives_what_azure_lost(page, app, sim, demo_fleet):
+    sim.remove_server(PROD, "rg-payments-prod", "pg-decommissioned")  # registered, but gone from Azure
+    sign_in(page, app)
+    page.get_by_role("link", name="Import from Azure").first.click()
+    expect(page.get_by_role("heading", name="Import from Azure")).to_be_visible()
+    expect(page.locator("#listing-age")).to_contain_text("Listed from Azure at")
+    reads = _list_reads(sim)
+
+    page.reload()  # within the TTL: answered from the kept listing, ARM is not asked again
+    expect(page.locator("#listing-age")).to_be_visible()
+    assert _list_reads(sim) == reads
+    page.get_by_role("button", name="Refresh from Azure").click()
+    expect(page.locator("#listing-age")).to_be_visible()
+    assert _list_reads(sim) == 2 * reads
+
+    orphans = page.locator("#orphans")
+    expect(orphans).to_contain_text("pg-decommissioned")
+    expect(orphans.locator(f'span.subscription[title="{PROD}"]').first).to_have_text("Contoso Production")
+    expect(orphans).not_to_contain_text("pg-sandbox-01")  # its subscription failed to list
+    snap(page, "import-orphans")
+    orphans.get_by_label("Archive pg-decommissioned").check()
+    page.once("dialog", lambda dialog: dialog.accept())
+    orphans.get_by_role("button", name="Archive selected servers").click()
+    expect(page.locator(".messages")).to_contain_text("Archived 1 server Azure no longer lists.")
+    assert Server.objects.get(name="pg-decommissioned").archived_at is not None
+
+    page.get_by_role("button", name="Import selected servers").click()
+    expect(page.locator(".messages")).to_contain_text("Imported 1 server.")
+    row = server_row(page, "pg-inventory-01")
+    expect(row.locator(f'span.subscription[title="{STAGING}"]')).to_have_text("Contoso Staging")
+    expect(page.locator(f'select[name="subscription"] option[value="{PROD}"]')).to_have_text("Contoso Production")
