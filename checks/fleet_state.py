@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from armclient.outcomes import Category
+from backups import summary
 from checks.forms import ServerFilterForm
 from checks.models import Check
 from checks.readiness import State
@@ -55,7 +56,7 @@ def my_last_attempt_note(server) -> str:
     return Category(category).label
 
 
-def apply_filters(servers: ServerQuerySet, data: dict) -> ServerQuerySet:
+def apply_filters(servers: ServerQuerySet, data: dict, tenant_id: str = "") -> ServerQuerySet:
     if data.get("q"):
         servers = servers.filter(Q(name__icontains=data["q"]) | Q(label__icontains=data["q"]))
     if data.get("subscription"):
@@ -64,6 +65,8 @@ def apply_filters(servers: ServerQuerySet, data: dict) -> ServerQuerySet:
         servers = servers.filter(resource_group=data["resource_group"])
     if data.get("state"):
         servers = servers.filter(state_q(data["state"]))
+    if data.get("backup"):
+        servers = summary.filter_last_backup(servers, data["backup"], tenant_id)
     return servers
 
 
@@ -96,4 +99,5 @@ def filtered_servers(request: HttpRequest, data) -> tuple[ServerFilterForm, Serv
     form = ServerFilterForm(data or None, servers=list(everything.only("subscription_id", "resource_group")))
     if form.is_bound and not form.is_valid():
         return form, everything, everything.none()
-    return form, everything, apply_filters(everything, form.cleaned_data if form.is_bound else {})
+    return form, everything, apply_filters(everything, form.cleaned_data if form.is_bound else {},
+                                           request.user.tenant_id)

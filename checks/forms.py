@@ -4,6 +4,7 @@ from django import forms
 from django.db.models import Q
 
 from armclient.outcomes import Category
+from backups import summary
 from checks.models import Check
 from dashboard.models import Server
 from dashboard.validators import validate_backup_name
@@ -71,6 +72,7 @@ class ServerFilterForm(forms.Form):
     subscription = forms.ChoiceField(required=False)
     resource_group = forms.ChoiceField(required=False, label="Resource group")
     state = forms.ChoiceField(required=False, choices=OUTCOMES)
+    backup = forms.ChoiceField(required=False, label="Last LTR backup", choices=summary.FILTER_CHOICES)
 
     def __init__(self, *args, servers, **kwargs):
         super().__init__(*args, **kwargs)
