@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "schedules",
     "alerts",
     "backups",
+    "evidence",
 ]
 
 MIDDLEWARE = [
