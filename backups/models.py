@@ -81,6 +81,8 @@ class LtrRefresh(models.Model):
     last_status = models.CharField(max_length=40, blank=True)
     last_started_at = models.DateTimeField(null=True, blank=True)
     last_succeeded_at = models.DateTimeField(null=True, blank=True)
+    # The first read: a server with no success kept is given N days from it before a gap is alerted.
+    first_read_at = models.DateTimeField(null=True, blank=True)
     # Set when "no successful LTR backup in N days" was alerted; cleared (with a recovery message) by a success.
     gap_alerted_at = models.DateTimeField(null=True, blank=True)
 

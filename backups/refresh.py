@@ -66,7 +66,9 @@ def record(server: Server, operations: list[LtrOperation], user=None) -> None:
     LtrBackup.objects.bulk_update(changed, [*FIELDS, "last_seen_at", "gone_from_azure_at"], batch_size=500)
     (LtrBackup.objects.filter(server=server, gone_from_azure_at=None).exclude(backup_name__in=list(listed))
      .update(gone_from_azure_at=now))
-    LtrRefresh.objects.update_or_create(server=server, defaults={
+    LtrRefresh.objects.update_or_create(server=server, create_defaults={
+        "tenant_id": server.tenant_id, "refreshed_at": now, "refreshed_by": user, "listed": len(listed),
+        "first_read_at": now, **summary_of(server)}, defaults={
         "tenant_id": server.tenant_id, "refreshed_at": now, "refreshed_by": user, "listed": len(listed),
         **summary_of(server)})
     # Alerts ride the same transaction: the deliveries exist only if what they announce was recorded.

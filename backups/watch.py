@@ -1,10 +1,12 @@
 """Alerts about LTR backups: a failed backup (once per operation, when a refresh first sees it failed) and a
 server with no successful LTR backup in its tenant's N days (once per gap, with a message when one succeeds).
 
-Only servers whose backups were read at least once are judged: without a read there is nothing to say. A
-failure is alerted only if it began within the same N days, so the first read of a server with a year of
-history does not send a message per old failure. Each alert is claimed by a conditional update of the row
-that remembers it (failure_alerted_at, gap_alerted_at): two refreshes, or two workers, send it once.
+Only servers whose backups were read at least once are judged: without a read there is nothing to say; one
+with no success kept is given N days from its first read (a new server, or LTR not set up yet, would otherwise
+alert on the first read of a whole fleet). A failure is alerted only if it began within the same N days, so
+the first read of a server with a year of history does not send a message per old failure. Each alert is
+claimed by a conditional update of the row that remembers it (failure_alerted_at, gap_alerted_at): two
+refreshes, or two workers, send it once.
 """
 
 import logging
@@ -70,7 +72,7 @@ def alert_gaps(now: datetime | None = None) -> int:
 def check_gaps(rows, days: int, now: datetime) -> int:
     """Among `rows` (LtrRefresh of one tenant), alert the gaps not alerted yet and the gaps a success closed."""
     since = now - timedelta(days=days)
-    in_gap = Q(last_succeeded_at__isnull=True) | Q(last_succeeded_at__lt=since)
+    in_gap = Q(last_succeeded_at__lt=since) | Q(last_succeeded_at__isnull=True, first_read_at__lt=since)
     raised = 0
     for row in rows.filter(in_gap, gap_alerted_at=None).select_related("server"):
         if LtrRefresh.objects.filter(pk=row.pk, gap_alerted_at=None).update(gap_alerted_at=now):

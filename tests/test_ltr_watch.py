@@ -177,3 +177,15 @@ def test_the_setting_page_is_per_tenant(client, alice, charlie):
     client.force_login(charlie)
     assert 'value="7"' in client.get("/backups/alerts/").content.decode()
     assert LtrAlertSetting.days_for(charlie.tenant_id) == 7 and LtrAlertSetting.days_for(alice.tenant_id) == 14
+
+
+def test_a_server_with_no_success_kept_is_given_n_days_from_its_first_read(client, logged_in, server, sim,
+                                                                           django_capture_on_commit_callbacks):
+    logged_in(ALICE["upn"])
+    Channel.objects.create(tenant_id=server.tenant_id, name="hook", kind="webhook", target_hint="x")
+    sim.set_ltr_backups(PROD, RG, "pg-payments-01", [])
+    refresh(client, server)
+    assert not Delivery.objects.exists(), "a fleet's first read alerts nothing for servers without backups yet"
+    assert watch.alert_gaps(timezone.now() + timedelta(days=6)) == 0
+    assert watch.alert_gaps(timezone.now() + timedelta(days=8)) == 1
+    assert Delivery.objects.get().title == "No successful LTR backup of pg-payments-01 in 7 days"

@@ -31,6 +31,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='ltrrefresh',
+            name='first_read_at',
+            field=models.DateTimeField(blank=True, null=True),
+        ),
+        migrations.AddField(
+            model_name='ltrrefresh',
             name='gap_alerted_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
@@ -78,7 +83,8 @@ def summarize_what_was_kept(apps, schema_editor):
         kept = LtrBackup.objects.filter(server_id=row.server_id)
         newest = kept.order_by("-start_time", "-first_seen_at").values("status", "start_time").first() or {}
         at = kept.filter(status="Succeeded").aggregate(at=Max(Coalesce("end_time", "start_time", "first_seen_at")))
-        LtrRefresh.objects.filter(pk=row.pk).update(last_status=newest.get("status", ""),
+        LtrRefresh.objects.filter(pk=row.pk).update(first_read_at=row.refreshed_at,
+                                                     last_status=newest.get("status", ""),
                                                      last_started_at=newest.get("start_time"),
                                                      last_succeeded_at=at["at"])
 
