@@ -8,21 +8,24 @@ CSV and the JSON read the same rows.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Lower
+from django.urls import reverse
 
 from backups.models import LtrBackup
 from checks.models import Check
 from checks.readiness import ReadinessChange, State
 
 STATE_WORDS = dict(State.choices)
+PAGE_CHANGES = 5
 COUNTED = Q(finished_at__isnull=False) & ~Q(status=Check.Status.CANCELLED)  # a check that ran to an end
 
 
 def stamp(moment: datetime | None) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else ""
+    """ "2026-11-27 02:30 UTC" (the database hands back UTC); isoformat, as strftime costs a second a million."""
+    return moment.astimezone(UTC).isoformat(" ", "minutes")[:16] + " UTC" if moment else ""
 
 
 @dataclass
@@ -46,6 +49,13 @@ class Row:
     backups_succeeded: int = 0
     backups_failed: int = 0
     last_success_at: datetime | None = None
+    url: str = ""
+    last_check_url: str = ""
+
+    def __getitem__(self, name: str):
+        # Django's templates try row[name] before row.name: answering it saves an exception per lookup, which
+        # is a tenth of the page's time at 1,000 rows.
+        return getattr(self, name)
 
     @property
     def no_backup_in_period(self) -> bool:
@@ -78,10 +88,22 @@ class Row:
     def last_success_words(self) -> str:
         return stamp(self.last_success_at)
 
+    def _change_words(self, changes: list[dict]) -> list[str]:
+        return [f"{stamp(c['at'])}: {self.words(c['from'])} → {self.words(c['to'])}"
+                f"{' (' + c['reason'] + ')' if c['reason'] else ''}" for c in changes]
+
     @property
     def change_words(self) -> list[str]:
-        return [f"{c['at']}: {self.words(c['from'])} → {self.words(c['to'])}"
-                f"{' (' + c['reason'] + ')' if c['reason'] else ''}" for c in self.changes]
+        return self._change_words(self.changes)
+
+    @property
+    def last_change_words(self) -> list[str]:
+        """The page shows the last few changes (a flapping server has hundreds a year; the downloads have all)."""
+        return self._change_words(self.changes[-PAGE_CHANGES:])
+
+    @property
+    def earlier_changes(self) -> int:
+        return max(0, len(self.changes) - PAGE_CHANGES)
 
     def columns(self) -> dict:
         return {
@@ -120,6 +142,7 @@ def build(servers: QuerySet, tenant_id: str, start: datetime, end: datetime) -> 
         last_check_pk=_last_check(start, end, "pk"),
     ).order_by(Lower("name"), "resource_group", "subscription_id", "pk")
     rows = {}
+    server_url, check_url = _url_pattern("server_detail"), _url_pattern("check_detail")
     labels = dict(Check.Status.choices)
     reasons = dict(ReadinessChange._meta.get_field("reason").choices)
     for s in annotated.values("pk", "name", "label", "subscription_id", "resource_group", "at_start", "at_end",
@@ -130,11 +153,20 @@ def build(servers: QuerySet, tenant_id: str, start: datetime, end: datetime) -> 
             s["at_start"] or State.UNKNOWN, end_state,
             reasons.get(s["reason_at_end"], "") if end_state == State.NOT_READY else "",
             last_check_at=s["last_check_at"], last_check_status=labels.get(s["last_check_status"], ""),
-            last_check_pk=s["last_check_pk"])
+            last_check_pk=s["last_check_pk"], url=server_url.format(s["pk"]),
+            last_check_url=check_url.format(s["last_check_pk"]) if s["last_check_pk"] else "")
     _add_changes(rows, ids, tenant_id, start, end, reasons)
     _add_checks(rows, ids, tenant_id, start, end)
     _add_backups(rows, ids, tenant_id, start, end)
     return list(rows.values())
+
+
+def _url_pattern(name: str) -> str:
+    """ "/servers/{}/": reversed once, formatted per row (reverse() per row is a fifth of the page's time)."""
+    return reverse(name, args=[SENTINEL]).replace(str(SENTINEL), "{}")
+
+
+SENTINEL = 2_147_483_647
 
 
 def _add_changes(rows: dict, ids, tenant_id: str, start: datetime, end: datetime, reasons: dict) -> None:
@@ -142,7 +174,7 @@ def _add_changes(rows: dict, ids, tenant_id: str, start: datetime, end: datetime
                .order_by("at", "id").values_list("server_id", "at", "from_state", "to_state", "reason"))
     for server_id, at, from_state, to_state, reason in changes:
         rows[server_id].changes.append(
-            {"at": stamp(at), "from": from_state, "to": to_state, "reason": reasons.get(reason, "")})
+            {"at": at, "from": from_state, "to": to_state, "reason": reasons.get(reason, "")})
 
 
 def _add_checks(rows: dict, ids, tenant_id: str, start: datetime, end: datetime) -> None:

@@ -93,7 +93,7 @@ def report_json(request: HttpRequest) -> HttpResponse:
     "end_of_report": true}."""
     _form, rows, facts = _evidence(request)
     servers = [{**row.columns(), "readiness_change_list": [
-        {"at": c["at"], "from": row.words(c["from"]), "to": row.words(c["to"]), "reason": c["reason"]}
+        {"at": report.stamp(c["at"]), "from": row.words(c["from"]), "to": row.words(c["to"]), "reason": c["reason"]}
         for c in row.changes]} for row in rows]
     body = {"meta": {**facts, "columns": report.COLUMNS}, "servers": servers, "end_of_report": True}
     return JsonResponse(body, json_dumps_params={"ensure_ascii": False, "indent": 1}, headers={

@@ -166,3 +166,15 @@ def test_a_period_is_whole_utc_days_both_included(alice):
     form = EvidenceForm({"start": "2026-03-01", "end": "2026-03-31"}, servers=[])
     assert form.is_valid()
     assert form.period() == (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
+
+
+def test_the_page_shows_a_flapping_servers_last_five_changes_and_the_downloads_all(client, alice):
+    server = make_server(name="pg-flap")
+    states = ["unknown"] + ["ready", "not_ready"] * 4
+    for n, (before, after) in enumerate(zip(states, states[1:], strict=False)):
+        change(server, 20 - n, before, after, "server_not_ready" if after == "not_ready" else "")
+    client.force_login(alice)
+    html = client.get("/evidence/").content.decode()
+    assert "3 earlier (in the downloads)" in html and html.count(": Ready → Not ready") == 3
+    rows, _ = rows_of_csv(client.get("/evidence/report.csv").content)
+    assert rows[0]["readiness_changes"] == "8" and rows[0]["readiness_change_list"].count(";") == 7
