@@ -10,8 +10,8 @@ CSV and the JSON read the same rows.
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce, Lower
+from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models.functions import Coalesce, Lower, RowNumber
 from django.urls import reverse
 
 from backups.models import LtrBackup
@@ -19,7 +19,7 @@ from checks.models import Check
 from checks.readiness import ReadinessChange, State
 
 STATE_WORDS = dict(State.choices)
-PAGE_CHANGES = 5
+PAGE_CHANGES = 5  # readiness changes per server on the page (a flapping server has hundreds a year)
 COUNTED = Q(finished_at__isnull=False) & ~Q(status=Check.Status.CANCELLED)  # a check that ran to an end
 
 
@@ -41,6 +41,7 @@ class Row:
     readiness_at_end: str
     not_ready_reason: str
     changes: list[dict] = field(default_factory=list)
+    change_count: int = 0  # in the period (`changes` may hold only the last few)
     checks_passed: int = 0
     checks_not_passed: int = 0
     last_check_at: datetime | None = None
@@ -97,20 +98,16 @@ class Row:
         return self._change_words(self.changes)
 
     @property
-    def last_change_words(self) -> list[str]:
-        """The page shows the last few changes (a flapping server has hundreds a year; the downloads have all)."""
-        return self._change_words(self.changes[-PAGE_CHANGES:])
-
-    @property
     def earlier_changes(self) -> int:
-        return max(0, len(self.changes) - PAGE_CHANGES)
+        """Changes in the period before those in `changes` (the page reads only the last PAGE_CHANGES)."""
+        return self.change_count - len(self.changes)
 
     def columns(self) -> dict:
         return {
             "server": self.name, "label": self.label, "subscription_id": self.subscription_id,
             "resource_group": self.resource_group,
             "readiness_at_start": self.words(self.readiness_at_start),
-            "readiness_changes": len(self.changes), "readiness_change_list": "; ".join(self.change_words),
+            "readiness_changes": self.change_count, "readiness_change_list": "; ".join(self.change_words),
             "readiness_at_end": self.words(self.readiness_at_end), "not_ready_reason": self.not_ready_reason,
             "prechecks_passed": self.checks_passed, "prechecks_not_passed": self.checks_not_passed,
             "last_precheck_at": self.last_check_words, "last_precheck_status": self.last_check_status,
@@ -133,8 +130,10 @@ def _last_check(start: datetime, end: datetime, field_name: str) -> Subquery:
     return Subquery(checks.order_by("-created_at", "-id").values(field_name)[:1])
 
 
-def build(servers: QuerySet, tenant_id: str, start: datetime, end: datetime) -> list[Row]:
-    """The evidence of `servers` (already scoped to `tenant_id`) over [start, end)."""
+def build(servers: QuerySet, tenant_id: str, start: datetime, end: datetime, *,
+          last_changes: int | None = None) -> list[Row]:
+    """The evidence of `servers` (already scoped to `tenant_id`) over [start, end); with `last_changes`, only
+    each server's last few readiness changes are read (the page), the count of them all still exact."""
     ids = servers.values("pk")
     annotated = servers.annotate(
         at_start=_state_before(start), at_end=_state_before(end), reason_at_end=_state_before(end, "reason"),
@@ -155,7 +154,7 @@ def build(servers: QuerySet, tenant_id: str, start: datetime, end: datetime) -> 
             last_check_at=s["last_check_at"], last_check_status=labels.get(s["last_check_status"], ""),
             last_check_pk=s["last_check_pk"], url=server_url.format(s["pk"]),
             last_check_url=check_url.format(s["last_check_pk"]) if s["last_check_pk"] else "")
-    _add_changes(rows, ids, tenant_id, start, end, reasons)
+    _add_changes(rows, ids, tenant_id, start, end, reasons, last_changes)
     _add_checks(rows, ids, tenant_id, start, end)
     _add_backups(rows, ids, tenant_id, start, end)
     return list(rows.values())
@@ -169,12 +168,21 @@ def _url_pattern(name: str) -> str:
 SENTINEL = 2_147_483_647
 
 
-def _add_changes(rows: dict, ids, tenant_id: str, start: datetime, end: datetime, reasons: dict) -> None:
-    changes = (ReadinessChange.objects.filter(tenant_id=tenant_id, server__in=ids, at__gte=start, at__lt=end)
-               .order_by("at", "id").values_list("server_id", "at", "from_state", "to_state", "reason"))
-    for server_id, at, from_state, to_state, reason in changes:
-        rows[server_id].changes.append(
-            {"at": at, "from": from_state, "to": to_state, "reason": reasons.get(reason, "")})
+def _add_changes(rows: dict, ids, tenant_id: str, start: datetime, end: datetime, reasons: dict,
+                 last: int | None) -> None:
+    """Every change in the period, or (`last`) each server's last few and how many there were in all."""
+    changes = ReadinessChange.objects.filter(tenant_id=tenant_id, server__in=ids, at__gte=start, at__lt=end)
+    if last is not None:
+        by_server = {"partition_by": [F("server_id")]}
+        changes = changes.annotate(
+            rank=Window(RowNumber(), order_by=[F("at").desc(), F("id").desc()], **by_server),
+            total=Window(Count("id"), **by_server)).filter(rank__lte=last)
+    for change in changes.order_by("at", "id").values("server_id", "at", "from_state", "to_state", "reason",
+                                                      *(["total"] if last is not None else [])):
+        row = rows[change["server_id"]]
+        row.changes.append({"at": change["at"], "from": change["from_state"], "to": change["to_state"],
+                            "reason": reasons.get(change["reason"], "")})
+        row.change_count = change.get("total", len(row.changes))
 
 
 def _add_checks(rows: dict, ids, tenant_id: str, start: datetime, end: datetime) -> None:

@@ -21,7 +21,7 @@ from evidence import report
 from evidence.forms import EvidenceForm
 
 
-def _evidence(request: HttpRequest) -> tuple[EvidenceForm, list[report.Row], dict]:
+def _evidence(request: HttpRequest, last_changes: int | None = None) -> tuple[EvidenceForm, list[report.Row], dict]:
     """The form, the rows it selects, and the facts every form of the report carries at its head."""
     tenant_id = request.user.tenant_id
     everything = Server.objects.for_tenant(tenant_id).active()
@@ -29,7 +29,8 @@ def _evidence(request: HttpRequest) -> tuple[EvidenceForm, list[report.Row], dic
     rows, start, end = [], None, None
     if form.is_valid():
         start, end = form.period()
-        rows = report.build(apply_filters(everything, form.cleaned_data, tenant_id), tenant_id, start, end)
+        rows = report.build(apply_filters(everything, form.cleaned_data, tenant_id), tenant_id, start, end,
+                            last_changes=last_changes)
     user = request.user
     facts = {
         "generated_by": f"{user} ({user.upn})" if user.upn else str(user),
@@ -48,7 +49,7 @@ def _evidence(request: HttpRequest) -> tuple[EvidenceForm, list[report.Row], dic
 
 @require_GET
 def report_page(request: HttpRequest) -> HttpResponse:
-    form, rows, facts = _evidence(request)
+    form, rows, facts = _evidence(request, last_changes=report.PAGE_CHANGES)
     query = request.GET.urlencode()
     return render(request, "evidence/report.html", {
         "form": form, "rows": rows, "facts": facts, "query": query,
