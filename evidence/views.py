@@ -97,5 +97,5 @@ def report_json(request: HttpRequest) -> HttpResponse:
         {"at": report.stamp(c["at"]), "from": row.words(c["from"]), "to": row.words(c["to"]), "reason": c["reason"]}
         for c in row.changes]} for row in rows]
     body = {"meta": {**facts, "columns": report.COLUMNS}, "servers": servers, "end_of_report": True}
-    return JsonResponse(body, json_dumps_params={"ensure_ascii": False, "indent": 1}, headers={
+    return JsonResponse(body, json_dumps_params={"ensure_ascii": False}, headers={
         "Content-Disposition": f'attachment; filename="{_filename(facts, "json")}"'})
