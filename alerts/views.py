@@ -18,6 +18,9 @@ from alerts import Alert, AlertKind
 from alerts.delivery import queue_delivery
 from alerts.forms import ChannelForm
 from alerts.models import Channel, Delivery
+from dashboard import audit
+from dashboard.audit import Action
+from dashboard.roles import ADMIN, role_required
 
 DELIVERIES_PER_PAGE = 25
 
@@ -38,6 +41,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @sensitive_post_parameters("target")  # Slack and Teams URLs are credentials: kept out of error reports
 @require_http_methods(["GET", "POST"])
+@role_required(ADMIN)
 def channel_add(request: HttpRequest) -> HttpResponse:
     form = ChannelForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -50,6 +54,7 @@ def channel_add(request: HttpRequest) -> HttpResponse:
             secret = secrets.token_urlsafe(32)
             channel.set_secret(secret)
         channel.save()
+        audit.record(request, Action.CHANNEL_CREATE, channel, kind=channel.kind, enabled=channel.enabled)
         if secret:  # shown on this page once; never again, and never through a cookie or a redirect
             response = render(request, "alerts/channel_created.html", {"channel": channel, "secret": secret})
             response["Cache-Control"] = "no-store"
@@ -62,6 +67,7 @@ def channel_add(request: HttpRequest) -> HttpResponse:
 
 @sensitive_post_parameters("target")
 @require_http_methods(["GET", "POST"])
+@role_required(ADMIN)
 def channel_edit(request: HttpRequest, pk: int) -> HttpResponse:
     channel = _channel(request, pk)
     initial = {"name": channel.name, "kind": channel.kind, "enabled": channel.enabled}
@@ -72,6 +78,8 @@ def channel_edit(request: HttpRequest, pk: int) -> HttpResponse:
         if data.get("target"):
             channel.set_target(data["target"], data["hint"])
         channel.save()
+        # Which fields changed, never their values: a target URL can be a credential.
+        audit.record(request, Action.CHANNEL_EDIT, channel, changed=form.changed_data, enabled=channel.enabled)
         messages.success(request, f"Saved the channel {channel.name}.")
         return redirect("alerts:index")
     status = 400 if request.method == "POST" else 200
@@ -79,14 +87,17 @@ def channel_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
+@role_required(ADMIN)
 def channel_delete(request: HttpRequest, pk: int) -> HttpResponse:
     channel = _channel(request, pk)
+    audit.record(request, Action.CHANNEL_DELETE, channel, kind=channel.kind)
     channel.delete()
     messages.success(request, f"Deleted the channel {channel.name}; its deliveries stay in the log.")
     return redirect("alerts:index")
 
 
 @require_POST
+@role_required(ADMIN)
 def channel_test(request: HttpRequest, pk: int) -> HttpResponse:
     """A test message through the same path as a real alert: a Delivery, the queue, the worker."""
     channel = _channel(request, pk)
@@ -97,6 +108,7 @@ def channel_test(request: HttpRequest, pk: int) -> HttpResponse:
         facts={"Channel": channel.name, "Sent by": str(request.user)},
     )
     queue_delivery(channel, alert)
+    audit.record(request, Action.CHANNEL_TEST, channel)
     if request.htmx:  # the log's first page, the new delivery on top, polling until it is sent or failed
         newest = Delivery.objects.for_tenant(channel.tenant_id).order_by("-created_at", "-pk")[:DELIVERIES_PER_PAGE]
         return render(request, "alerts/index.html#delivery-log", {"deliveries": newest})

@@ -181,6 +181,11 @@ class Simulator:
                        refresh_revoked: bool | None = None) -> None:
         self.world.set_user_flags(upn, mfa_required, consent_required, refresh_revoked)
 
+    def set_app_roles(self, upn: str, roles: list[str]) -> None:
+        """Assign ``upn`` these app roles (what the next ID token's `roles` claim lists); [] removes them all."""
+        with self.world.lock:
+            self.world.user(upn).app_roles = [str(r) for r in roles]
+
     def revoke_sessions(self, upn: str) -> None:
         """CAE: ARM challenges every access token issued to ``upn`` so far."""
         self.world.revoke_sessions(upn)

@@ -97,6 +97,8 @@ class User:
     consent_required: bool = False
     refresh_revoked: bool = False  # every refresh grant fails until an interactive sign-in
     refresh_revoked_at: float = 0.0  # refresh tokens issued before this epoch are revoked for good
+    # App roles assigned to the user in the app's enterprise application: the ID token's `roles` claim.
+    app_roles: list = field(default_factory=list)
 
 
 @dataclass
@@ -249,6 +251,7 @@ class World:
                     bool(u.get("mfa_required")),
                     bool(u.get("consent_required")),
                     bool(u.get("refresh_revoked")),
+                    app_roles=[str(r) for r in u.get("app_roles", [])],
                 )
                 tenant.users.append(user)
                 self.users[user.upn.lower()] = user

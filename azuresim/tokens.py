@@ -119,6 +119,8 @@ class TokenService:
             claims["sid"] = sid
         if nonce:
             claims["nonce"] = nonce
+        if user.app_roles:  # Entra sends `roles` only when the user holds at least one app role
+            claims["roles"] = list(user.app_roles)
         return self._sign(claims)
 
     def verify(self, token: str) -> dict:

@@ -12,7 +12,10 @@ from django_htmx.http import HttpResponseStopPolling
 from backups.forms import LtrAlertSettingForm
 from backups.models import LtrAlertSetting, LtrBackup, LtrRefresh
 from backups.refresh import RefreshFailed, refresh
+from dashboard import audit
+from dashboard.audit import Action
 from dashboard.models import Server
+from dashboard.roles import ADMIN, forbidden, has_role
 from dashboard.views import get_server_for_user
 
 TEMPLATE = "backups/ltr_backups.html"
@@ -35,7 +38,10 @@ def _fragment(request: HttpRequest, server: Server, *, error: RefreshFailed | No
 
 @require_http_methods(["GET", "POST"])
 def alert_setting(request: HttpRequest) -> HttpResponse:
-    """The tenant's "no successful LTR backup in N days" (a row is made on the first save)."""
+    """The tenant's "no successful LTR backup in N days" (a row is made on the first save): anyone of the tenant
+    sees it, an admin changes it (as alert channels), and the change is audited."""
+    if request.method == "POST" and not has_role(request.user, ADMIN):
+        return forbidden(request, ADMIN)
     tenant_id = request.user.tenant_id
     setting = (LtrAlertSetting.objects.filter(tenant_id=tenant_id).select_related("updated_by").first()
                or LtrAlertSetting(tenant_id=tenant_id, days_without_success=settings.LTR_GAP_DAYS))
@@ -43,6 +49,8 @@ def alert_setting(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         form.instance.tenant_id, form.instance.updated_by = tenant_id, request.user
         form.save()
+        audit.record(request, Action.SETTINGS_CHANGE, form.instance, target_name="LTR backup alerts",
+                     days_without_success=form.instance.days_without_success)
         messages.success(request, f"Alerts now follow a server without a successful LTR backup for "
                                   f"{form.instance.days_without_success} days.")
         return redirect("ltr_alert_setting")

@@ -95,6 +95,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "dashboard.middleware.HtmxSignInRedirectMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "dashboard.roles.RoleRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -115,6 +116,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.csp",
                 "dashboard.context_processors.demo_mode",
+                "dashboard.context_processors.roles",
             ],
         },
     },
@@ -189,6 +191,9 @@ BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
 # client address; beyond them the answer is 429 with Retry-After (dashboard.ratelimit).
 RATE_LIMIT_POSTS_PER_MINUTE = env_int("RATE_LIMIT_POSTS_PER_MINUTE", 120)
 RATE_LIMIT_SIGNINS_PER_MINUTE = env_int("RATE_LIMIT_SIGNINS_PER_MINUTE", 30)
+# Roles come from the ID token's app roles (dashboard.roles). A tenant where nobody has signed in with one keeps
+# "everyone may do everything"; with this on, a user without an app role gets no access even there.
+APP_ROLES_REQUIRED = env_bool("APP_ROLES_REQUIRED", False)
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")

@@ -1,9 +1,10 @@
-"""The Django admin for operators: users, servers (editable) and, in checks.admin, the read-only history."""
+"""The Django admin for operators: users, servers (editable), the read-only audit trail and, in checks.admin,
+the read-only history."""
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
-from dashboard.models import Server, User
+from dashboard.models import AuditEvent, Server, User
 
 
 @admin.register(User)
@@ -14,9 +15,12 @@ class EntraUserAdmin(UserAdmin):
     fieldsets = [
         (None, {"fields": ["username", "display_name", "upn", "tenant_id", "object_id", "home_account_id"]}),
         ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser"]}),
+        # Roles come from Entra ID at each sign-in (dashboard.roles); the flag may be cleared here when a tenant
+        # stops using app roles, as nothing else clears it.
+        ("Roles", {"fields": ["entra_roles", "tenant_uses_app_roles"]}),
         ("Dates", {"fields": ["last_login", "date_joined"]}),
     ]
-    readonly_fields = ["tenant_id", "object_id", "home_account_id", "last_login", "date_joined"]
+    readonly_fields = ["tenant_id", "object_id", "home_account_id", "entra_roles", "last_login", "date_joined"]
 
 
 @admin.register(Server)
@@ -25,3 +29,21 @@ class ServerAdmin(admin.ModelAdmin):
     list_filter = ["tenant_id", "archived_at"]
     search_fields = ["name", "resource_group", "subscription_id", "label"]
     readonly_fields = ["tenant_id", "added_by", "added_at", "last_check"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit trail, read-only: no add, no change, no delete (the model refuses them too)."""
+
+    list_display = ["created_at", "tenant_id", "actor_name", "action", "target_type", "target_name", "client_ip"]
+    list_filter = ["action", "tenant_id"]
+    search_fields = ["actor_name", "actor_oid", "target_name"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

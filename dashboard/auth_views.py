@@ -15,7 +15,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from dashboard import entra, tokencache
+from dashboard import audit, entra, roles, tokencache
+from dashboard.audit import Action
 from dashboard.models import User
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,10 @@ def signin_callback(request: HttpRequest) -> HttpResponse:
             "This sign-in link is no longer valid",
             "It was already used, has expired, or was started in another browser. Sign in again.",
         )
+    # Only a callback of a flow this browser started (so rate-limited at /auth/signin/) is audited: anyone can
+    # send forged callbacks, and each would otherwise be a row.
     if "error" in request.GET:
+        audit.record(request, Action.SIGN_IN_FAILED, reason=request.GET["error"][:100])
         return _failure(
             request,
             "Sign-in did not complete",
@@ -128,11 +132,29 @@ def signin_callback(request: HttpRequest) -> HttpResponse:
         result = entra.finish_sign_in(flow, request.GET.dict())
     except entra.SignInFailed as exc:
         log.warning("Sign-in failed: %s", exc.error)
+        audit.record(request, Action.SIGN_IN_FAILED, reason=exc.error[:100])
         return _failure(request, "Sign-in did not complete", exc.description or exc.error)
     claims = result.claims
     tenant_id, object_id = claims.get("tid", ""), claims.get("oid", "")
     if not (tenant_id and object_id):
+        audit.record(request, Action.SIGN_IN_FAILED, reason="no identity in the ID token")
         return _failure(request, "Sign-in did not complete", "The identity provider did not say who you are.")
+    user = _user_from_claims(claims, result.home_account_id)
+    tokencache.save(user, result.cache, force=True)
+    # login() rotates the session key and the CSRF token.
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    log.info("User %s signed in (tenant %s)", user.pk, tenant_id)
+    audit.record(request, Action.SIGN_IN, user=user, roles=user.entra_roles)
+    return redirect(next_url)
+
+
+def _user_from_claims(claims: dict, home_account_id: str) -> User:
+    """The user the ID token names, with their app roles as of now (dashboard.roles)."""
+    tenant_id, object_id = claims["tid"], claims["oid"]
+    entra_roles = roles.from_claims(claims)
+    if entra_roles:  # the tenant uses app roles from now on: a colleague without one has none
+        User.objects.filter(tenant_id=tenant_id, tenant_uses_app_roles=False).update(tenant_uses_app_roles=True)
+    uses_roles = bool(entra_roles) or User.objects.filter(tenant_id=tenant_id, tenant_uses_app_roles=True).exists()
     user, _ = User.objects.update_or_create(
         tenant_id=tenant_id,
         object_id=object_id,
@@ -140,18 +162,17 @@ def signin_callback(request: HttpRequest) -> HttpResponse:
             "username": f"{tenant_id}.{object_id}",
             "display_name": claims.get("name", "")[:200],
             "upn": claims.get("preferred_username", "")[:254],
-            "home_account_id": result.home_account_id,
+            "home_account_id": home_account_id,
+            "entra_roles": entra_roles,
+            "tenant_uses_app_roles": uses_roles,
         },
     )
-    tokencache.save(user, result.cache, force=True)
-    # login() rotates the session key and the CSRF token.
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    log.info("User %s signed in (tenant %s)", user.pk, tenant_id)
-    return redirect(next_url)
+    return user
 
 
 @require_POST
 def signout(request: HttpRequest) -> HttpResponse:
+    audit.record(request, Action.SIGN_OUT)
     entra.sign_out(request.user)
     logout(request)
     end_session = entra.end_session_endpoint()

@@ -19,6 +19,10 @@ class User(AbstractUser):
     home_account_id = models.CharField(max_length=80, blank=True)
     display_name = models.CharField(max_length=200, blank=True)
     upn = models.CharField("user principal name", max_length=254, blank=True)
+    # The app role values of the ID token at the last sign-in (dashboard.roles decides what they grant).
+    entra_roles = models.JSONField(default=list, blank=True)
+    # Someone of this tenant signed in with an app role, so having none means no role (dashboard.roles).
+    tenant_uses_app_roles = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -152,5 +156,6 @@ class Server(models.Model):
         return True
 
 
-# The rate limit's counters (dashboard.ratelimit), a model of this app.
+# The rate limit's counters (dashboard.ratelimit) and the audit trail (dashboard.audit), models of this app.
+from dashboard.audit import AuditEvent  # noqa: E402,F401
 from dashboard.ratelimit import RateWindow  # noqa: E402,F401

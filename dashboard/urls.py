@@ -1,14 +1,17 @@
-"""The servers and accounts app's URLs: registering, importing, archiving servers; signing in and out."""
+"""The servers and accounts app's URLs: registering, importing, archiving servers; the audit trail; signing in
+and out."""
 
 from django.urls import path
 
-from dashboard import auth_views, views
+from dashboard import audit_views, auth_views, views
 
 urlpatterns = [
     path("servers/add/", views.server_add, name="server_add"),
     path("servers/import/", views.server_import, name="server_import"),
     path("servers/<int:pk>/archive/", views.server_archive, name="server_archive"),
     path("servers/<int:pk>/restore/", views.server_restore, name="server_restore"),
+    path("audit/", audit_views.audit_list, name="audit"),
+    path("audit/export.csv", audit_views.audit_export, name="audit_export"),
     path("auth/signin/", auth_views.signin, name="signin"),
     path("auth/callback/", auth_views.signin_callback, name="signin_callback"),
     path("auth/signout/", auth_views.signout, name="signout"),

@@ -10,10 +10,12 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from dashboard import entra, inventory
+from dashboard import audit, entra, inventory
+from dashboard.audit import Action
 from dashboard.auth_views import sign_in_again
 from dashboard.forms import ServerForm
 from dashboard.models import Server
+from dashboard.roles import ADMIN, role_required
 
 
 def get_server_for_user(request: HttpRequest, pk: int, *, active_only: bool = True) -> Server:
@@ -25,6 +27,7 @@ def get_server_for_user(request: HttpRequest, pk: int, *, active_only: bool = Tr
 
 
 @require_http_methods(["GET", "POST"])
+@role_required(ADMIN)
 def server_add(request: HttpRequest) -> HttpResponse:
     form = ServerForm(request.POST or None, tenant_id=request.user.tenant_id)
     if request.method == "POST" and form.is_valid():
@@ -32,6 +35,8 @@ def server_add(request: HttpRequest) -> HttpResponse:
         server.tenant_id = request.user.tenant_id
         server.added_by = request.user
         if server.register():
+            audit.record(request, Action.SERVER_REGISTER, server, resource_group=server.resource_group,
+                         subscription_id=server.subscription_id)
             messages.success(request, f"Registered {server.name}.")
             return redirect("server_list")
         form.add_error(None, "This server is already registered (names are compared without regard to case).")
@@ -40,20 +45,24 @@ def server_add(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@role_required(ADMIN)
 def server_archive(request: HttpRequest, pk: int) -> HttpResponse:
     server = get_server_for_user(request, pk)
     if not server.archive():
         messages.error(request, f"{server.name} has a check in progress; archive it when the check ends.")
         return redirect("server_detail", pk=server.pk)
+    audit.record(request, Action.SERVER_ARCHIVE, server)
     messages.success(request, f"Archived {server.name}. Its history is kept; restore it from its page "
                               "or by registering it again.")
     return redirect("server_list")
 
 
 @require_POST
+@role_required(ADMIN)
 def server_restore(request: HttpRequest, pk: int) -> HttpResponse:
     server = get_server_for_user(request, pk, active_only=False)
     if server.restore():
+        audit.record(request, Action.SERVER_RESTORE, server)
         messages.success(request, f"Restored {server.name}; its history is back on the list.")
     else:  # registered again meanwhile as a new entry
         messages.error(request, f"{server.name} is registered already; this archived entry stays archived.")
@@ -73,6 +82,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@role_required(ADMIN)
 def server_import(request: HttpRequest) -> HttpResponse:
     """List the flexible servers the user can see in Azure, and register the ones they pick."""
     if request.method == "POST":
@@ -115,6 +125,7 @@ def _servers_in_azure(tokens, user) -> list[dict]:
 def _import_selected(request: HttpRequest) -> HttpResponse:
     imported = already = invalid = 0
     tenant = request.user.tenant_id
+    names = []
     for value in request.POST.getlist("server")[:5000]:
         subscription_id, _, rest = value.partition("|")
         resource_group, _, name = rest.partition("|")
@@ -125,12 +136,16 @@ def _import_selected(request: HttpRequest) -> HttpResponse:
             server.tenant_id, server.added_by = tenant, request.user
             if server.register():
                 imported += 1
+                names.append(server.name)
             else:
                 already += 1
         elif "__all__" in form.errors:
             already += 1
         else:
             invalid += 1
+    if imported:
+        audit.record(request, Action.SERVER_IMPORT, imported=imported, already=already, invalid=invalid,
+                     servers=names)
     parts = [f"Imported {imported} server{'s' if imported != 1 else ''}."]
     if already:
         parts.append(f"{already} already registered.")

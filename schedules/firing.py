@@ -20,6 +20,7 @@ from django.views.decorators.debug import sensitive_variables
 from checks.models import Batch, QueueRefused
 from dashboard import entra
 from dashboard.models import User
+from dashboard.roles import OPERATOR, has_role
 from schedules import ltr_backups
 from schedules.models import Schedule
 from schedules.signals import schedule_needs_owner
@@ -86,6 +87,10 @@ def run_as_owner(schedule: Schedule, now: datetime) -> Batch | None:
                                         next_run_at=schedule.next_run_at).update(next_run_at=retry_at)
             _note_problem(schedule, f"Entra ID could not be reached to renew the owner's token; retrying at "
                                     f"{retry_at:%H:%M} UTC.")
+        return None
+    # After the token: an owner who must sign in again is told that first (their roles refresh then too).
+    if not has_role(schedule.owner, OPERATOR):  # the owner's roles as of their last sign-in (dashboard.roles)
+        _note_problem(schedule, f"{schedule.owner} no longer has the Operator role; nothing was checked.")
         return None
     servers = list(schedule.servers())
     if not servers:

@@ -15,16 +15,20 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from checks.models import QueueRefused
-from dashboard import entra
+from dashboard import audit, entra
+from dashboard.audit import Action
 from dashboard.auth_views import sign_in_again
+from dashboard.roles import OPERATOR, role_required
 from schedules.firing import queue_checks_as, record_run
 from schedules.forms import ScheduleForm
 from schedules.models import Schedule
 
 
 def owner_only(view):
-    """The tenant's schedule `pk` (404 for another tenant's), for its owner only (403 for anyone else)."""
+    """The tenant's schedule `pk` (404 for another tenant's), for its owner only (403 for anyone else), while
+    they hold the operator role."""
 
+    @role_required(OPERATOR)
     @wraps(view)
     def wrapper(request: HttpRequest, pk: int) -> HttpResponse:
         schedule = get_object_or_404(
@@ -60,10 +64,12 @@ def schedule_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@role_required(OPERATOR)
 def schedule_create(request: HttpRequest) -> HttpResponse:
     form = ScheduleForm(request.POST or None, owner=request.user)
     if request.method == "POST" and form.is_valid():
         schedule = form.save()
+        audit.record(request, Action.SCHEDULE_CREATE, schedule, cadence=schedule.cadence_words)
         messages.success(request, f"Schedule “{schedule.name}” created; it runs {schedule.cadence_words}.")
         return redirect("schedule_list")
     status = 400 if form.is_bound else 200
@@ -76,6 +82,8 @@ def schedule_edit(request: HttpRequest, schedule: Schedule) -> HttpResponse:
     form = ScheduleForm(request.POST or None, instance=schedule, owner=request.user)
     if request.method == "POST" and form.is_valid():
         form.save()
+        audit.record(request, Action.SCHEDULE_EDIT, schedule, changed=form.changed_data,
+                     cadence=schedule.cadence_words)
         messages.success(request, f"Schedule “{schedule.name}” saved.")
         return redirect("schedule_list")
     status = 400 if form.is_bound else 200
@@ -86,6 +94,7 @@ def schedule_edit(request: HttpRequest, schedule: Schedule) -> HttpResponse:
 @owner_only
 def schedule_pause(request: HttpRequest, schedule: Schedule) -> HttpResponse:
     Schedule.objects.filter(pk=schedule.pk).update(state=Schedule.State.PAUSED)
+    audit.record(request, Action.SCHEDULE_PAUSE, schedule)
     return _row_or_list(request, schedule, f"“{schedule.name}” is paused.")
 
 
@@ -98,6 +107,7 @@ def schedule_resume(request: HttpRequest, schedule: Schedule) -> HttpResponse:
     now = timezone.now()
     next_run = schedule.next_run_after(now, anchor=schedule.next_run_at)
     Schedule.objects.filter(pk=schedule.pk).update(state=Schedule.State.ACTIVE, next_run_at=next_run)
+    audit.record(request, Action.SCHEDULE_RESUME, schedule)
     return _row_or_list(request, schedule, f"“{schedule.name}” is active again.")
 
 
@@ -117,12 +127,14 @@ def schedule_run_now(request: HttpRequest, schedule: Schedule) -> HttpResponse:
         messages.error(request, refused.message)
         return redirect("schedule_list")
     record_run(schedule, batch, timezone.now())
+    audit.record(request, Action.SCHEDULE_RUN, schedule, batch=batch.pk, servers=len(servers))
     return redirect("batch_detail", pk=batch.pk)
 
 
 @require_POST
 @owner_only
 def schedule_delete(request: HttpRequest, schedule: Schedule) -> HttpResponse:
+    audit.record(request, Action.SCHEDULE_DELETE, schedule)
     schedule.delete()
     messages.success(request, f"Schedule “{schedule.name}” deleted; its batches stay in the history.")
     return redirect("schedule_list")

@@ -178,3 +178,14 @@ def test_the_page_shows_a_flapping_servers_last_five_changes_and_the_downloads_a
     assert "3 earlier (in the downloads)" in html and html.count(": Ready → Not ready") == 3
     rows, _ = rows_of_csv(client.get("/evidence/report.csv").content)
     assert rows[0]["readiness_changes"] == "8" and rows[0]["readiness_change_list"].count(";") == 7
+
+
+def test_a_viewer_reads_the_report(client, alice, history):
+    alice.entra_roles, alice.tenant_uses_app_roles = ["Dashboard.Viewer"], True
+    alice.save(update_fields=["entra_roles", "tenant_uses_app_roles"])
+    client.force_login(alice)
+    assert client.get("/evidence/").status_code == 200
+    assert client.get("/evidence/report.csv").status_code == 200
+    alice.entra_roles = []
+    alice.save(update_fields=["entra_roles"])
+    assert client.get("/evidence/report.csv").status_code == 403, "no role, no report"

@@ -189,3 +189,21 @@ def test_a_server_with_no_success_kept_is_given_n_days_from_its_first_read(clien
     assert watch.alert_gaps(timezone.now() + timedelta(days=6)) == 0
     assert watch.alert_gaps(timezone.now() + timedelta(days=8)) == 1
     assert Delivery.objects.get().title == "No successful LTR backup of pg-payments-01 in 7 days"
+
+
+def test_only_an_admin_changes_the_setting_and_it_is_audited(client, alice):
+    from dashboard.audit import AuditEvent
+
+    alice.entra_roles, alice.tenant_uses_app_roles = ["Dashboard.Operator"], True
+    alice.save(update_fields=["entra_roles", "tenant_uses_app_roles"])
+    client.force_login(alice)
+    page = client.get("/backups/alerts/").content.decode()
+    assert "An admin can change it." in page and "<form method=\"post\" class=\"stacked-form\"" not in page
+    assert client.post("/backups/alerts/", {"days_without_success": "3"}).status_code == 403
+    assert LtrAlertSetting.days_for(alice.tenant_id) == 7 and not AuditEvent.objects.exists()
+    alice.entra_roles = ["Dashboard.Admin"]
+    alice.save(update_fields=["entra_roles"])
+    assert client.post("/backups/alerts/", {"days_without_success": "3"}).status_code == 302
+    event = AuditEvent.objects.get()
+    assert (event.action, event.target_name, event.details) == ("settings_change", "LTR backup alerts",
+                                                                {"days_without_success": 3})

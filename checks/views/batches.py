@@ -13,9 +13,11 @@ from django_htmx.http import HttpResponseStopPolling
 
 from checks import fleet_state
 from checks.models import Batch, BatchInProgress, Check, QueueRefused
-from dashboard import entra
+from dashboard import audit, entra
+from dashboard.audit import Action
 from dashboard.auth_views import sign_in_again
 from dashboard.models import Server
+from dashboard.roles import ADMIN, OPERATOR, forbidden, has_role, role_required
 
 # The batch page shows its checks this many at a time; the poll only ever sends rows of the page shown.
 ROWS_PER_PAGE = 100
@@ -26,6 +28,7 @@ def _get_batch_for_user(request: HttpRequest, pk: int) -> Batch:
 
 
 @require_POST
+@role_required(OPERATOR)
 def batch_create(request: HttpRequest) -> HttpResponse:
     """Run the check on the selected servers, or on all servers matching the list's filters."""
     form, _, matching = fleet_state.filtered_servers(request, request.POST)
@@ -46,6 +49,8 @@ def batch_create(request: HttpRequest) -> HttpResponse:
         batch, skipped = Batch.objects.queue(servers, request.user)
     except QueueRefused as refused:
         return _refused(request, refused, back)
+    audit.record(request, Action.BATCH_RUN, batch, servers=len(servers) - len(skipped), skipped=len(skipped),
+                 scope="all" if request.POST.get("scope") == "all" else "selected")
     if skipped:
         messages.info(request, f"{len(skipped)} server(s) already had a check in progress and were left out.")
     return redirect("batch_detail", pk=batch.pk)
@@ -121,15 +126,21 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
+@role_required(OPERATOR)
 def batch_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk)
+    if batch.started_by_id != request.user.pk and not has_role(request.user, ADMIN):
+        return forbidden(request, ADMIN, f"Only {batch.started_by_name}, who started this batch, or an admin "
+                                         "can cancel it.")
     cancelled = batch.cancel()
+    audit.record(request, Action.BATCH_CANCEL, batch, cancelled=cancelled, started_by=batch.started_by_name)
     messages.success(request, f"Cancelled {cancelled} queued check{'s' if cancelled != 1 else ''}; "
                               "checks already running will finish.")
     return redirect("batch_detail", pk=batch.pk)
 
 
 @require_POST
+@role_required(OPERATOR)
 def batch_rerun_failed(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk)
     servers = list(Server.objects.for_tenant(request.user.tenant_id).active().filter(pk__in=batch.failed_servers()))
@@ -137,7 +148,8 @@ def batch_rerun_failed(request: HttpRequest, pk: int) -> HttpResponse:
         messages.info(request, "No check of this batch failed; nothing to re-run.")
         return redirect("batch_detail", pk=batch.pk)
     try:
-        new_batch, _ = Batch.objects.queue(servers, request.user, rerun_of=batch)
+        new_batch, skipped = Batch.objects.queue(servers, request.user, rerun_of=batch)
     except QueueRefused as refused:
         return _refused(request, refused, reverse("batch_detail", args=[batch.pk]))
+    audit.record(request, Action.BATCH_RERUN, new_batch, rerun_of=batch.pk, servers=len(servers) - len(skipped))
     return redirect("batch_detail", pk=new_batch.pk)

@@ -13,9 +13,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
-from checks import keyset
 from checks.forms import HistoryFilterForm
 from checks.models import Check
+from dashboard import keyset
 from dashboard.models import Server
 
 HISTORY_PAGE_SIZE = 50

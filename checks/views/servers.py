@@ -10,13 +10,15 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from backups import summary
-from checks import fleet_state, keyset, resume
+from checks import fleet_state, resume
 from checks.forms import RunCheckForm
 from checks.models import AlreadyActive, Check, ReadinessChange, TooManyActive, proposed_backup_name
 from checks.views.history import get_check_for_user, poll_response
-from dashboard import entra
+from dashboard import audit, entra, keyset
+from dashboard.audit import Action
 from dashboard.auth_views import sign_in_again
 from dashboard.models import Server
+from dashboard.roles import OPERATOR, role_required
 from dashboard.views import get_server_for_user
 
 SERVERS_PER_PAGE = 100
@@ -86,6 +88,7 @@ def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
+@role_required(OPERATOR)
 def run(request: HttpRequest, pk: int) -> HttpResponse:
     """Queue a check of one server. htmx gets the server's row back; a plain form post is redirected."""
     server = get_server_for_user(request, pk)
@@ -97,7 +100,8 @@ def run(request: HttpRequest, pk: int) -> HttpResponse:
         return _sign_in_then_run(request, server, form.cleaned_data["backup_name"])
     notice = ""
     try:
-        Check.objects.queue(server, request.user, form.cleaned_data["backup_name"])
+        check = Check.objects.queue(server, request.user, form.cleaned_data["backup_name"])
+        audit.record(request, Action.CHECK_RUN, server, check=check.pk, backup_name=check.backup_name)
     except AlreadyActive:
         notice = "A check of this server is already in progress; it was not started twice."
     except TooManyActive as refused:
@@ -129,6 +133,7 @@ def _sign_in_then_run(request: HttpRequest, server: Server, backup_name: str, cl
 
 
 @require_POST
+@role_required(OPERATOR)
 def reauth(request: HttpRequest, pk: int) -> HttpResponse:
     """Sign in again (answering any claims challenge the check recorded), then re-run the check."""
     check = get_check_for_user(request, pk)

@@ -1,4 +1,4 @@
-"""Keyset (cursor) pages of checks, newest first on (created_at, id).
+"""Keyset (cursor) pages of rows newest first on (created_at, id): the history's checks, the audit trail's events.
 
 A page costs the same at the ten-thousandth page as at the first: no COUNT(*) of everything and no OFFSET,
 only "the next N rows after this one", read off an index that ends in (created_at, id). Page links carry an
@@ -29,21 +29,22 @@ class KeysetPage:
     older: str = ""  # the cursor of the page after this one, "" on the last
     count: int = 0  # how many checks match, up to COUNT_CAP + 1
     error: str = ""
+    noun: str = "check"
 
     @property
     def count_label(self) -> str:
         if self.count > COUNT_CAP:
-            return f"more than {COUNT_CAP:,} checks"
-        return f"{self.count:,} check{'' if self.count == 1 else 's'}"
+            return f"more than {COUNT_CAP:,} {self.noun}s"
+        return f"{self.count:,} {self.noun}{'' if self.count == 1 else 's'}"
 
 
-def encode(direction: str, check) -> str:
-    return signing.dumps([direction, check.created_at.isoformat(), check.pk], salt=SALT)
+def encode(direction: str, check, salt: str = SALT) -> str:
+    return signing.dumps([direction, check.created_at.isoformat(), check.pk], salt=salt)
 
 
-def decode(cursor: str) -> tuple[str, datetime, int]:
+def decode(cursor: str, salt: str = SALT) -> tuple[str, datetime, int]:
     try:
-        direction, at, pk = signing.loads(cursor, salt=SALT)
+        direction, at, pk = signing.loads(cursor, salt=salt)
         at = datetime.fromisoformat(at)
     except (signing.BadSignature, ValueError, TypeError):
         raise BadCursor(cursor) from None
@@ -52,28 +53,32 @@ def decode(cursor: str) -> tuple[str, datetime, int]:
     return direction, at, pk
 
 
-def paginate(checks, size: int, cursor: str | None) -> KeysetPage:
-    """The page of `checks` (ordered newest first) that `cursor` points at; the first page without one."""
+def paginate(checks, size: int, cursor: str | None, *, salt: str = SALT, noun: str = "check") -> KeysetPage:
+    """The page of `checks` (ordered newest first) that `cursor` points at; the first page without one.
+
+    `salt` keeps one list's cursors from being replayed on another; `noun` names the rows in the count."""
     count = checks.order_by().values("pk")[: COUNT_CAP + 1].count()
     if not cursor:
-        return _first(checks, size, count)
+        return _first(checks, size, count, salt, noun)
     try:
-        direction, at, pk = decode(cursor)
+        direction, at, pk = decode(cursor, salt)
     except BadCursor:
-        return _first(checks, size, count, error=BAD_CURSOR)
+        return _first(checks, size, count, salt, noun, error=BAD_CURSOR.replace("checks", f"{noun}s"))
     if direction == OLDER:
         # created_at <= at bounds the index range; the OR only sorts out rows of the very same instant.
         rows = list(checks.filter(Q(created_at__lt=at) | Q(id__lt=pk), created_at__lte=at)[: size + 1])
-        newer = encode(NEWER, rows[0]) if rows else ""
-        return KeysetPage(rows[:size], newer, encode(OLDER, rows[size - 1]) if len(rows) > size else "", count)
+        newer = encode(NEWER, rows[0], salt) if rows else ""
+        older = encode(OLDER, rows[size - 1], salt) if len(rows) > size else ""
+        return KeysetPage(rows[:size], newer, older, count, noun=noun)
     rows = list(checks.filter(Q(created_at__gt=at) | Q(id__gt=pk), created_at__gte=at)
                 .order_by("created_at", "id")[: size + 1])
     if len(rows) <= size:  # reached the newest: that is the first page, full
-        return _first(checks, size, count)
+        return _first(checks, size, count, salt, noun)
     rows = rows[:size][::-1]
-    return KeysetPage(rows, encode(NEWER, rows[0]), encode(OLDER, rows[-1]), count)
+    return KeysetPage(rows, encode(NEWER, rows[0], salt), encode(OLDER, rows[-1], salt), count, noun=noun)
 
 
-def _first(checks, size: int, count: int, error: str = "") -> KeysetPage:
+def _first(checks, size: int, count: int, salt: str, noun: str, error: str = "") -> KeysetPage:
     rows = list(checks[: size + 1])
-    return KeysetPage(rows[:size], "", encode(OLDER, rows[size - 1]) if len(rows) > size else "", count, error)
+    older = encode(OLDER, rows[size - 1], salt) if len(rows) > size else ""
+    return KeysetPage(rows[:size], "", older, count, error, noun)
