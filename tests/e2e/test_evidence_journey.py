@@ -37,6 +37,7 @@ def test_the_evidence_report_prints_without_cut_rows_and_downloads_as_csv(page, 
     expect(orders).to_contain_text("No successful LTR backup in the period")
     expect(orders).to_have_class("evidence-row has-gap")
 
+    page.set_viewport_size({"width": 718, "height": 1000})  # an A4 page's printable width: narrower than a tablet
     page.emulate_media(media="print")
     expect(page.locator(".topbar")).to_be_hidden()
     expect(page.get_by_role("button", name="Print")).to_be_hidden()
@@ -52,6 +53,7 @@ def test_the_evidence_report_prints_without_cut_rows_and_downloads_as_csv(page, 
     assert second == "page"
     snap(page, "evidence-print")
     page.emulate_media(media="screen")
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Download CSV").click()
