@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test test-fast e2e lint bench bench-load clean fault-matrix
+.PHONY: run test test-fast e2e lint bench bench-load bench-evidence clean fault-matrix
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Python 3.12 or newer is needed (see .python-version); got " + sys.version)'
@@ -54,3 +54,9 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ltr_bench_load
 bench-load: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/load.py --users 50 --seconds 60 --write docs/benchmarks.md
+
+## Benchmark the evidence report for 1,000 servers and a year of history on PostgreSQL (BENCH_EVIDENCE_DB, created
+## if missing); writes its section of docs/benchmarks.md (not a test). BENCH_EVIDENCE_ARGS=--reuse keeps the data.
+BENCH_EVIDENCE_DB ?= postgres://postgres@127.0.0.1:5432/ltr_evidence_bench
+bench-evidence: $(STAMP)
+	DATABASE_URL=$(BENCH_EVIDENCE_DB) $(BIN)/python bench/evidence.py --servers 1000 $(BENCH_EVIDENCE_ARGS) --write docs/benchmarks.md

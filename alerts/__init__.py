@@ -29,6 +29,8 @@ from types import MappingProxyType
 class AlertKind(StrEnum):
     READINESS_CHANGED = "readiness_changed"  # a server became not ready, or ready again
     OWNER_MUST_SIGN_IN = "owner_must_sign_in"  # a schedule stopped until its owner signs in again
+    LTR_BACKUP_FAILED = "ltr_backup_failed"  # Azure lists a failed LTR backup of a server
+    LTR_BACKUP_GAP = "ltr_backup_gap"  # no successful LTR backup of a server in N days, or one again
     TEST = "test"  # "Send a test message" on a channel
 
 

@@ -1,6 +1,7 @@
 """What was seen of each server's LTR backup operations in Azure, and when a server's list was last read."""
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from dashboard.models import Server
@@ -35,10 +36,14 @@ class LtrBackup(models.Model):
     last_seen_at = models.DateTimeField()
     gone_from_azure_at = models.DateTimeField(null=True, blank=True,
                                               help_text="When a refresh first found Azure no longer lists it.")
+    # When its failure was alerted: a conditional update on it sends the alert once, whoever refreshes.
+    failure_alerted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-start_time", "-first_seen_at", "backup_name"]
         constraints = [models.UniqueConstraint(fields=["server", "backup_name"], name="ltrbackup_unique_per_server")]
+        # The evidence report: a tenant's backups of a period.
+        indexes = [models.Index(fields=["tenant_id", "start_time"], name="ltrbackup_tenant_start_idx")]
 
     def __str__(self) -> str:
         return f"{self.backup_name} ({self.status})"
@@ -64,13 +69,44 @@ class LtrBackup(models.Model):
 
 
 class LtrRefresh(models.Model):
-    """The last time a server's LTR backups were read from Azure whole, and by whom."""
+    """The last time a server's LTR backups were read from Azure whole, by whom, and a summary of what is kept
+    (written by every refresh), so the server list and the alerts need no query over the backups themselves."""
 
     server = models.OneToOneField(Server, on_delete=models.CASCADE, related_name="ltr_refresh")
     tenant_id = models.CharField(max_length=36, db_index=True)
     refreshed_at = models.DateTimeField()
     refreshed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     listed = models.PositiveIntegerField(default=0)
+    # The newest backup kept (by start), whether Azure still lists it or not, and the newest that succeeded.
+    last_status = models.CharField(max_length=40, blank=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_succeeded_at = models.DateTimeField(null=True, blank=True)
+    # The first read: a server with no success kept is given N days from it before a gap is alerted.
+    first_read_at = models.DateTimeField(null=True, blank=True)
+    # Set when "no successful LTR backup in N days" was alerted; cleared (with a recovery message) by a success.
+    gap_alerted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant_id", "last_succeeded_at"], name="ltrrefresh_tenant_success_idx")]
 
     def __str__(self) -> str:
         return f"{self.server} read {self.refreshed_at:%Y-%m-%d %H:%M}"
+
+
+class LtrAlertSetting(models.Model):
+    """A tenant's rule for "no successful LTR backup in N days" (without a row: settings.LTR_GAP_DAYS)."""
+
+    tenant_id = models.CharField(max_length=36, unique=True)
+    days_without_success = models.PositiveSmallIntegerField(
+        default=7, validators=[MinValueValidator(1), MaxValueValidator(366)],
+        help_text="Alert when a server has had no successful LTR backup for this many days (1 to 366).")
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}: {self.days_without_success} days"
+
+    @staticmethod
+    def days_for(tenant_id: str) -> int:
+        row = LtrAlertSetting.objects.filter(tenant_id=tenant_id).values_list("days_without_success", flat=True)
+        return row.first() or settings.LTR_GAP_DAYS

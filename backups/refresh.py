@@ -6,10 +6,13 @@ It either reads the whole list and records it, or changes nothing and says why (
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Max
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from armclient.operations import ListError, LtrOperation, ltr_backup_operations
-from backups.models import LtrBackup, LtrRefresh
+from backups import watch
+from backups.models import LtrAlertSetting, LtrBackup, LtrRefresh
 from dashboard import entra
 from dashboard.models import Server
 
@@ -25,13 +28,15 @@ class RefreshFailed(Exception):
         self.message, self.code = message, code
 
 
-def refresh(server: Server, user) -> int:
-    """Read `server`'s LTR backup operations as `user` and record them; return how many Azure listed."""
+def refresh(server: Server, user, *, deadline_seconds: float | None = None) -> int:
+    """Read `server`'s LTR backup operations as `user` and record them; return how many Azure listed.
+
+    The deadline is a web request's (ARM_MAX_RETRY_WAIT) unless a worker, which may wait longer, gives its own."""
     try:
         operations = ltr_backup_operations(
             tokens=entra.token_source(user), principal_oid=user.object_id, subscription_id=server.subscription_id,
-            resource_group=server.resource_group, server_name=server.name,
-            api_version=settings.AZURE_LTR_API_VERSION, deadline_seconds=settings.ARM_MAX_RETRY_WAIT,
+            resource_group=server.resource_group, server_name=server.name, api_version=settings.AZURE_LTR_API_VERSION,
+            deadline_seconds=settings.ARM_MAX_RETRY_WAIT if deadline_seconds is None else deadline_seconds,
         )
     except ListError as exc:
         raise RefreshFailed(exc.message, exc.code) from None
@@ -61,5 +66,21 @@ def record(server: Server, operations: list[LtrOperation], user=None) -> None:
     LtrBackup.objects.bulk_update(changed, [*FIELDS, "last_seen_at", "gone_from_azure_at"], batch_size=500)
     (LtrBackup.objects.filter(server=server, gone_from_azure_at=None).exclude(backup_name__in=list(listed))
      .update(gone_from_azure_at=now))
-    LtrRefresh.objects.update_or_create(server=server, defaults={
-        "tenant_id": server.tenant_id, "refreshed_at": now, "refreshed_by": user, "listed": len(listed)})
+    LtrRefresh.objects.update_or_create(server=server, create_defaults={
+        "tenant_id": server.tenant_id, "refreshed_at": now, "refreshed_by": user, "listed": len(listed),
+        "first_read_at": now, **summary_of(server)}, defaults={
+        "tenant_id": server.tenant_id, "refreshed_at": now, "refreshed_by": user, "listed": len(listed),
+        **summary_of(server)})
+    # Alerts ride the same transaction: the deliveries exist only if what they announce was recorded.
+    watch.alert_new_failures(server, now)
+    watch.check_gaps(LtrRefresh.objects.filter(server=server), LtrAlertSetting.days_for(server.tenant_id), now)
+
+
+def summary_of(server: Server) -> dict:
+    """The server list's summary of everything kept (listed or not): the newest backup, the newest success."""
+    kept = LtrBackup.objects.filter(server=server)
+    newest = kept.order_by(F("start_time").desc(nulls_last=True), "-first_seen_at").values(
+        "status", "start_time").first() or {}
+    succeeded = kept.filter(status="Succeeded").aggregate(at=Max(Coalesce("end_time", "start_time", "first_seen_at")))
+    return {"last_status": newest.get("status", ""), "last_started_at": newest.get("start_time"),
+            "last_succeeded_at": succeeded["at"]}

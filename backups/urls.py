@@ -1,4 +1,4 @@
-"""The backups app's URLs: a server's LTR backups fragment and refreshing it from Azure."""
+"""The backups app's URLs: a server's LTR backups fragment, refreshing it from Azure, the tenant's alert setting."""
 
 from django.urls import path
 
@@ -7,4 +7,5 @@ from backups import views
 urlpatterns = [
     path("servers/<int:pk>/backups/", views.server_backups, name="server_backups"),
     path("servers/<int:pk>/backups/refresh/", views.refresh_backups, name="refresh_backups"),
+    path("backups/alerts/", views.alert_setting, name="ltr_alert_setting"),
 ]

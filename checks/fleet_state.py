@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
 from armclient.outcomes import Category
+from backups import summary
 from checks.forms import ServerFilterForm
 from checks.models import Check
 from checks.readiness import State
@@ -57,7 +58,7 @@ def my_last_attempt_note(server) -> str:
     return Category(category).label
 
 
-def apply_filters(servers: ServerQuerySet, data: dict) -> ServerQuerySet:
+def apply_filters(servers: ServerQuerySet, data: dict, tenant_id: str = "") -> ServerQuerySet:
     if data.get("q"):
         servers = servers.filter(Q(name__icontains=data["q"]) | Q(label__icontains=data["q"]))
     if data.get("subscription"):
@@ -66,6 +67,8 @@ def apply_filters(servers: ServerQuerySet, data: dict) -> ServerQuerySet:
         servers = servers.filter(resource_group=data["resource_group"])
     if data.get("state"):
         servers = servers.filter(state_q(data["state"]))
+    if data.get("backup"):
+        servers = summary.filter_last_backup(servers, data["backup"], tenant_id)
     return servers
 
 
@@ -99,4 +102,5 @@ def filtered_servers(request: HttpRequest, data) -> tuple[ServerFilterForm, Serv
                             subscription_names=SimpleLazyObject(lambda: subscriptions.names_for(request)))
     if form.is_bound and not form.is_valid():
         return form, everything, everything.none()
-    return form, everything, apply_filters(everything, form.cleaned_data if form.is_bound else {})
+    return form, everything, apply_filters(everything, form.cleaned_data if form.is_bound else {},
+                                           request.user.tenant_id)

@@ -4,6 +4,7 @@ from django import forms
 from django.db.models import Q
 
 from armclient.outcomes import Category
+from backups import summary
 from checks.models import Check
 from dashboard.forms import SubscriptionSelect, subscription_choices
 from dashboard.models import Server
@@ -72,6 +73,7 @@ class ServerFilterForm(forms.Form):
     subscription = forms.ChoiceField(required=False)
     resource_group = forms.ChoiceField(required=False, label="Resource group")
     state = forms.ChoiceField(required=False, choices=OUTCOMES)
+    backup = forms.ChoiceField(required=False, label="Last LTR backup", choices=summary.FILTER_CHOICES)
 
     def __init__(self, *args, servers, subscription_names: dict[str, str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)

@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "schedules",
     "alerts",
     "backups",
+    "evidence",
 ]
 
 MIDDLEWARE = [
@@ -297,6 +298,10 @@ if CHECK_STALE_AFTER <= _LONGEST_CHECK:
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "demo-metrics-token" if DEMO_MODE else "")
 # A server whose last passing check is older than this counts as stale on the server list.
 STALE_AFTER_HOURS = float(os.environ.get("STALE_AFTER_HOURS", "24"))
+# "No successful LTR backup in N days" for a tenant that has not set its own N (the LTR backup alerts page);
+# the worker looks for such gaps every LTR_GAP_POLL_SECONDS.
+LTR_GAP_DAYS = env_int("LTR_GAP_DAYS", 7)
+LTR_GAP_POLL_SECONDS = float(os.environ.get("LTR_GAP_POLL_SECONDS", "600"))
 # Checks one worker process runs at once (threads); many at once is what lets a sweep keep up with ARM.
 WORKER_THREADS = env_int("WORKER_THREADS", 8)
 
@@ -437,4 +442,5 @@ WORKER_PERIODIC_JOBS = [
     ("dashboard.housekeeping.clear_expired_sessions", 3600.0),
     ("dashboard.ratelimit.clear_old_windows", 600.0),
     ("dashboard.subscriptions.refresh_old_names", 1800.0),
+    ("backups.watch.alert_gaps", LTR_GAP_POLL_SECONDS),
 ]

@@ -6,7 +6,8 @@ process read (and the schedule is still active): of two workers that saw the sam
 and the other updates none. The new `next_run_at` is computed from now, so after downtime a schedule runs
 once, not once per missed slot. The batch is queued with the owner's delegated token, never anyone else's;
 when that token needs the owner (revoked or expired refresh token, MFA, consent), the schedule stops in
-owner_must_sign_in and `schedule_needs_owner` is sent, once.
+owner_must_sign_in and `schedule_needs_owner` is sent, once. A run that queued its batch also has a worker read
+its servers' LTR backups as the owner (schedules.ltr_backups).
 """
 
 import logging
@@ -20,6 +21,7 @@ from checks.models import Batch, QueueRefused
 from dashboard import entra
 from dashboard.models import User
 from dashboard.roles import OPERATOR, has_role
+from schedules import ltr_backups
 from schedules.models import Schedule
 from schedules.signals import schedule_needs_owner
 
@@ -100,6 +102,7 @@ def run_as_owner(schedule: Schedule, now: datetime) -> Batch | None:
         _note_problem(schedule, f"This run was not queued: {refused.message}")
         return None
     record_run(schedule, batch, now)
+    ltr_backups.queue_refresh(schedule, servers)
     log.info("Schedule %s ran as user %s: batch %s of %s server(s)", schedule.pk, schedule.owner_id, batch.pk,
              len(servers))
     return batch

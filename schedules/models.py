@@ -61,6 +61,10 @@ class Schedule(models.Model):
     last_batch = models.ForeignKey("checks.Batch", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     # Why the last due run queued nothing (Entra ID unreachable, no server matched), in our words.
     last_problem = models.CharField(max_length=300, blank=True)
+    # The LTR backups its last run read (schedules.ltr_backups): when, how many, and which could not be read.
+    backups_read_at = models.DateTimeField(null=True, blank=True)
+    backups_read = models.PositiveIntegerField(default=0)
+    backups_problem = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,10 +1,13 @@
 """The one direction of dependency between the top-level packages, stated once and enforced by parsing imports.
 
 config (settings, root URLs, WSGI) may import every app and no app imports it. dashboard (servers and
-accounts) knows nothing of the others; alerts (channels and deliveries) knows only dashboard; checks depends
-on dashboard, alerts and armclient; schedules on checks and below; backups (LTR backup operations) on dashboard,
-armclient (and alerts if it must), and none of those nor checks imports it. The Azure client (armclient) imports no app
-and not config; the simulator (azuresim) imports nothing of ours.
+accounts) knows nothing of the others; alerts (channels and deliveries) knows only dashboard; backups (LTR
+backup operations, their summary and alerts) on dashboard, armclient and alerts; checks depends on dashboard,
+alerts, armclient and backups (the server list shows each server's last LTR backup through backups.summary:
+backups is the lower layer, it reads Azure and keeps what it saw and knows nothing of pre-checks, so the edge
+cannot close a cycle); schedules on checks, backups and below (a run also refreshes the LTR backups); evidence
+(the report an auditor takes away) reads checks and backups, and nothing imports it. The Azure client
+(armclient) imports no app and not config; the simulator (azuresim) imports nothing of ours.
 """
 
 import ast
@@ -13,17 +16,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = {"config", "dashboard", "checks", "schedules", "alerts", "armclient", "azuresim", "backups"}
+OURS = {"config", "dashboard", "checks", "schedules", "alerts", "armclient", "azuresim", "backups", "evidence"}
 
 # package -> the packages of ours it must not import
 FORBIDDEN = {
     "azuresim": OURS - {"azuresim"},
-    "armclient": {"dashboard", "checks", "config", "backups"},
-    "dashboard": {"checks", "schedules", "alerts", "config", "backups"},
-    "alerts": {"checks", "schedules", "armclient", "config", "backups"},
-    "checks": {"schedules", "config", "backups"},
-    "schedules": {"config"},
-    "backups": {"checks", "schedules", "config"},
+    "armclient": {"dashboard", "checks", "config", "backups", "evidence"},
+    "dashboard": {"checks", "schedules", "alerts", "config", "backups", "evidence"},
+    "alerts": {"checks", "schedules", "armclient", "config", "backups", "evidence"},
+    "checks": {"schedules", "config", "evidence"},
+    "schedules": {"config", "evidence"},
+    "backups": {"checks", "schedules", "config", "evidence"},
+    "evidence": {"schedules", "config"},
 }
 
 # (file, imported module) pairs allowed for now, each with its reason.

@@ -9,7 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 LONGEST_TEMPLATE_LINE = 120
 LONGEST_FUNCTION = 50
-APP_PACKAGES = ("config", "dashboard", "checks", "armclient", "alerts", "schedules", "backups")
+APP_PACKAGES = ("config", "dashboard", "checks", "armclient", "alerts", "schedules", "backups", "evidence")
 # Python packages at the top that are not the app: they keep their own style.
 NOT_THE_APP = {"tests", "azuresim"}
 

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
+from backups import summary
 from checks import fleet_state, resume
 from checks.forms import RunCheckForm
 from checks.models import AlreadyActive, Check, ReadinessChange, TooManyActive, proposed_backup_name
@@ -28,8 +29,8 @@ def server_row_context(request: HttpRequest, server: Server, form: RunCheckForm 
                        notice: str = "", *, with_strip: bool = True) -> dict:
     """One server's row: the same on the list and on the server's page (without the checkbox and link)."""
     query = request.GET if request.method == "GET" else request.POST
-    server = fleet_state.with_my_last_attempt(Server.objects.filter(pk=server.pk).select_related("last_check"),
-                                              request.user).get()
+    server = fleet_state.with_my_last_attempt(summary.with_last_backup(
+        Server.objects.filter(pk=server.pk).select_related("last_check"), request.user.tenant_id), request.user).get()
     return {
         "server": server,
         "my_last_attempt": fleet_state.my_last_attempt_note(server),
@@ -48,13 +49,17 @@ def server_list(request: HttpRequest) -> HttpResponse:
     if request.htmx:
         return render(request, "checks/server_list.html#fleet-counts", context)
     servers = fleet_state.with_my_last_attempt(selected.for_list(), request.user)
+    servers = summary.with_last_backup(servers, request.user.tenant_id)
+    if request.GET.get("sort", "").lstrip("-") == summary.SORT_KEY:
+        servers = summary.order_by_last_backup(servers, request.GET["sort"])
     page = Paginator(servers, SERVERS_PER_PAGE).get_page(request.GET.get("page"))
     strips = fleet_state.recent_outcomes([s.pk for s in page.object_list])
     filters = request.GET.copy()
     filters.pop("page", None)
     rows = [{"server": s, "run_form": RunCheckForm(initial={"backup_name": proposed_backup_name(s.name)}),
              "strip": strips[s.pk], "my_last_attempt": fleet_state.my_last_attempt_note(s)} for s in page.object_list]
-    context |= {"rows": rows, "page": page, "query": filters.urlencode(), "filtered": bool(filters)}
+    context |= {"rows": rows, "page": page, "query": filters.urlencode(), "filtered": bool(filters.keys() - {"sort"}),
+                "backup_sort": summary.sort_link(filters)}
     return render(request, "checks/server_list.html", context)
 
 

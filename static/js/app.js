@@ -13,6 +13,11 @@ document.addEventListener("click", function (event) {
   });
 });
 
+// The evidence report's "Print" button (the page's print stylesheet does the rest).
+document.addEventListener("click", function (event) {
+  if (event.target.closest("button[data-print]")) window.print();
+});
+
 // Forms that do something hard to undo ask first.
 document.addEventListener("submit", function (event) {
   const form = event.target.closest("form[data-confirm]");

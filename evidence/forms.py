@@ -1,0 +1,53 @@
+"""The evidence report's choices: a period (whole UTC days, the last 30 by default) and the server list's filters."""
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from django import forms
+from django.utils import timezone
+
+from checks.forms import ServerFilterForm
+
+DEFAULT_DAYS = 30
+LONGEST_PERIOD_DAYS = 3 * 366
+
+
+def today() -> date:
+    return timezone.now().astimezone(UTC).date()
+
+
+class EvidenceForm(ServerFilterForm):
+    """The servers as the list filters them, over the days `start` to `end` included (UTC)."""
+
+    start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        data = super().clean()
+        end = data.get("end") or today()
+        start = data.get("start") or end - timedelta(days=DEFAULT_DAYS)
+        if start > end:
+            raise forms.ValidationError("The period must start on or before the day it ends.")
+        if (end - start).days > LONGEST_PERIOD_DAYS:
+            raise forms.ValidationError(f"A report covers at most {LONGEST_PERIOD_DAYS} days.")
+        data["start"], data["end"] = start, end
+        return data
+
+    def period(self) -> tuple[datetime, datetime]:
+        """[start of the first day, start of the day after the last) in UTC."""
+        data = self.cleaned_data
+        return (datetime.combine(data["start"], time.min, UTC),
+                datetime.combine(data["end"] + timedelta(days=1), time.min, UTC))
+
+    def filter_words(self) -> str:
+        """The filters as a sentence for the report's header: "all servers" when none."""
+        data, words = self.cleaned_data, []
+        if data.get("q"):
+            words.append(f"name or label contains “{data['q']}”")
+        if data.get("subscription"):
+            words.append(f"subscription {data['subscription']}")
+        if data.get("resource_group"):
+            words.append(f"resource group {data['resource_group']}")
+        for name in ("state", "backup"):
+            if data.get(name):
+                words.append(f"{self[name].label.lower()} (now): {dict(self.fields[name].choices)[data[name]]}")
+        return "; ".join(words) or "all servers"
