@@ -72,9 +72,10 @@ class ServerFilterForm(forms.Form):
     resource_group = forms.ChoiceField(required=False, label="Resource group")
     state = forms.ChoiceField(required=False, choices=OUTCOMES)
 
-    def __init__(self, *args, servers, **kwargs):
+    def __init__(self, *args, places, **kwargs):
+        """`places`: the (subscription id, resource group) pairs the tenant's servers are in."""
         super().__init__(*args, **kwargs)
-        subscriptions = sorted({s.subscription_id for s in servers})
-        groups = sorted({s.resource_group for s in servers}, key=str.lower)
+        subscriptions = sorted({subscription for subscription, _ in places})
+        groups = sorted({group for _, group in places}, key=str.lower)
         self.fields["subscription"].choices = [("", "All subscriptions"), *((s, s) for s in subscriptions)]
         self.fields["resource_group"].choices = [("", "All resource groups"), *((g, g) for g in groups)]

@@ -7,13 +7,14 @@ the bulk ends: a batch cancelled, checks marked interrupted), and the list reads
 check still queued or running is the server's last_check, drawn at the end of the strip.
 """
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from django.db import models
 from django.urls import reverse
-from django.utils.html import format_html_join
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 from armclient.outcomes import Category
 
@@ -76,29 +77,29 @@ def tick_kind(status: str, category: str) -> str:
     return "caller"
 
 
-def tick_title(at: datetime, status: str, category: str, status_label: str) -> str:
-    what = Category(category).label if category else status_label
-    aside = " (says nothing about the server)" if tick_kind(status, category) == "caller" else ""
-    return f"{at:%Y-%m-%d %H:%M}: {what}{aside}"
+def _what(status: str, category: str) -> str:
+    from checks.models import Check
+
+    what = Category(category).label if category else Check.Status(status).label
+    return what + (" (says nothing about the server)" if tick_kind(status, category) == "caller" else "")
 
 
 class Strip(list):
-    """The ticks of one server, oldest first; rendered by the template as their links (one join, not a
-    template loop: a page of 100 servers has 2,000 ticks)."""
+    """The ticks of one server, oldest first, rendered as their links by one join rather than a template loop
+    (a page of 100 servers has 2,000 ticks). Every part is ours: an id, a kind and a title made of a time and
+    fixed words; the title is escaped all the same."""
 
     def __str__(self) -> str:  # the template turns what it prints into a str first: the markup, safe
         return self.__html__()
 
     def __html__(self) -> str:
         href = reverse("check_detail", args=[SENTINEL]).replace(str(SENTINEL), "{}")
-        return format_html_join("", f'<a href="{href}" class="tick tick-{{}}" title="{{}}"></a>',
-                                ((t.pk, t.kind, t.title) for t in self))
+        tick = f'<a href="{href}" class="tick tick-{{}}" title="{{}}"></a>'
+        return mark_safe("".join(tick.format(t.pk, t.kind, escape(t.title)) for t in self))  # noqa: S308
 
 
 def strip_of(server) -> Strip:
     """The server's strip: its recorded outcomes, then its check in flight if it has one (the newest)."""
-    from checks.models import Check
-
     # Read with the server (select_related); a server never checked has no row (the accessor raises an
     # AttributeError subclass, so getattr's default applies).
     record = getattr(server, "recent_outcomes", None)
@@ -106,12 +107,15 @@ def strip_of(server) -> Strip:
     active = server.active_check
     if active is not None:
         outcomes = outcomes[-(LENGTH - 1):]
-    labels = dict(Check.Status.choices)
-    ticks = Strip(Tick(pk, tick_kind(status, category),
-                       tick_title(datetime.fromtimestamp(at, UTC), status, category, labels.get(status, status)))
-                  for pk, at, status, category in outcomes)
+    ticks = Strip()
+    for pk, at, status, category in outcomes:
+        kind, what = _KINDS.get((status, category)) or _KINDS.setdefault(
+            (status, category), (tick_kind(status, category), _what(status, category)))
+        ticks.append(Tick(pk, kind, time.strftime("%Y-%m-%d %H:%M: ", time.gmtime(at)) + what))
     if active is not None:
-        ticks.append(Tick(active.pk, "active", tick_title(active.created_at, active.status, "",
-                                                          active.get_status_display())))
+        ticks.append(Tick(active.pk, "active", f"{active.created_at:%Y-%m-%d %H:%M}: {active.get_status_display()}"))
     return ticks
 
+
+# (status, category) -> (tick kind, words of its title): a dozen pairs, worked out once each.
+_KINDS: dict[tuple[str, str], tuple[str, str]] = {}

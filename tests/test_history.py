@@ -179,7 +179,8 @@ def history_queries(client, url, params=None) -> int:
 
 
 @pytest.mark.parametrize("params", [{}, {"outcome": "failed"}, {"category": "throttled"}, {"by": "me"},
-                                    {"server": "pg-payments-01"}])
+                                    {"server": "pg-payments-01"},
+                                    {"outcome": "failed", "category": "throttled", "by": "me"}])
 def test_the_history_costs_the_same_queries_with_10_or_500_checks(client_alice, alice, server, params,
                                                                    django_assert_num_queries):
     bulk_checks(server, alice, 10)
