@@ -121,8 +121,9 @@ def _export_records(checks):
     for row in checks.values_list(*(field for _, field in EXPORT_COLUMNS)).iterator(chunk_size=EXPORT_CHUNK_ROWS):
         record = list(row)
         created, finished, started = record[1], record[2], record[3]
-        record[1] = created.isoformat()
-        record[2] = finished.isoformat() if finished else None
+        # Always with microseconds, as PostgreSQL's to_char writes them for the COPY export.
+        record[1] = created.isoformat(timespec="microseconds")
+        record[2] = finished.isoformat(timespec="microseconds") if finished else None
         record[3] = _seconds(finished - started) if started and finished else None
         record[11] = record[11] or None  # http_status: 0 means no answer
         yield record
