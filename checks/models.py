@@ -434,7 +434,9 @@ class Check(models.Model):
         A check the reaper already marked interrupted, or a cancelled batch's, is history: it is not rewritten.
         """
         fields.setdefault("finished_at", timezone.now())
-        with transaction.atomic():  # the check's end and its tick on the server's strip, together
+        # The check's end and its tick on the server's strip, together; no savepoint inside record()'s
+        # transaction (an error here fails the whole end anyway).
+        with transaction.atomic(savepoint=False):
             if not Check.objects.filter(pk=self.pk, status__in=Check.ACTIVE_STATUSES).update(**fields):
                 log.warning("Check %s had already ended; its late result was not recorded", self.pk)
                 return False
