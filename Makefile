@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test test-fast e2e lint bench bench-load bench-evidence clean fault-matrix
+.PHONY: run test test-fast e2e lint bench bench-load bench-evidence bench-pages clean fault-matrix
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Python 3.12 or newer is needed (see .python-version); got " + sys.version)'
@@ -60,3 +60,10 @@ bench-load: $(STAMP)
 BENCH_EVIDENCE_DB ?= postgres://postgres@127.0.0.1:5432/ltr_evidence_bench
 bench-evidence: $(STAMP)
 	DATABASE_URL=$(BENCH_EVIDENCE_DB) $(BIN)/python bench/evidence.py --servers 1000 $(BENCH_EVIDENCE_ARGS) --write docs/benchmarks.md
+
+## Benchmark the pages at fleet scale on PostgreSQL (10,000 servers, 1,000,000 checks in ltr_pages_bench, built once
+## and reused) next to the admin changelist and psql \copy; writes its section of docs/benchmarks.md (not a test).
+## A quick run: make bench-pages PAGES_ARGS="--servers 1000 --checks 100000" (prints, writes nothing).
+PAGES_ARGS ?= --write docs/benchmarks.md
+bench-pages: $(STAMP)
+	$(BIN)/python bench/pages.py $(PAGES_ARGS)

@@ -1,12 +1,13 @@
 """What the server list shows about the fleet: each server's readiness (ready, not ready, never checked,
-stale, checking now; see checks.readiness), the filters over it, the counts at the top, each server's recent
-outcomes, and the signed-in user's own last attempt where it failed for a reason of theirs."""
+stale, checking now; see checks.readiness), the filters over it, the counts at the top, a page of servers with
+each one's recent outcomes (checks.strip), and the signed-in user's own last attempt where it failed for a
+reason of theirs."""
 
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, F, OuterRef, Q, Subquery, Window
-from django.db.models.functions import RowNumber
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
@@ -19,7 +20,7 @@ from checks.readiness import State
 from dashboard import subscriptions
 from dashboard.models import Server, ServerQuerySet
 
-RECENT_OUTCOMES = 20
+SERVERS_PER_PAGE = 100
 COUNTED_STATES = ("ready", "not_ready", "never", "stale")
 
 
@@ -79,26 +80,32 @@ def counts(servers: ServerQuerySet) -> dict:
     )
 
 
-def recent_outcomes(server_ids: list[int]) -> dict[int, list[Check]]:
-    """The last RECENT_OUTCOMES checks of each server, oldest first, in one query."""
-    ranked = (
-        Check.objects.filter(server_id__in=server_ids)
-        .annotate(rank=Window(RowNumber(), partition_by=[F("server_id")], order_by=[F("created_at").desc()]))
-        .filter(rank__lte=RECENT_OUTCOMES)
-        .only("id", "server_id", "status", "category", "created_at", "number_of_containers", "error_code")
-    )
-    strips: dict[int, list[Check]] = {pk: [] for pk in server_ids}
-    for check in ranked:
-        strips[check.server_id].append(check)
-    for strip in strips.values():
-        strip.sort(key=lambda c: c.created_at)
-    return strips
+def page_of_servers(selected: ServerQuerySet, request: HttpRequest) -> tuple[Page, list[Server]]:
+    """The requested page of the selected servers, in the list's order (or by last LTR backup), each with its
+    last check, readiness, recent outcomes (checks.strip), last LTR backup and the user's own last attempt.
+
+    Two steps: the page's ids from the servers alone (the tenant's servers sorted, without any join), then
+    those 100 servers with what each row shows. In one query the planner joined every server's last check
+    (a scan of the whole history) before it sorted and cut the page.
+    """
+    tenant, sort = request.user.tenant_id, request.GET.get("sort", "")
+    ordered = selected.for_list()
+    if sort.lstrip("-") == summary.SORT_KEY:
+        ordered = summary.order_by_last_backup(summary.with_last_backup(ordered, tenant), sort)
+    page = Paginator(ordered.values_list("pk", flat=True), SERVERS_PER_PAGE).get_page(request.GET.get("page"))
+    ids = list(page.object_list)
+    rows = Server.objects.filter(pk__in=ids).select_related("last_check", "recent_outcomes")
+    rows = with_my_last_attempt(summary.with_last_backup(rows, tenant), request.user)
+    by_id = {server.pk: server for server in rows}
+    return page, [by_id[pk] for pk in ids if pk in by_id]
 
 
 def filtered_servers(request: HttpRequest, data) -> tuple[ServerFilterForm, ServerQuerySet, ServerQuerySet]:
     """The tenant's active servers, the filter form over them, and the servers it selects."""
     everything = Server.objects.for_tenant(request.user.tenant_id).active()
-    form = ServerFilterForm(data or None, servers=list(everything.only("subscription_id", "resource_group")),
+    # The filters' choices from the distinct places (a few dozen), not from every server of the tenant.
+    places = everything.order_by().values_list("subscription_id", "resource_group").distinct()
+    form = ServerFilterForm(data or None, places=list(places),
                             subscription_names=SimpleLazyObject(lambda: subscriptions.names_for(request)))
     if form.is_bound and not form.is_valid():
         return form, everything, everything.none()

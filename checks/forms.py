@@ -75,11 +75,12 @@ class ServerFilterForm(forms.Form):
     state = forms.ChoiceField(required=False, choices=OUTCOMES)
     backup = forms.ChoiceField(required=False, label="Last LTR backup", choices=summary.FILTER_CHOICES)
 
-    def __init__(self, *args, servers, subscription_names: dict[str, str] | None = None, **kwargs):
+    def __init__(self, *args, places, subscription_names: dict[str, str] | None = None, **kwargs):
+        """`places`: the (subscription id, resource group) pairs the tenant's servers are in."""
         super().__init__(*args, **kwargs)
-        groups = sorted({s.resource_group for s in servers}, key=str.lower)
+        ids = {subscription for subscription, _ in places}
+        groups = sorted({group for _, group in places}, key=str.lower)
         self.fields["subscription"].widget = SubscriptionSelect()
-        ids = {s.subscription_id for s in servers}
         # A callable: the names are read only if the choices are (the counts fragment reads none).
         self.fields["subscription"].choices = lambda: subscription_choices(ids, subscription_names or {},
                                                                            "All subscriptions")

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET
 
 from checks.fleet_state import apply_filters
 from checks.views.history import FORMULA_STARTS
+from dashboard import subscriptions
 from dashboard.models import Server
 from evidence import report
 from evidence.forms import EvidenceForm
@@ -25,7 +26,8 @@ def _evidence(request: HttpRequest, last_changes: int | None = None) -> tuple[Ev
     """The form, the rows it selects, and the facts every form of the report carries at its head."""
     tenant_id = request.user.tenant_id
     everything = Server.objects.for_tenant(tenant_id).active()
-    form = EvidenceForm(request.GET, servers=list(everything.only("subscription_id", "resource_group")))
+    places = everything.order_by().values_list("subscription_id", "resource_group").distinct()
+    form = EvidenceForm(request.GET, places=list(places), subscription_names=subscriptions.names_for(request))
     rows, start, end = [], None, None
     if form.is_valid():
         start, end = form.period()

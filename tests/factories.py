@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from checks import strip
 from checks.models import Check
 
 
@@ -26,6 +27,8 @@ def make_check(server, user=None, *, status="succeeded", minutes_ago=0, **fields
     }
     defaults.update(fields)
     check = Check.objects.create(server=server, **defaults)
+    if not check.is_active:  # as Check.finish() would have: the tick on the server's strip
+        strip.record([check])
     server.last_check = check
     server.save(update_fields=["last_check"])
     return check

@@ -163,7 +163,7 @@ def test_queries_stay_flat_from_5_to_50_servers(client, alice, url, django_asser
 def test_a_period_is_whole_utc_days_both_included(alice):
     from evidence.forms import EvidenceForm
 
-    form = EvidenceForm({"start": "2026-03-01", "end": "2026-03-31"}, servers=[])
+    form = EvidenceForm({"start": "2026-03-01", "end": "2026-03-31"}, places=[])
     assert form.is_valid()
     assert form.period() == (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
 

@@ -2,7 +2,6 @@
 (re-running it after a sign-in Azure asked for goes through checks.resume)."""
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -10,7 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from backups import summary
-from checks import fleet_state, resume
+from checks import fleet_state, resume, strip
 from checks.forms import RunCheckForm
 from checks.models import AlreadyActive, Check, ReadinessChange, TooManyActive, proposed_backup_name
 from checks.views.history import get_check_for_user, poll_response
@@ -21,7 +20,6 @@ from dashboard.models import Server
 from dashboard.roles import OPERATOR, role_required
 from dashboard.views import get_server_for_user
 
-SERVERS_PER_PAGE = 100
 HISTORY_PER_PAGE = 25
 
 
@@ -30,14 +28,15 @@ def server_row_context(request: HttpRequest, server: Server, form: RunCheckForm 
     """One server's row: the same on the list and on the server's page (without the checkbox and link)."""
     query = request.GET if request.method == "GET" else request.POST
     server = fleet_state.with_my_last_attempt(summary.with_last_backup(
-        Server.objects.filter(pk=server.pk).select_related("last_check"), request.user.tenant_id), request.user).get()
+        Server.objects.filter(pk=server.pk).select_related("last_check", "recent_outcomes"), request.user.tenant_id),
+        request.user).get()
     return {
         "server": server,
         "my_last_attempt": fleet_state.my_last_attempt_note(server),
         "run_form": form or RunCheckForm(initial={"backup_name": proposed_backup_name(server.name)}),
         "notice": notice,
         "on_detail": "on_detail" in query,
-        "strip": fleet_state.recent_outcomes([server.pk])[server.pk] if with_strip else None,
+        "strip": strip.strip_of(server) if with_strip else None,
     }
 
 
@@ -48,16 +47,11 @@ def server_list(request: HttpRequest) -> HttpResponse:
     context = {"form": form, "counts": fleet_state.counts(everything)}
     if request.htmx:
         return render(request, "checks/server_list.html#fleet-counts", context)
-    servers = fleet_state.with_my_last_attempt(selected.for_list(), request.user)
-    servers = summary.with_last_backup(servers, request.user.tenant_id)
-    if request.GET.get("sort", "").lstrip("-") == summary.SORT_KEY:
-        servers = summary.order_by_last_backup(servers, request.GET["sort"])
-    page = Paginator(servers, SERVERS_PER_PAGE).get_page(request.GET.get("page"))
-    strips = fleet_state.recent_outcomes([s.pk for s in page.object_list])
+    page, servers = fleet_state.page_of_servers(selected, request)
     filters = request.GET.copy()
     filters.pop("page", None)
     rows = [{"server": s, "run_form": RunCheckForm(initial={"backup_name": proposed_backup_name(s.name)}),
-             "strip": strips[s.pk], "my_last_attempt": fleet_state.my_last_attempt_note(s)} for s in page.object_list]
+             "strip": strip.strip_of(s), "my_last_attempt": fleet_state.my_last_attempt_note(s)} for s in servers]
     context |= {"rows": rows, "page": page, "query": filters.urlencode(), "filtered": bool(filters.keys() - {"sort"}),
                 "backup_sort": summary.sort_link(filters)}
     return render(request, "checks/server_list.html", context)

@@ -1,0 +1,124 @@
+"""The CSV export on PostgreSQL: the database writes the rows (COPY ... TO STDOUT) and the view only passes them
+on, in large pieces, between the same header and end line as the Python export (checks.views.history).
+
+Building a million CSV rows in Python took about 7 times as long as `psql \\copy` of the same join. Here the
+filtered, tenant-scoped queryset of the history is turned into a SELECT of the exported columns, each
+formatted in SQL exactly as the Python export formats it (ISO times, seconds to the millisecond, 0 as no HTTP
+status, spreadsheet formulas defused), so both exports are the same bytes (tests/test_export_copy.py compares
+them). SQLite keeps the Python export.
+"""
+
+import logging
+
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, transaction
+from django.db.models import Case, F, Func, IntegerField, OuterRef, Subquery, TextField, Value, When
+from django.db.models.functions import Cast, Coalesce, Concat, Lower, NullIf
+from django.db.models.lookups import In
+
+log = logging.getLogger("checks.export")
+
+# A cell starting with one of these is a formula in Excel (checks.views.history.FORMULA_STARTS), as code points:
+# ascii() of the first character is a cheaper test than a regex, run on a dozen columns of a million rows.
+FORMULA_STARTS = (ord("\t"), ord("\r"), ord("+"), ord("-"), ord("="), ord("@"))
+
+
+class FirstCodePoint(Func):
+    function = "ascii"
+    output_field = IntegerField()
+
+
+class IsoTime(Func):
+    """datetime.isoformat(timespec="microseconds") of an aware time in UTC, in one call per value."""
+
+    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+    output_field = TextField()
+
+
+class Seconds(Func):
+    """finished - started in seconds, rounded to the millisecond (half away from zero), a negative one defused."""
+
+    template = "CASE WHEN %(expressions)s < 0 THEN '''' || %(expressions)s ELSE %(expressions)s::text END"
+    output_field = TextField()
+
+    def __init__(self, finished, started):
+        rounded = Func(finished, started, arg_joiner=" - ", template="round(extract(epoch FROM %(expressions)s), 3)")
+        super().__init__(rounded)
+
+
+def defused(value):
+    value = F(value) if isinstance(value, str) else value
+    quoted = Concat(Value("'"), value, output_field=TextField())
+    return Case(When(In(FirstCodePoint(value), FORMULA_STARTS), then=quoted), default=value, output_field=TextField())
+
+
+def subscription_name(field: str):
+    """The tenant's display name of the check's subscription, empty where none is known (as names_for_tenant)."""
+    from dashboard.models import SubscriptionName
+
+    names = SubscriptionName.objects.filter(tenant_id=OuterRef("tenant_id"), subscription_id=Lower(OuterRef(field)))
+    name = Subquery(names.exclude(display_name="").values("display_name")[:1], output_field=TextField())
+    return defused(Coalesce(name, Value(""), output_field=TextField()))
+
+
+def column(name: str, field: str):
+    """The SQL of one exported column, formatted as checks.views.history's Python export formats it."""
+    if name == "subscription_name":
+        return subscription_name(field)
+    model_field = _field(field)
+    if name == "duration_seconds":
+        return Seconds(F("finished_at"), F("started_at"))
+    if name == "http_status":
+        return NullIf(F(field), Value(0))
+    if name == "number_of_containers":  # a negative count is ARM's text, not ours: defused like text
+        text = Cast(F(field), TextField())
+        return Case(When(**{f"{field}__lt": 0}, then=Concat(Value("'"), text)), default=text, output_field=TextField())
+    if model_field.get_internal_type() == "DateTimeField":
+        return IsoTime(F(field))
+    if model_field.choices:  # our own words (status, category): never a formula
+        return F(field)
+    if model_field.get_internal_type() in ("CharField", "TextField"):
+        return defused(field)
+    return F(field)
+
+
+def _field(path: str):
+    from checks.models import Check
+
+    model, *hops, last = [Check, *path.split("__")]
+    for hop in hops:
+        model = model._meta.get_field(hop).related_model
+    return model._meta.get_field(last)
+
+
+def stream(checks, lines, columns, buffer_bytes: int):
+    """The export of `checks` (ordered, filtered) as bytes: `lines`' header, the rows COPY writes, then its end
+    line, or its failed line if the database stopped midway (a file cut off before the end has neither)."""
+    lines.head()
+    yield lines.buffer.getvalue().encode()
+    lines.buffer.seek(0)
+    lines.buffer.truncate()
+    rows, pieces, size = 0, [], 0
+    try:
+        sql, params = checks.values_list(*(column(name, field) for name, field in columns)).query.sql_with_params()
+    except EmptyResultSet:  # filters that match nothing (an unknown server): no query to run
+        lines.end(0)
+        yield lines.buffer.getvalue().encode()
+        return
+    try:
+        # A savepoint inside a transaction (tests), a short transaction of one statement otherwise.
+        with transaction.atomic(), connection.cursor() as cursor:
+            copy_sql = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, FORCE_QUOTE *)"
+            with cursor.cursor.copy(copy_sql, params) as copy:
+                for row in copy:  # one row a piece, as libpq hands them over
+                    pieces.append(row)
+                    size += len(row)
+                    rows += 1
+                    if size >= buffer_bytes:
+                        yield b"".join(pieces)
+                        pieces, size = [], 0
+        lines.end(rows)
+    except Exception:
+        log.exception("The export failed after %s rows", rows)
+        lines.failed(rows)
+    yield b"".join(pieces) + lines.buffer.getvalue().encode()
