@@ -123,9 +123,11 @@ def run(args, sim, subscriptions: list[str], db_url: str) -> tuple[dict, dict | 
     names = register_fleet(sim, subscriptions, args)
     user = sign_in()
     per_call = sequential_baseline(user, names[: args.sequential_sample])
+    direct = direct_pool(user, names, args.workers * args.threads)
     bound = Bound(args, len(subscriptions))
     manual = manual_sweep(args, sim, user)
     figures = manual_figures(args, manual, bound, per_call, len(subscriptions), db_url)
+    figures.update(throughput_figures(manual, direct))
     scheduled = scheduled_figures(scheduled_sweep(args, sim, user), bound, manual) if args.scheduled else None
     return figures, scheduled
 
@@ -172,6 +174,56 @@ def sequential_baseline(user, sample: list[tuple[str, str]]) -> float:
         ltr_pre_backup(tokens=lambda claims: token, principal_oid=user.object_id, subscription_id=sub,
                        resource_group="rg-bench", server_name=name, backup_name="bench", api_version="2024-08-01")
     return (time.perf_counter() - t0) / max(1, len(sample))
+
+
+def direct_pool(user, names: list[tuple[str, str]], threads: int) -> dict:
+    """The same N calls by a plain pool of `threads` threads over one HTTP session: no queue, no database, no
+    pacing; what the simulator and this machine allow, measured in this run to compare the pipeline with."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+    from django.conf import settings
+    from requests.adapters import HTTPAdapter
+
+    from armclient.operations import pre_backup_url
+    from dashboard import entra
+
+    token = entra.arm_token(user).access_token
+    session = requests.Session()
+    session.trust_env, session.verify = False, settings.AZURE_CA_BUNDLE
+    session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=threads))
+
+    def call(name: tuple[str, str]) -> int:
+        response = session.post(pre_backup_url(name[0], "rg-bench", name[1]), params={"api-version": "2024-08-01"},
+                                json={"backupSettings": {"backupName": "direct"}},
+                                headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        return response.status_code
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        answers = Counter(pool.map(call, names))
+    wall = time.perf_counter() - t0
+    session.close()
+    return {"wall": wall, "calls": len(names), "threads": threads, "answers": answers}
+
+
+def throughput_figures(manual: dict, direct: dict) -> dict:
+    """Checks a second of the sweep (first check started → last finished, and workers started → exited) next to
+    the direct pool's calls a second, and their ratio."""
+    checks = manual["batch"].checks
+    span = (max(checks.values_list("finished_at", flat=True))
+            - min(checks.values_list("started_at", flat=True))).total_seconds()
+    n = checks.count()
+    direct_rate = direct["calls"] / direct["wall"]
+    rate = n / span if span > 0 else float("inf")
+    answers = ", ".join(f"{k}: {v}" for k, v in direct["answers"].most_common())
+    return {
+        "checks a second (first started → last finished)": f"{rate:.0f}/s ({span:.2f} s)",
+        "checks a second (workers started → exited)": f"{n / manual['wall']:.0f}/s",
+        f"direct pool of {direct['threads']} threads, same calls": f"{direct_rate:.0f} calls/s "
+                                                                    f"({direct['wall']:.2f} s; {answers})",
+        "sweep / direct pool": f"{rate / direct_rate:.2f}",
+    }
 
 
 def refill_buckets(sim) -> None:
