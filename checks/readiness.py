@@ -68,6 +68,11 @@ class Readiness(models.Model):
             return None
         at = check.finished_at or timezone.now()
         reason = "" if state == State.READY else check.category
+        # Most checks say what the last one said: one conditional update, no locked read (a server has one
+        # active check at a time, so nothing races it; a change or a first check takes the locked path below).
+        if cls.objects.filter(server_id=check.server_id, state=state, reason=reason).update(
+                last_conclusive=check, last_conclusive_at=at):
+            return None
         current = cls.objects.select_for_update().filter(server_id=check.server_id).first()
         if current is None:
             current = cls(server_id=check.server_id, tenant_id=check.server.tenant_id, state=State.UNKNOWN)
