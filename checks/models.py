@@ -5,6 +5,7 @@ the next one starts, so a crashed worker leaves a row that says where it stopped
 after they finish and never deleted: they are the fleet's history.
 """
 
+import contextvars
 import hashlib
 import json
 import logging
@@ -29,6 +30,10 @@ def proposed_backup_name(server_name: str, at: datetime | None = None) -> str:
     stamp = (at or timezone.now()).strftime("%Y%m%d-%H%M")
     return f"{server_name[:100]}-ltr-{stamp}".lower()
 
+
+# The check the running task's worker already claimed (checks_worker claims a round's checks together with
+# their tasks, in one transaction); None when the task must claim it itself (any other worker, a test).
+preclaimed: contextvars.ContextVar[int | None] = contextvars.ContextVar("preclaimed", default=None)
 
 # How often a single check is re-tried when its insert lost a race with a check that finished meanwhile.
 QUEUE_ATTEMPTS = 3
@@ -111,10 +116,19 @@ class CheckQuerySet(models.QuerySet):
 
     def claim(self, pk: int) -> "Check | None":
         """Move a queued check to running; None if it was not queued (claimed by another worker, cancelled)."""
-        if not self.filter(pk=pk, status=Check.Status.QUEUED).update(status=Check.Status.RUNNING,
-                                                                      started_at=timezone.now()):
+        if preclaimed.get() != pk and not self.filter(pk=pk, status=Check.Status.QUEUED).update(
+                status=Check.Status.RUNNING, started_at=timezone.now()):
             return None
         return self.select_related("server", "requested_by").get(pk=pk)
+
+    def claim_many(self, pks: list, now: datetime) -> set[int]:
+        """Move the queued ones of these checks to running (call inside the transaction that claimed their
+        tasks, which holds the rows' locks); the ids moved."""
+        queued = set(self.select_for_update().filter(pk__in=[pk for pk in pks if pk is not None],
+                                                     status=Check.Status.QUEUED).values_list("pk", flat=True))
+        if queued:
+            self.filter(pk__in=queued).update(status=Check.Status.RUNNING, started_at=now)
+        return queued
 
     def queue(self, server, user, backup_name: str, *, api_version: str = "", batch=None) -> "Check":
         """Record a queued check of `server` and hand it to a worker; AlreadyActive if one is in flight,
