@@ -36,7 +36,7 @@ from django_tasks_db.compat import task_finished, task_started
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
-from checks.models import Check, preclaimed
+from checks.models import Check, one_writer, preclaimed
 
 log = logging.getLogger("checks.worker")
 
@@ -177,7 +177,7 @@ class Dispatcher:
         with self.wake:
             succeeded, self.succeeded = self.succeeded, []
         try:
-            with exclusive_transaction(ready.db):
+            with one_writer(), exclusive_transaction(ready.db):
                 _mark_successful(succeeded)
                 tasks = list(ready.select_for_update(skip_locked=True)[:n])
                 now = timezone.now()
@@ -202,7 +202,7 @@ class Dispatcher:
         with self.wake:
             succeeded, self.succeeded = self.succeeded, []
         if succeeded:
-            with exclusive_transaction(DBTaskResult.objects.db):
+            with one_writer(), exclusive_transaction(DBTaskResult.objects.db):
                 _mark_successful(succeeded)
 
     def work(self, n: int) -> None:
