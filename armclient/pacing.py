@@ -18,7 +18,8 @@ either order; both only ever lower it, so the copy errs on the side of waiting.
 
 `take` and `report` are what a call uses; they spare the database most of its writes (two locked
 read-modify-writes a call cost 18% of a worker's CPU). A process takes tokens from the row a few at a time
-(a lease: at most a sixteenth of what is left, one when little is), hands them to its threads, and drops what
+(a lease: one after a quiet spell, doubling up to eight while leases are used up in time, never more than a
+sixteenth of what is left), hands them to its threads, and drops what
 it did not use within LEASE_SECONDS. Every token still comes out of the shared row, so the fleet-wide limit
 holds whatever the number of processes; a lease only takes tokens early, which errs on the side of waiting.
 An answer's `remaining` is folded into the process's next lease (one number keeps the lowest of them: see
@@ -135,6 +136,10 @@ class _Local:
         self.key, self.lock = key, threading.Lock()
         self.numbers: list[int] = []
         self.leased_at = 0.0
+        # How many the next lease takes: doubled while leases are used up in time, back to 1 when one was not
+        # (a process running a single check takes one token, not eight).
+        self.size = 1
+        self.unused = 0  # tokens leased and dropped unused (they never reached ARM)
         # min over unwritten answers of (remaining - taken_at x rate + ticket number): at time `now`, with the
         # row's `issued`, that answer says the bucket holds `pending + now x rate - issued` (observe's formula).
         self.pending: float | None = None
@@ -144,6 +149,8 @@ class _Local:
             now = time.time()
             if self.numbers and now - self.leased_at < LEASE_SECONDS:
                 return Ticket(number=self.numbers.pop(0), taken_at=now)
+            self.size = 1 if self.numbers else min(LEASE_MAX, self.size * 2)
+            self.unused += len(self.numbers)
             self.numbers = []
             return self._lease(now)
 
@@ -161,7 +168,7 @@ class _Local:
                 bucket.tokens, bucket.updated_at = tokens, now  # what the answers said, kept for every process
                 bucket.save(update_fields=["tokens", "updated_at"])
                 return (1 - tokens) / rate
-            n = max(1, min(LEASE_MAX, int(tokens // LEASE_SHARE)))
+            n = max(1, min(self.size, int(tokens // LEASE_SHARE)))
             first = bucket.issued + 1
             bucket.tokens, bucket.updated_at, bucket.issued = tokens - n, now, bucket.issued + n
             bucket.save(update_fields=["tokens", "updated_at", "issued"])
@@ -173,6 +180,7 @@ class _Local:
         if blocked_for or (remaining is not None and remaining < capacity / 10):
             # ARM emptied the bucket, or little is left: every process must know now, and our lease is void.
             with self.lock:
+                self.unused += len(self.numbers)
                 self.numbers = []
             observe(self.key, ticket, remaining=remaining, blocked_for=blocked_for)
             return
@@ -192,6 +200,17 @@ def _local(key: BucketKey) -> _Local:
         if key not in _locals:
             _locals[key] = _Local(key)
         return _locals[key]
+
+
+def unused_tokens(key: BucketKey) -> int:
+    """Tokens this process took from the row that no attempt used (held, or dropped unused): the row's `issued`
+    less these is what this process's attempts took."""
+    with _locals_lock:
+        local = _locals.get(key)
+    if local is None:
+        return 0
+    with local.lock:
+        return len(local.numbers) + local.unused
 
 
 def forget_local(**kwargs) -> None:
