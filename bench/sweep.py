@@ -17,6 +17,9 @@ Both are measured against the same bound, and printed as ratios:
 - the bucket and the latency allow max over subscriptions of (max(0, n - 200) / 10 s + 300 ms); at our
   concurrency (workers x threads) it is also at least ceil(N / concurrency) x 300 ms; the larger is the bound;
 - against a sequential loop of single calls, measured here on a sample and scaled to N;
+- against a direct pool of workers x threads threads calling the same endpoint N times over one HTTP session
+  (no queue, no database, no pacing): checks a second of the sweep (first check started to last finished)
+  next to calls a second of the pool, and their ratio; at `--latency-ms 0` this is the pipeline's own overhead;
 - 429s answered by the simulator, token-endpoint calls, peak RSS of a worker process.
 
 The scheduled sweep passes when the schedule created exactly 1 batch, ARM answered no 429, every check passed,
