@@ -213,10 +213,13 @@ def direct_pool(user, names: list[tuple[str, str]], threads: int) -> dict:
 def throughput_figures(manual: dict, direct: dict) -> dict:
     """Checks a second of the sweep (first check started → last finished, and workers started → exited) next to
     the direct pool's calls a second, and their ratio."""
-    checks = manual["batch"].checks
+    # Only the checks that finished (a check can fail to record, e.g. SQLite's "database is locked").
+    checks = manual["batch"].checks.filter(finished_at__isnull=False, started_at__isnull=False)
+    n = checks.count()
+    if not n:
+        return {"checks a second": "no check finished"}
     span = (max(checks.values_list("finished_at", flat=True))
             - min(checks.values_list("started_at", flat=True))).total_seconds()
-    n = checks.count()
     direct_rate = direct["calls"] / direct["wall"]
     rate = n / span if span > 0 else float("inf")
     answers = ", ".join(f"{k}: {v}" for k, v in direct["answers"].most_common())
