@@ -451,7 +451,8 @@ def write_markdown(path: Path, figures: dict, scheduled: dict | None, args) -> N
     cut = text.find("\n## ")
     rest = text[cut + 1:] if cut >= 0 else ""
     machine = f"{platform.node()}: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    ran = f"Machine: {machine}. Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    ran = f"Machine: {machine}, load average {load}. Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
     head = (
         "# Benchmarks\n\n"
         "`make bench` (bench/sweep.py): a sweep of the whole fleet through the real pipeline (batch, queue,\n"
