@@ -127,7 +127,7 @@ def _take_bucket_token(request: Request, deadline: float, on_wait: OnWait | None
             about = max(1, round(seconds))
             on_wait(seconds, f"waiting for Azure's {limit} limit on this subscription, about {about} s")
 
-    return pacing.acquire(request.bucket, deadline=deadline, on_wait=pacing_note) or False
+    return pacing.take(request.bucket, deadline=deadline, on_wait=pacing_note) or False
 
 
 def _tell_bucket(request: Request, ticket, answer: Answer) -> None:
@@ -137,7 +137,7 @@ def _tell_bucket(request: Request, ticket, answer: Answer) -> None:
     blocked_for = None
     if _bucket_emptied(request, answer):
         blocked_for = retry.retry_after(answer.headers) or 1.0
-    pacing.observe(request.bucket, ticket, remaining=remaining, blocked_for=blocked_for)
+    pacing.report(request.bucket, ticket, remaining=remaining, blocked_for=blocked_for)
 
 
 def _bucket_emptied(request: Request, answer: Answer) -> bool:

@@ -70,6 +70,9 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as MSAL's requests.Session expects
     server_version = "azuresim"
     timeout = 120  # idle keep-alive connections give their thread back eventually
+    # TCP_NODELAY on every accepted socket: a streamed answer (the fault scenarios write in pieces) must not
+    # wait for the client's delayed ACK (Nagle), which cost a sequential client ~40 ms a call.
+    disable_nagle_algorithm = True
 
     def _dispatch(self) -> None:
         started = time.monotonic()
@@ -103,9 +106,7 @@ class Handler(BaseHTTPRequestHandler):
                 for name, value in response.headers:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(response.body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(response.body)
+                self._end_headers_with(response.body if self.command != "HEAD" else b"")
         finally:
             # Only method and path: query strings hold codes and state, bodies hold secrets.
             log.info(
@@ -117,6 +118,12 @@ class Handler(BaseHTTPRequestHandler):
                 status,
                 (time.monotonic() - started) * 1000,
             )
+
+    def _end_headers_with(self, body: bytes) -> None:
+        # Headers and body in one write, so the whole answer leaves in one send (two writes met the client's
+        # delayed ACK through Nagle's algorithm: ~40 ms a call to a sequential client).
+        self._headers_buffer.append(b"\r\n" + body)
+        self.flush_headers()
 
     def _read_body(self) -> bytes:
         # Always consume the whole body, or the next request on this keep-alive connection breaks.

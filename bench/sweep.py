@@ -17,6 +17,9 @@ Both are measured against the same bound, and printed as ratios:
 - the bucket and the latency allow max over subscriptions of (max(0, n - 200) / 10 s + 300 ms); at our
   concurrency (workers x threads) it is also at least ceil(N / concurrency) x 300 ms; the larger is the bound;
 - against a sequential loop of single calls, measured here on a sample and scaled to N;
+- against a direct pool of workers x threads threads calling the same endpoint N times over one HTTP session
+  (no queue, no database, no pacing): checks a second of the sweep (first check started to last finished)
+  next to calls a second of the pool, and their ratio; at `--latency-ms 0` this is the pipeline's own overhead;
 - 429s answered by the simulator, token-endpoint calls, peak RSS of a worker process.
 
 The scheduled sweep passes when the schedule created exactly 1 batch, ARM answered no 429, every check passed,
@@ -123,9 +126,11 @@ def run(args, sim, subscriptions: list[str], db_url: str) -> tuple[dict, dict | 
     names = register_fleet(sim, subscriptions, args)
     user = sign_in()
     per_call = sequential_baseline(user, names[: args.sequential_sample])
+    direct = direct_pool(user, names, args.workers * args.threads)
     bound = Bound(args, len(subscriptions))
     manual = manual_sweep(args, sim, user)
     figures = manual_figures(args, manual, bound, per_call, len(subscriptions), db_url)
+    figures.update(throughput_figures(manual, direct))
     scheduled = scheduled_figures(scheduled_sweep(args, sim, user), bound, manual) if args.scheduled else None
     return figures, scheduled
 
@@ -172,6 +177,59 @@ def sequential_baseline(user, sample: list[tuple[str, str]]) -> float:
         ltr_pre_backup(tokens=lambda claims: token, principal_oid=user.object_id, subscription_id=sub,
                        resource_group="rg-bench", server_name=name, backup_name="bench", api_version="2024-08-01")
     return (time.perf_counter() - t0) / max(1, len(sample))
+
+
+def direct_pool(user, names: list[tuple[str, str]], threads: int) -> dict:
+    """The same N calls by a plain pool of `threads` threads over one HTTP session: no queue, no database, no
+    pacing; what the simulator and this machine allow, measured in this run to compare the pipeline with."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+    from django.conf import settings
+    from requests.adapters import HTTPAdapter
+
+    from armclient.operations import pre_backup_url
+    from dashboard import entra
+
+    token = entra.arm_token(user).access_token
+    session = requests.Session()
+    session.trust_env, session.verify = False, settings.AZURE_CA_BUNDLE
+    session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=threads))
+
+    def call(name: tuple[str, str]) -> int:
+        response = session.post(pre_backup_url(name[0], "rg-bench", name[1]), params={"api-version": "2024-08-01"},
+                                json={"backupSettings": {"backupName": "direct"}},
+                                headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        return response.status_code
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        answers = Counter(pool.map(call, names))
+    wall = time.perf_counter() - t0
+    session.close()
+    return {"wall": wall, "calls": len(names), "threads": threads, "answers": answers}
+
+
+def throughput_figures(manual: dict, direct: dict) -> dict:
+    """Checks a second of the sweep (first check started → last finished, and workers started → exited) next to
+    the direct pool's calls a second, and their ratio."""
+    # Only the checks that finished (a check can fail to record, e.g. SQLite's "database is locked").
+    checks = manual["batch"].checks.filter(finished_at__isnull=False, started_at__isnull=False)
+    n = checks.count()
+    if not n:
+        return {"checks a second": "no check finished"}
+    span = (max(checks.values_list("finished_at", flat=True))
+            - min(checks.values_list("started_at", flat=True))).total_seconds()
+    direct_rate = direct["calls"] / direct["wall"]
+    rate = n / span if span > 0 else float("inf")
+    answers = ", ".join(f"{k}: {v}" for k, v in direct["answers"].most_common())
+    return {
+        "checks a second (first started → last finished)": f"{rate:.0f}/s ({span:.2f} s)",
+        "checks a second (workers started → exited)": f"{n / manual['wall']:.0f}/s",
+        f"direct pool of {direct['threads']} threads, same calls": f"{direct_rate:.0f} calls/s "
+                                                                    f"({direct['wall']:.2f} s; {answers})",
+        "sweep / direct pool": f"{rate / direct_rate:.2f}",
+    }
 
 
 def refill_buckets(sim) -> None:
@@ -393,7 +451,8 @@ def write_markdown(path: Path, figures: dict, scheduled: dict | None, args) -> N
     cut = text.find("\n## ")
     rest = text[cut + 1:] if cut >= 0 else ""
     machine = f"{platform.node()}: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    ran = f"Machine: {machine}. Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    ran = f"Machine: {machine}, load average {load}. Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
     head = (
         "# Benchmarks\n\n"
         "`make bench` (bench/sweep.py): a sweep of the whole fleet through the real pipeline (batch, queue,\n"

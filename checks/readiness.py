@@ -68,8 +68,14 @@ class Readiness(models.Model):
             return None
         at = check.finished_at or timezone.now()
         reason = "" if state == State.READY else check.category
+        # Most checks say what the last one said: one conditional update, no locked read (a server has one
+        # active check at a time, so nothing races it; a change or a first check takes the locked path below).
+        if cls.objects.filter(server_id=check.server_id, state=state, reason=reason).update(
+                last_conclusive=check, last_conclusive_at=at):
+            return None
         current = cls.objects.select_for_update().filter(server_id=check.server_id).first()
-        if current is None:
+        new = current is None
+        if new:
             current = cls(server_id=check.server_id, tenant_id=check.server.tenant_id, state=State.UNKNOWN)
         previous, previous_reason = current.state, current.reason
         current.last_conclusive, current.last_conclusive_at = check, at
@@ -77,7 +83,7 @@ class Readiness(models.Model):
             current.save(update_fields=["last_conclusive", "last_conclusive_at"])
             return None
         current.state, current.reason, current.since, current.changed_by = state, reason, at, check
-        current.save()
+        current.save(force_insert=new)  # a new row: no UPDATE tried first (its primary key is the server's)
         change = ReadinessChange.objects.create(
             server_id=check.server_id, tenant_id=current.tenant_id, at=at, from_state=previous, to_state=state,
             reason=reason, caused_by=check,

@@ -28,6 +28,10 @@ _http: requests.Session | None = None
 # MSAL keeps discovery documents here (and briefly replays failed token requests); one per process.
 _http_cache: dict = {}
 _end_session_endpoint: str | None = None
+# Each user's decrypted token cache and the MSAL app over it, kept by the process while the stored cache's
+# version is unchanged: decrypting and rebuilding them on every check was 11% of a worker's CPU.
+# {user pk: _Held}; a sign-in, a refresh by another process or a sign-out moves or removes the version.
+_held: dict = {}
 
 
 class _TimeoutSession(requests.Session):
@@ -57,6 +61,7 @@ def reset(**kwargs) -> None:
             _http.close()
         _http = None
         _http_cache.clear()
+        _held.clear()
         _end_session_endpoint = None
 
 
@@ -145,27 +150,67 @@ class TokenAnswer:
         return self.access_token is None and self.error != "network"
 
 
+@dataclass
+class _Held:
+    cache: tokencache.UserTokenCache
+    app: msal.ConfidentialClientApplication
+    lock: threading.Lock
+
+
+def _held_for(user: User) -> _Held:
+    """The user's cache and app as stored now: this process's copy while the stored version is unchanged
+    (one small read), else read and decrypted again."""
+    version = tokencache.stored_version(user)
+    with _lock:
+        held = _held.get(user.pk)
+    if held is not None and version is not None and held.cache.version == version:
+        return held
+    cache = tokencache.load(user)
+    held = _Held(cache=cache, app=build_app(cache), lock=threading.Lock())
+    with _lock:
+        if cache.version is None:
+            _held.pop(user.pk, None)
+        else:
+            _held[user.pk] = held
+    return held
+
+
 @sensitive_variables("cache", "result")
 def arm_token(user: User, *, claims_challenge: str | None = None) -> TokenAnswer:
     """The user's ARM token, silently from their cache; never prompts."""
-    cache = tokencache.load(user)
-    app = build_app(cache)
-    account = next(
-        (a for a in app.get_accounts() if a.get("home_account_id") == user.home_account_id), None
-    )
-    if account is None:
-        return TokenAnswer(error="no_account", error_description="No Azure sign-in is stored for this user.")
-    try:
-        result = app.acquire_token_silent_with_error(scopes(), account, claims_challenge=claims_challenge)
-    except requests.RequestException as exc:
-        return TokenAnswer(error="network", error_description=f"Entra ID could not be reached ({type(exc).__name__}).")
-    finally:
-        tokencache.save(user, cache)
+    held = _held_for(user)
+    # One thread at a time per cache: a refresh is then done once, and written back once (compare-and-swap).
+    with held.lock:
+        app = held.app
+        account = next(
+            (a for a in app.get_accounts() if a.get("home_account_id") == user.home_account_id), None
+        )
+        if account is None:
+            return TokenAnswer(error="no_account", error_description="No Azure sign-in is stored for this user.")
+        try:
+            result = app.acquire_token_silent_with_error(scopes(), account, claims_challenge=claims_challenge)
+        except requests.RequestException as exc:
+            return TokenAnswer(error="network",
+                               error_description=f"Entra ID could not be reached ({type(exc).__name__}).")
+        finally:
+            _save(user, held)
     if result and "access_token" in result:
         return TokenAnswer(access_token=result["access_token"])
     if not result:
         return TokenAnswer(error="no_token", error_description="No token could be obtained without signing in.")
     return TokenAnswer(error=result.get("error", "unknown"), error_description=result.get("error_description", ""))
+
+
+def _save(user: User, held: _Held) -> None:
+    """Write back what MSAL changed; our copy then matches the new stored version, or (lost the race) is dropped."""
+    if not held.cache.has_state_changed:
+        return
+    if tokencache.save(user, held.cache) and held.cache.version is not None:
+        held.cache.version += 1
+        return
+    with _lock:
+        if _held.get(user.pk) is held:
+            del _held[user.pk]
 
 
 def token_source(user: User, first: TokenAnswer | None = None):

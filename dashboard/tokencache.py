@@ -51,6 +51,11 @@ def load(user: User) -> UserTokenCache:
     return cache
 
 
+def stored_version(user: User) -> int | None:
+    """The version of the user's stored cache (None: none stored), without reading or decrypting the cache."""
+    return TokenCache.objects.filter(user=user).values_list("version", flat=True).first()
+
+
 def save(user: User, cache: msal.SerializableTokenCache, *, force: bool = False) -> bool:
     """Write the cache back if MSAL changed it (or `force`); True when this write won."""
     if not (force or cache.has_state_changed):

@@ -7,6 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
+from armclient import pacing
 from azuresim import Simulator
 from dashboard import entra
 from dashboard.demo import CONTOSO, FABRIKAM, FABRIKAM_PROD, PROD, STAGING
@@ -60,10 +61,13 @@ def _reset(sim) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_msal_state():
-    # MSAL replays a failed token request for 60 s from its http_cache; tests must not see each other's.
+    # MSAL replays a failed token request for 60 s from its http_cache; tests must not see each other's. Nor
+    # a process's leased bucket tokens or its cached token caches: each test has a fresh database.
     entra.reset()
+    pacing.forget_local()
     yield
     entra.reset()
+    pacing.forget_local()
 
 
 def make_server(tenant_id=CONTOSO, subscription_id=PROD, resource_group="rg-payments-prod", name="pg-payments-01",

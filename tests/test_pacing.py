@@ -112,3 +112,24 @@ def test_one_throttled_server_does_not_stop_the_rest_of_its_subscription(client,
     assert passed.status == "succeeded"
     assert passed.duration.total_seconds() < 2, "no wait for the subscription's bucket"
     assert RateBucket.objects.get().blocked_until == 0
+
+
+def test_two_processes_leasing_from_one_bucket_never_take_more_than_it_holds(db, settings):
+    settings.ARM_WRITE_BUCKET_CAPACITY, settings.ARM_WRITE_BUCKET_REFILL_PER_SECOND = 40, 0.001
+    first, second = pacing._Local(WRITES), pacing._Local(WRITES)  # each process keeps its own
+    taken = [sum(took(local.take()) for _ in range(50)) for local in (first, second, first, second)]
+    assert sum(taken) == 40, taken
+    assert RateBucket.objects.get().tokens < 1
+
+
+def test_a_busy_process_takes_its_tokens_a_few_at_a_time(db):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        tickets = [pacing.take(WRITES, deadline=time.monotonic() + 5) for _ in range(64)]
+    assert len({t.number for t in tickets}) == 64, "each attempt its own token"
+    writes = [q for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    assert len(writes) <= 64 // 4, f"{len(writes)} writes of the bucket for 64 tokens"
+    # The lease in hand when the 64th was taken is the process's: taken from the row, not yet used.
+    assert RateBucket.objects.get().issued - pacing.unused_tokens(WRITES) == 64

@@ -1,11 +1,13 @@
 """Running a check from the server list: queued, then the worker, then the result, live through htmx."""
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from checks.models import Check
+from checks.models import YOUNG_CHECK_SECONDS, Check
 from tests.conftest import ALICE
 
 HTMX = {"HX-Request": "true", "HX-Target": "server-1"}
@@ -31,7 +33,8 @@ def test_a_click_queues_a_check_and_returns_a_row_that_polls(client, alice_in, s
     assert response.status_code == 200
     html = response.content.decode()
     assert "Queued" in html
-    assert f'hx-get="/servers/{server.pk}/row/"' in html and 'hx-trigger="every 1s"' in html
+    # A young single check is asked after every 200 ms (it takes ~50 ms), not once a second.
+    assert f'hx-get="/servers/{server.pk}/row/"' in html and 'hx-trigger="every 200ms"' in html
     assert json.loads(response["HX-Trigger"]) == {"check-queued": {}}
     check = Check.objects.get()
     assert (check.status, check.backup_name, check.requested_by, check.api_version) == (
@@ -102,3 +105,16 @@ def test_the_server_page_shows_its_history_newest_first(client, alice_in, server
     html = client.get(f"/servers/{server.pk}/").content.decode()
     assert html.index("second-run") < html.index("first-run")
     assert 'hx-trigger="check-queued from:body"' in html
+
+
+def test_a_check_still_running_after_its_first_seconds_is_polled_once_a_second(client, alice_in, server):
+    run(client, server)
+    Check.objects.update(created_at=timezone.now() - timedelta(seconds=YOUNG_CHECK_SECONDS + 1))
+    html = client.get(f"/servers/{server.pk}/row/", headers=HTMX).content.decode()
+    assert 'hx-trigger="every 1s"' in html
+
+
+def test_the_checks_of_a_batch_are_polled_once_a_second_even_when_young(client, alice_in, server):
+    client.post("/batches/", {"scope": "selected", "server": [server.pk]})
+    html = client.get(f"/servers/{server.pk}/row/", headers=HTMX).content.decode()
+    assert 'hx-trigger="every 1s"' in html and "every 200ms" not in html

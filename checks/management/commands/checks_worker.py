@@ -1,12 +1,21 @@
-"""The task worker for checks: django-tasks-db's worker loop, several at once in one process.
+"""The task worker for checks: django-tasks-db's tasks run by several threads of one process.
 
-A check spends nearly all its time waiting for ARM, so one process runs WORKER_THREADS of
-django-tasks-db's worker loops side by side; each claims its next task with SELECT ... FOR UPDATE SKIP
-LOCKED (PostgreSQL) and the check itself with a conditional update, so neither two threads nor two
-machines ever run the same check. Every `--reap-interval` seconds it also marks checks whose worker died
-mid-check (SIGKILL, a lost machine) as interrupted, and prunes the task queue's finished rows (the
-checks' history is the Check table, kept forever). It also runs the WORKER_PERIODIC_JOBS other apps list
-(the schedules app's firing of due schedules), each at its own interval, without importing those apps.
+A check spends nearly all its time waiting for ARM, so one process runs WORKER_THREADS checks side by side.
+One dispatcher per process claims tasks for the threads that are idle, several in one transaction (SELECT ...
+FOR UPDATE SKIP LOCKED on PostgreSQL, SQLite's write lock), and hands them over through an in-process queue;
+a thread that finishes wakes the dispatcher, which claims the next task at once (no polling gap between
+checks), and only an empty queue is polled, by that one thread, every `--interval` seconds (not by every
+thread). Each task then claims its check with a conditional update, so neither two threads nor two machines
+ever run the same check; a task is run by django-tasks-db's own `Worker.run_task` (signals, result row).
+Every `--reap-interval` seconds it also marks checks whose worker died mid-check (SIGKILL, a lost machine) as
+interrupted, and prunes the task queue's finished rows (the checks' history is the Check table, kept
+forever). It also runs the WORKER_PERIODIC_JOBS other apps list (the schedules app's firing of due
+schedules), each at its own interval, without importing those apps.
+
+On PostgreSQL the worker's connections commit without waiting for the WAL flush (synchronous_commit off):
+a flush took 3.5 ms on our 2-core machine, several a check. What a database crash can lose is the last
+fraction of a second of claims and results, never consistency: a lost claim leaves its task ready (the check
+runs again), a lost result leaves the check running until the reaper marks it interrupted.
 
 SIGTERM or Ctrl-C: no new check is claimed, in-flight checks finish (each is bounded by
 ARM_CHECK_DEADLINE), then the process exits. A second signal exits at once; the checks it cuts short
@@ -14,19 +23,26 @@ are marked interrupted by the next worker's reaper.
 """
 
 import logging
+import queue
 import signal
 import threading
 import time
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections, connections
+from django.db import DEFAULT_DB_ALIAS, OperationalError, close_old_connections, connections
+from django.db.backends.signals import connection_created
+from django.tasks import TaskResultStatus
+from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.module_loading import import_string
-from django_tasks_db.management.commands.db_worker import Worker
+from django_tasks_db.compat import task_finished, task_started
+from django_tasks_db.models import DBTaskResult
+from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
-from checks.models import Check
+from checks.models import Check, one_writer, preclaimed
 
 log = logging.getLogger("checks.worker")
 
@@ -43,20 +59,20 @@ class Command(BaseCommand):
 
     def handle(self, *args, threads, interval, batch, reap_interval, worker_id, **options):
         threads = threads or settings.WORKER_THREADS
-        base_id = worker_id or get_random_string(12)
-        loops = [
-            Worker(
-                queue_names=["default"],
-                interval=interval,
-                batch=batch,
-                backend_name="default",
-                startup_delay=False,
-                max_tasks=None,
-                worker_id=f"{base_id}-{n}",
-                excluded_queue_names=[],
-            )
-            for n in range(threads)
-        ]
+        # Each thread keeps its database connection between checks: SQLite's CONN_MAX_AGE of 0 (right for web
+        # requests) reopened it for every check, ~2 ms each.
+        connection_created.connect(_commit_without_flush_wait)
+        db = connections.settings[DEFAULT_DB_ALIAS]
+        conn_max_age = db.get("CONN_MAX_AGE")
+        db["CONN_MAX_AGE"] = None if conn_max_age is None else max(60, conn_max_age)
+        try:
+            self.run_threads(threads, interval, batch, worker_id, reap_interval)
+        finally:
+            db["CONN_MAX_AGE"] = conn_max_age  # as it was (a test may call this command in its own process)
+            connection_created.disconnect(_commit_without_flush_wait)
+
+    def run_threads(self, threads: int, interval: float, batch: bool, worker_id: str | None, reap_interval: float):
+        dispatcher = Dispatcher(threads, interval=interval, batch=batch, worker_id=worker_id or get_random_string(12))
         stopping = threading.Event()
 
         def stop(signum, frame):
@@ -65,23 +81,14 @@ class Command(BaseCommand):
                 raise SystemExit(1)
             log.info("Stopping: finishing in-flight checks, claiming no new ones")
             stopping.set()
-            for loop in loops:
-                loop.running = False
+            dispatcher.stop()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-
-        def run(loop: Worker) -> None:
-            try:
-                loop.run()
-            finally:
-                connections.close_all()
-
-        workers = [threading.Thread(target=run, args=(loop,), name=f"checks-{n}") for n, loop in enumerate(loops)]
-        for thread in workers:
-            thread.start()
-        log.info("Checks worker %s running %s check(s) at once", base_id, threads)
+        workers = dispatcher.start()
+        log.info("Checks worker %s running %s check(s) at once", dispatcher.worker_id, threads)
         self.reap_while_running(workers, stopping, reap_interval)
+        dispatcher.flush()
         connections.close_all()
 
     def reap_while_running(self, workers: list[threading.Thread], stopping: threading.Event, every: float) -> None:
@@ -113,3 +120,151 @@ def _run_due_jobs(jobs: list) -> None:
             except Exception:
                 log.exception("Periodic job %s failed", function.__qualname__)
             job[2] = time.monotonic() + every
+
+
+class Dispatcher:
+    """Claims tasks (and their checks) for this process's idle threads, several per transaction, hands each to
+    one thread, and marks the tasks that ran as successful in its next claim's transaction.
+
+    On SQLite every write transaction waits for the one write lock (its busy handler sleeps 1-100 ms when it
+    is taken); per check there are now two (this claim, shared by the tasks it claims; the check's result),
+    where there were six."""
+
+    def __init__(self, threads: int, *, interval: float, batch: bool, worker_id: str):
+        self.threads, self.interval, self.batch, self.worker_id = threads, interval, batch, worker_id
+        self.tasks: queue.Queue = queue.Queue()
+        self.idle = threads
+        self.wake = threading.Condition()
+        self.running = True
+        self.claim_empty = False
+        self.succeeded: list[DBTaskResult] = []  # ran, not yet marked successful (under `wake`)
+
+    def start(self) -> list[threading.Thread]:
+        threads = [threading.Thread(target=self.work, args=(n,), name=f"checks-{n}") for n in range(self.threads)]
+        threads.append(threading.Thread(target=self.dispatch, name="checks-dispatcher"))
+        for thread in threads:
+            thread.start()
+        return threads
+
+    def stop(self) -> None:
+        with self.wake:
+            self.running = False
+            self.wake.notify_all()
+
+    def dispatch(self) -> None:
+        """Claim for the idle threads; when nothing is ready, wait `interval` or until a thread frees up."""
+        try:
+            while self.running:
+                with self.wake:
+                    while self.running and self.idle == 0:
+                        self.wake.wait()
+                    wanted = self.idle
+                if not self.running:
+                    break
+                claimed = self.claim(wanted)
+                with self.wake:
+                    self.idle -= len(claimed)
+                for task in claimed:
+                    self.tasks.put(task)
+                if not claimed:
+                    if self.batch and self.idle == self.threads and self.claim_empty:
+                        break  # --batch: the queue is empty and nothing runs that could queue more
+                    with self.wake:
+                        self.wake.wait(self.interval)
+        finally:
+            for _ in range(self.threads):
+                self.tasks.put(None)
+            connections.close_all()
+
+    def claim(self, n: int) -> list[DBTaskResult]:
+        """Up to `n` ready tasks marked running by this worker, and their queued checks claimed, in one
+        transaction that also marks the tasks run since the last round successful."""
+        self.claim_empty = False
+        close_old_connections()
+        ready = DBTaskResult.objects.ready().filter(backend_name="default", queue_name__in=["default"])
+        with self.wake:
+            succeeded, self.succeeded = self.succeeded, []
+        try:
+            with one_writer(), exclusive_transaction(ready.db):
+                _mark_successful(succeeded)
+                tasks = list(ready.select_for_update(skip_locked=True)[:n])
+                now = timezone.now()
+                for task in tasks:
+                    task.status, task.started_at = TaskResultStatus.RUNNING, now
+                    task.worker_ids = [*task.worker_ids, self.worker_id]
+                DBTaskResult.objects.bulk_update(tasks, ["status", "started_at", "worker_ids"])
+                claimed_checks = Check.objects.claim_many([_check_id(task) for task in tasks], now)
+        except OperationalError as exc:
+            if not is_locked_database_exception(exc):
+                raise
+            with self.wake:
+                self.succeeded[:0] = succeeded
+            return []  # SQLite busy: try again on the next round
+        for task in tasks:
+            task.preclaimed = _check_id(task) in claimed_checks
+        self.claim_empty = not tasks
+        return tasks
+
+    def flush(self) -> None:
+        """Mark what ran since the last claim successful (the process is stopping)."""
+        with self.wake:
+            succeeded, self.succeeded = self.succeeded, []
+        if succeeded:
+            with one_writer(), exclusive_transaction(DBTaskResult.objects.db):
+                _mark_successful(succeeded)
+
+    def work(self, n: int) -> None:
+        """Run the tasks handed over, one at a time, until told to stop (None)."""
+        try:
+            while (task := self.tasks.get()) is not None:
+                try:
+                    self.run_task(task)
+                finally:
+                    close_old_connections()
+                    with self.wake:
+                        self.idle += 1
+                        self.wake.notify_all()
+        finally:
+            connections.close_all()
+
+    def run_task(self, db_task: DBTaskResult) -> None:
+        """django-tasks-db's Worker.run_task, but success is written with the next claim (one write fewer)."""
+        try:
+            task, result = db_task.task, db_task.task_result
+            backend = type(task.get_backend())
+            task_started.send(sender=backend, task_result=result)
+            token = preclaimed.set(_check_id(db_task) if getattr(db_task, "preclaimed", False) else None)
+            try:
+                db_task.return_value = task.call(*result.args, **result.kwargs)
+            finally:
+                preclaimed.reset(token)
+        except BaseException as exc:
+            db_task.set_failed(exc)  # at once, as django-tasks-db does: a failure is rare and worth seeing
+            try:
+                task_finished.send(sender=type(db_task.task.get_backend()), task_result=db_task.task_result)
+            except (ImportError, SuspiciousOperation):
+                log.exception("Task %s failed unexpectedly", db_task.id)
+            return
+        with self.wake:
+            self.succeeded.append(db_task)
+        task_finished.send(sender=backend, task_result=db_task.task_result)
+
+
+def _commit_without_flush_wait(sender, connection, **kwargs) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO off")
+
+
+def _check_id(task: DBTaskResult) -> int | None:
+    args = (task.args_kwargs or {}).get("args") or []
+    return args[0] if task.task_path == "checks.tasks.run_check" and args else None
+
+
+def _mark_successful(tasks: list[DBTaskResult]) -> None:
+    now = timezone.now()
+    for task in tasks:
+        task.status, task.finished_at = TaskResultStatus.SUCCESSFUL, now
+        task.exception_class_path = task.traceback = ""
+    DBTaskResult.objects.bulk_update(tasks, ["status", "return_value", "finished_at", "exception_class_path",
+                                             "traceback"])
