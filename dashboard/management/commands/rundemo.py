@@ -1,9 +1,9 @@
 """`make run`: the whole dashboard in one command, on its embedded default.
 
-Migrates SQLite, registers the demo fleet (seed_demo), then starts four processes and stops them in order on
-Ctrl-C (or SIGTERM, SIGHUP): the Azure simulator (azuresim, on loopback), the alert catcher (alerts.catcher, on loopback,
-DEMO_CATCHER_PORT), a task worker (checks_worker) and the web server. Once the simulator listens it seeds the
-demo's watch (seed_demo_watch: Alice's schedule and the alert channel to the catcher). The simulator runs as
+Migrates SQLite, registers the demo fleet (seed_demo), then starts four processes and stops them in order
+on Ctrl-C (or SIGTERM, SIGHUP): the Azure simulator (azuresim, on loopback), the alert catcher (alerts.catcher,
+on loopback, DEMO_CATCHER_PORT), a task worker (checks_worker) and the web server. Once the simulator listens it
+seeds the demo's watch (seed_demo_watch: Alice's schedule and the alert channel to the catcher). The simulator runs as
 its own process, exactly as Azure would be: nothing is shared in memory. Only the demo's worker and web server
 may post to loopback (ALERT_WEBHOOK_ALLOW_PRIVATE=1 in their environment): that is where the catcher listens.
 
