@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## Start the dashboard in demo mode (SQLite, the Azure simulator, demo data, web server + worker). Ctrl-C stops it.
+## exec: no shell waits in between, which would die of the Ctrl-C itself and make make report "Interrupt".
 run: $(STAMP)
-	DEMO_MODE=1 PORT=$(PORT) $(BIN)/python manage.py rundemo
+	DEMO_MODE=1 PORT=$(PORT) exec $(BIN)/python manage.py rundemo
 
 ## Run the whole test suite (unit, integration against azuresim, browser tests in Debian's chromium).
 test: $(STAMP)

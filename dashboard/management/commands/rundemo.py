@@ -1,11 +1,17 @@
 """`make run`: the whole dashboard in one command, on its embedded default.
 
-Migrates SQLite, registers the demo fleet (seed_demo), then starts four processes and stops them together on
-Ctrl-C: the Azure simulator (azuresim, on loopback), the alert catcher (alerts.catcher, on loopback,
-DEMO_CATCHER_PORT), a task worker (checks_worker) and the web server. Once the simulator listens it seeds the
-demo's watch (seed_demo_watch: Alice's schedule and the alert channel to the catcher). The simulator runs as
+Migrates SQLite, registers the demo fleet (seed_demo), then starts four processes and stops them in order
+on Ctrl-C (or SIGTERM, SIGHUP): the Azure simulator (azuresim, on loopback), the alert catcher (alerts.catcher,
+on loopback, DEMO_CATCHER_PORT), a task worker (checks_worker) and the web server. Once the simulator listens it
+seeds the demo's watch (seed_demo_watch: Alice's schedule and the alert channel to the catcher). The simulator runs as
 its own process, exactly as Azure would be: nothing is shared in memory. Only the demo's worker and web server
 may post to loopback (ALERT_WEBHOOK_ALLOW_PRIVATE=1 in their environment): that is where the catcher listens.
+
+Stopping drains: each child runs in its own process group, so a terminal's Ctrl-C (SIGINT to the whole
+foreground group) reaches this command alone, not the worker twice (once from the terminal, once from here,
+which the worker takes as "exit now"). This command then stops the web server first (no new checks), then the
+worker with one SIGTERM, waiting while it finishes its in-flight checks (bounded by ARM_CHECK_DEADLINE), and only
+then the catcher and the simulator those checks still talk to. A second Ctrl-C stops everything at once.
 """
 
 import os
@@ -54,6 +60,7 @@ class Command(BaseCommand):
             raise KeyboardInterrupt  # run the same clean-up as Ctrl-C
 
         signal.signal(signal.SIGTERM, stop_on_sigterm)
+        signal.signal(signal.SIGHUP, stop_on_sigterm)
         try:
             self._start_all(processes, host, port, catcher_port)
             self.stdout.write(self.style.SUCCESS(
@@ -66,9 +73,9 @@ class Command(BaseCommand):
             stopped = [name for name, proc in processes if proc.poll() is not None]
             raise CommandError(f"{', '.join(stopped)} stopped unexpectedly; stopping the rest.")
         except KeyboardInterrupt:
-            self.stdout.write("\nStopping…")
+            self.stdout.write("\nStopping: the web server, then the worker once its in-flight checks finish…")
         finally:
-            _stop_all(processes)
+            _stop_all(processes, self.stdout)
 
     @staticmethod
     def _start_all(processes: list, host: str, port: int, catcher_port: int) -> None:
@@ -80,7 +87,8 @@ class Command(BaseCommand):
         may_post_to_loopback = {**os.environ, "ALERT_WEBHOOK_ALLOW_PRIVATE": "1"}
 
         def start(name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
-            proc = subprocess.Popen(argv, env=env or os.environ.copy())
+            # Its own process group: the terminal's Ctrl-C is for this command, which stops the children in order.
+            proc = subprocess.Popen(argv, env=env or os.environ.copy(), process_group=0)
             processes.append((name, proc))
             return proc
 
@@ -101,12 +109,23 @@ class Command(BaseCommand):
               may_post_to_loopback)
 
 
-def _stop_all(processes: list[tuple[str, subprocess.Popen]]) -> None:
-    for _, proc in reversed(processes):
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for _, proc in processes:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def _stop_all(processes: list[tuple[str, subprocess.Popen]], out) -> None:
+    """Stop the children newest first (web, worker, catcher, simulator), each before the next: the worker's
+    in-flight checks still reach the simulator. A second Ctrl-C kills what is left."""
+    drain = settings.ARM_CHECK_DEADLINE + 15
+    try:
+        for name, proc in reversed(processes):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=drain if name == "worker" else 10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    except KeyboardInterrupt:
+        out.write("Second Ctrl-C: stopping everything now; checks cut short are marked interrupted later.")
+        for _, proc in processes:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    out.write("Stopped.")
