@@ -93,8 +93,15 @@ def try_acquire(key: BucketKey) -> Ticket | float:
 
 def acquire(key: BucketKey, *, deadline: float, on_wait: Callable[[float], None] | None = None) -> Ticket | None:
     """Wait for a token until `deadline` (time.monotonic()); None if none came in time."""
+    return _wait_for_token(lambda: try_acquire(key), deadline, on_wait)
+
+
+def _wait_for_token(attempt: Callable[[], "Ticket | float"], deadline: float,
+                    on_wait: Callable[[float], None] | None) -> Ticket | None:
+    """Call `attempt` (a Ticket, or the seconds until one may come) until a token or `deadline`; sleeping at most
+    a second at a time, so a token another process hands back is seen soon."""
     while True:
-        answer = try_acquire(key)
+        answer = attempt()
         if isinstance(answer, Ticket):
             return answer
         if time.monotonic() + answer > deadline:
@@ -221,16 +228,7 @@ def forget_local(**kwargs) -> None:
 
 def take(key: BucketKey, *, deadline: float, on_wait: Callable[[float], None] | None = None) -> Ticket | None:
     """`acquire`, from this process's lease when it has one: a token, or None if none came before `deadline`."""
-    local = _local(key)
-    while True:
-        answer = local.take()
-        if isinstance(answer, Ticket):
-            return answer
-        if time.monotonic() + answer > deadline:
-            return None
-        if on_wait is not None and answer >= 1:
-            on_wait(answer)
-        time.sleep(min(answer, 1.0))
+    return _wait_for_token(_local(key).take, deadline, on_wait)
 
 
 def report(key: BucketKey, ticket: Ticket, *, remaining: int | None, blocked_for: float | None) -> None:
