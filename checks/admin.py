@@ -3,10 +3,11 @@
 from django.contrib import admin
 
 from checks.models import Check
+from dashboard.admin import ReadOnlyAdmin
 
 
 @admin.register(Check)
-class CheckAdmin(admin.ModelAdmin):
+class CheckAdmin(ReadOnlyAdmin):
     list_display = ["id", "server", "status", "category", "number_of_containers", "error_code",
                     "requested_by_name", "created_at"]
     list_filter = ["status", "category"]
@@ -16,12 +17,3 @@ class CheckAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

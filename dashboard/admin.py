@@ -31,13 +31,9 @@ class ServerAdmin(admin.ModelAdmin):
     readonly_fields = ["tenant_id", "added_by", "added_at", "last_check"]
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    """The audit trail, read-only: no add, no change, no delete (the model refuses them too)."""
-
-    list_display = ["created_at", "tenant_id", "actor_name", "action", "target_type", "target_name", "client_ip"]
-    list_filter = ["action", "tenant_id"]
-    search_fields = ["actor_name", "actor_oid", "target_name"]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """An admin for records that are evidence (the history, the audit trail): shown, never added, changed or
+    deleted here."""
 
     def has_add_permission(self, request):
         return False
@@ -47,3 +43,12 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    """The audit trail, read-only: no add, no change, no delete (the model refuses them too)."""
+
+    list_display = ["created_at", "tenant_id", "actor_name", "action", "target_type", "target_name", "client_ip"]
+    list_filter = ["action", "tenant_id"]
+    search_fields = ["actor_name", "actor_oid", "target_name"]
