@@ -202,6 +202,8 @@ IMPORT_MAX_PER_POST = env_int("IMPORT_MAX_PER_POST", 1000)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = IMPORT_MAX_PER_POST + 1000
 # Subscription display names are read from ARM with a user's token; older than this, a worker reads them again.
 SUBSCRIPTION_NAMES_MAX_AGE_HOURS = env_int("SUBSCRIPTION_NAMES_MAX_AGE_HOURS", 24)
+# A sign-in to a tenant without names (or with old ones) has the worker read them as that person.
+SUBSCRIPTION_NAMES_AT_SIGN_IN = env_bool("SUBSCRIPTION_NAMES_AT_SIGN_IN", True)
 # Roles come from the ID token's app roles (dashboard.roles). A tenant where nobody has signed in with one keeps
 # "everyone may do everything"; with this on, a user without an app role gets no access even there.
 APP_ROLES_REQUIRED = env_bool("APP_ROLES_REQUIRED", False)

@@ -15,7 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from dashboard import audit, entra, roles, tokencache
+from dashboard import audit, entra, roles, subscriptions, tokencache
 from dashboard.audit import Action
 from dashboard.models import User
 
@@ -145,6 +145,7 @@ def signin_callback(request: HttpRequest) -> HttpResponse:
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     log.info("User %s signed in (tenant %s)", user.pk, tenant_id)
     audit.record(request, Action.SIGN_IN, user=user, roles=user.entra_roles)
+    subscriptions.read_after_sign_in(user)
     return redirect(next_url)
 
 

@@ -1,8 +1,10 @@
 """Subscription display names for the tenant's pages, so people read "Contoso Production" rather than a GUID.
 
-ARM's subscription list (`GET /subscriptions`, a read) is called with a person's own delegated token: when they
-open "Import from Azure", and, once the names are older than SUBSCRIPTION_NAMES_MAX_AGE_HOURS, by the checks
-worker as the person who read them last (their token renewed silently; never anyone else's). Pages read the
+ARM's subscription list (`GET /subscriptions`, a read) is called with a person's own delegated token: by the
+checks worker right after someone signs in to a tenant that has no names yet (or only old ones), so the first
+page people see names subscriptions without anyone opening the import; when they open "Import from Azure"; and,
+once the names are older than SUBSCRIPTION_NAMES_MAX_AGE_HOURS, by the worker as the person who read them last
+(their token renewed silently; never anyone else's). Pages read the
 names once per request (`names_for`), through the `subscription_names` context and the `{% subscription %}` tag.
 """
 
@@ -12,6 +14,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import Max
 from django.http import HttpRequest
+from django.tasks import task
 from django.utils import timezone
 
 from dashboard import entra, inventory
@@ -77,3 +80,34 @@ def refresh_old_names() -> int:
             continue
         done += 1
     return done
+
+
+def read_after_sign_in(user: User) -> None:
+    """After a sign-in through Entra ID: a tenant without names, or with old ones, has them read as this person,
+    in the worker (the sign-in answers at once; ARM's list can take seconds for a large tenant)."""
+    tenant_id = user.tenant_id
+    if not settings.SUBSCRIPTION_NAMES_AT_SIGN_IN:
+        return
+    oldest = timezone.now() - timedelta(hours=settings.SUBSCRIPTION_NAMES_MAX_AGE_HOURS)
+    newest = SubscriptionName.objects.filter(tenant_id=tenant_id).aggregate(newest=Max("fetched_at"))["newest"]
+    if newest is not None and newest >= oldest:
+        return
+    try:
+        read_names_as.enqueue(user.pk)
+    except Exception:
+        # The names are a convenience: a queue that refuses costs the sign-in nothing (the import reads them).
+        log.exception("Subscription names of tenant %s could not be queued for reading", tenant_id)
+
+
+@task()
+def read_names_as(user_pk: int) -> int:
+    """The worker's read of a tenant's subscription names with `user_pk`'s silently renewed token. Returns how
+    many were read; 0 when the person is gone or their token cannot be renewed (logged, nothing changes)."""
+    user = User.objects.filter(pk=user_pk).first()
+    if user is None:
+        return 0
+    try:
+        return len(refresh(entra.token_source(user), user))
+    except inventory.InventoryError as exc:
+        log.info("Subscription names of tenant %s not read after sign-in: %s", user.tenant_id, exc.message)
+        return 0

@@ -29,3 +29,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     }
 # Property-based tests post hundreds of forms a minute as one user; tests/test_rate_limit.py sets real limits.
 RATE_LIMIT_POSTS_PER_MINUTE = RATE_LIMIT_SIGNINS_PER_MINUTE = 10**6
+# Tests that count tasks or ARM requests after a real sign-in would see the names' read too;
+# tests/test_subscription_names.py turns it on where it is the subject.
+SUBSCRIPTION_NAMES_AT_SIGN_IN = False

@@ -158,3 +158,38 @@ def test_the_filter_gives_the_name_or_the_guid_for_text_and_attributes(db):
     names = {PROD: "Contoso <Production>"}
     assert template.render(Context({"a": PROD.upper(), "b": STAGING, "subscription_names": names})) == \
         f"Contoso &lt;Production&gt;|{STAGING}"
+
+
+@pytest.fixture
+def names_at_sign_in(settings):
+    settings.SUBSCRIPTION_NAMES_AT_SIGN_IN = True
+
+
+@pytest.mark.usefixtures("names_at_sign_in")
+def test_the_first_sign_in_to_a_tenant_has_its_names_read_by_the_worker(client, signed_in, sim, worker):
+    """Nobody opened the import: the names still come, read with the signed-in person's own token."""
+    alice = signed_in(ALICE["upn"])
+    assert not _subscription_reads(sim), "the sign-in itself does not wait for ARM"
+    worker()
+    assert len(_subscription_reads(sim)) == 1
+    assert "Bearer " in _subscription_reads(sim)[0].headers["Authorization"]
+    assert SubscriptionName.objects.get(subscription_id=PROD).fetched_by == alice
+    make_server(name="pg-orders")
+    assert NAMED in client.get("/").content.decode()
+
+
+@pytest.mark.usefixtures("names_at_sign_in")
+def test_a_sign_in_to_a_tenant_with_fresh_names_reads_nothing(client, signed_in, sim, worker):
+    _name()
+    signed_in(ALICE["upn"])
+    worker()
+    assert not _subscription_reads(sim)
+
+
+@pytest.mark.usefixtures("names_at_sign_in")
+def test_a_sign_in_to_a_tenant_with_old_names_reads_them_again(client, signed_in, sim, worker):
+    _name(display_name="Old name")
+    SubscriptionName.objects.update(fetched_at=timezone.now() - timedelta(days=2))
+    signed_in(ALICE["upn"])
+    worker()
+    assert SubscriptionName.objects.get(subscription_id=PROD).display_name == "Contoso Production"
