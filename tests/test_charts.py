@@ -133,6 +133,7 @@ def test_the_fleet_chart_never_counts_another_tenants_servers(client, logged_in)
     assert [(d.ready, d.total) for d in days[-5:]] == [(0, 3), (1, 3), (1, 3), (1, 3), (1, 3)]
     html = response.content.decode()
     assert "<html" not in html and bars_in(html) == 7
+    assert f"<title>{timezone.localdate():%Y-%m-%d}: 33% ready (1 of 3)</title>" in html  # the bar's hover
     assert "Share of servers ready per day, last 7 days" in html and "<table>" in html
     client.logout()
     logged_in(CHARLIE["upn"])
