@@ -97,3 +97,12 @@ def test_the_charts_in_the_light(page, app, fleet_with_history):
 
 def test_the_charts_in_the_dark(page, app, fleet_with_history):
     chart_journey(page, app, "dark")
+
+
+def test_on_a_phone_the_fleet_chart_fits_the_screen(page, app, fleet_with_history):
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, app)
+    expect(page.locator("#fleet-chart .chart-day")).to_have_count(30)
+    box = page.locator("#fleet-chart svg").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    page.screenshot(path=str(ARTIFACTS / "charts-list-phone.png"))  # the first screen
