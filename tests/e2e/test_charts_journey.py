@@ -61,10 +61,10 @@ def chart_journey(page, app, scheme: str) -> None:
     expect(page.locator("#fleet-chart .chart-day")).to_have_count(30)
     expect(page.locator("#fleet-chart-summary")).to_contain_text("Share of servers ready per day, last 30 days")
     assert page.locator("#fleet-chart .chart-bar").last.evaluate("e => getComputedStyle(e).fill") == OK[scheme]
+    shot_down_to(page, "#fleet-chart", f"fleet-chart-{scheme}")
     numbers = page.locator("#fleet-chart details")
     numbers.locator("summary").click()
     expect(numbers.locator("tbody tr")).to_have_count(30)
-    shot_down_to(page, "#fleet-chart", f"fleet-chart-{scheme}")
     page.locator("#fleet-chart").get_by_role("link", name="7 days").click()
     expect(page.locator("#fleet-chart svg")).to_have_attribute("data-days", "7")
     expect(page.locator("#fleet-chart .chart-day")).to_have_count(7)
