@@ -4,13 +4,15 @@ and running one check or a batch."""
 from django.urls import path
 
 from checks import metrics
-from checks.views import batches, history, servers
+from checks.views import batches, charts, history, servers
 
 urlpatterns = [
     path("", servers.server_list, name="server_list"),
+    path("servers/chart/", charts.fleet_chart, name="fleet_chart"),
     path("servers/<int:pk>/", servers.server_detail, name="server_detail"),
     path("servers/<int:pk>/row/", servers.server_row, name="server_row"),
     path("servers/<int:pk>/run/", servers.run, name="run_check"),
+    path("servers/<int:pk>/timeline/", charts.server_timeline, name="server_timeline"),
     path("checks/", history.history, name="history"),
     path("checks/export.csv", history.export, name="history_export"),
     path("checks/export.jsonl", history.export_jsonl, name="history_export_jsonl"),
