@@ -4,9 +4,9 @@ and the dark colour scheme at 1366 px, finds no serious or critical violation.
 axe-core comes with the axe-playwright-python package (no CDN). One test per page and scheme, so a failure names
 the page; to stay quick they share one browser context signed in as Alice and one demo-like tenant, made once for
 the module: the demo fleet after a real batch through the simulator (every outcome), a few checks made directly
-(queued, running, cancelled, interrupted, sign-in required, under a second), an archived server, LTR backups, the
-demo's schedule and alert channel with their deliveries, and audit events. The tables are emptied afterwards,
-as a transactional test's would be.
+(queued, running, cancelled, interrupted, sign-in required, network, unexpected response), an archived server,
+LTR backups, the demo's schedule and alert channel with their deliveries, and audit events. The tables are
+emptied afterwards, as a transactional test's would be. Django's admin (its own templates, for staff) is left out.
 """
 
 import itertools
@@ -135,6 +135,8 @@ PAGES = {
     "check-azure-failure": check_of("azure_failure"),
     "check-not-found": check_of("not_found"),
     "check-provider-not-registered": check_of("provider_not_registered"),
+    "check-network": check_of("network"),
+    "check-unexpected-response": check_of("unexpected_response"),
     "check-sign-in-required": check_of("signin_required"),
     "check-queued": check_of("queued"),
     "check-running": check_of("running"),
@@ -189,6 +191,7 @@ def test_no_serious_or_critical_violation(site, name, scheme):
         snap(site.page, f"a11y-{name}-{scheme}")  # where getting to the page failed
         raise
     assert results["passes"], "axe-core ran no rule"
+    assert page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches") == (scheme == "dark")
     blocking = [v for v in results["violations"] if v["impact"] in BLOCKING]
     if blocking:
         snap(page, f"a11y-{name}-{scheme}")
@@ -285,6 +288,9 @@ def _make_history(site: Site, alice: User, sim) -> None:
     site.checks["cancelled"] = make_check(servers["pg-flip-01"], alice, status="cancelled", category="").pk
     site.checks["interrupted"] = make_check(servers["pg-payments-02"], alice, status="interrupted",
                                             category="", finished_at=now + timedelta(milliseconds=38)).pk
+    for server, category in (("pg-billing", "network"), ("pg-analytics", "unexpected_response")):
+        site.checks[category] = make_check(servers[server], alice, status="failed", category=category,
+                                           summary="What armclient would say", http_status=None).pk
     site.checks["queued"] = make_check(servers["pg-staging-01"], alice, status="queued", started_at=None).pk
     site.checks["running"] = make_check(servers["pg-staging-02"], alice, status="running").pk
     servers["pg-legacy-01"].archive()
