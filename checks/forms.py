@@ -2,6 +2,7 @@
 
 from django import forms
 from django.db.models import Q
+from django.urls import reverse_lazy
 
 from armclient.outcomes import Category
 from backups import summary
@@ -15,17 +16,48 @@ class RunCheckForm(forms.Form):
     backup_name = forms.CharField(label="Backup name", max_length=128, validators=[validate_backup_name])
 
 
+def _history_status_choices() -> list:
+    """The statuses a check of the history can have, those still in progress apart from those finished (the
+    history lists checks as they run, so "Queued" and "Running" find the ones waiting or under way)."""
+    active = [(value, label) for value, label in Check.Status.choices if value in Check.ACTIVE_STATUSES]
+    finished = [(value, label) for value, label in Check.Status.choices if value not in Check.ACTIVE_STATUSES]
+    return [("", "Any status"), ("In progress", active), ("Finished", finished)]
+
+
+def _history_category_choices() -> list:
+    """The categories, those that say something about the server apart from those about the caller or the
+    path to Azure (as the README's readiness table has them)."""
+    about_server = [(c.value, c.label) for c in Category if c.is_about_the_server]
+    about_caller = [(c.value, c.label) for c in Category if not c.is_about_the_server]
+    return [("", "Any category"), ("About the server", about_server),
+            ("About the caller or the path to Azure", about_caller)]
+
+
+def _not_offered(what: str) -> dict:
+    return {"invalid_choice": f"“%(value)s” is not {what} the history knows: pick one from the list."}
+
+
 class HistoryFilterForm(forms.Form):
     """GET filters for the history; bad values are reported and match nothing rather than failing the page.
 
     The server is typed (a name, any case, or an id) with suggestions from /checks/servers.json, rather than
-    picked from a list of every server in the tenant.
+    picked from a list of every server in the tenant. The page shows each field by its label, and its errors
+    under the same words (issue 15: never "Outcome" for what reads "Status").
     """
 
-    server = forms.CharField(required=False, max_length=100)
-    outcome = forms.ChoiceField(required=False, choices=[("", "Any outcome"), *Check.Status.choices])
-    category = forms.ChoiceField(required=False, choices=[("", "Any category"), *Category.choices])
-    by = forms.ChoiceField(required=False, label="Run by", choices=[("", "Anyone"), ("me", "Me")])
+    server = forms.CharField(
+        required=False, max_length=100, label="Server",
+        error_messages={"max_length": "Type at most %(limit_value)d characters of a server's name."},
+        widget=forms.SearchInput(attrs={"list": "server-names", "autocomplete": "off",
+                                        "data-suggest": reverse_lazy("history_server_names")}),
+    )
+    # "outcome" in the URL, as links and exports made before have it; the page's column reads "Status".
+    outcome = forms.ChoiceField(required=False, label="Status", choices=_history_status_choices,
+                                error_messages=_not_offered("a status"))
+    category = forms.ChoiceField(required=False, label="Category", choices=_history_category_choices,
+                                 error_messages=_not_offered("a category"))
+    by = forms.ChoiceField(required=False, label="Run by", choices=[("", "Anyone"), ("me", "Me")],
+                           error_messages={"invalid_choice": "“%(value)s” is not a choice here: Anyone or Me."})
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)

@@ -23,6 +23,7 @@ from django.utils.functional import cached_property
 from django_tasks_db.models import DBTaskResult
 
 from armclient.outcomes import Category
+from dashboard.durations import duration_words
 from dashboard.models import Server
 
 log = logging.getLogger("checks.tasks")
@@ -335,11 +336,11 @@ class Check(models.Model):
 
     @property
     def took(self) -> str:
-        """How long the call took, "2.0 s" or "38 ms" under a second; empty until it has finished."""
+        """How long the call took, "2.0 s" or "38 ms" under a second (as every page says a duration); empty until
+        it has finished."""
         if not self.duration:
             return ""
-        seconds = self.duration.total_seconds()
-        return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+        return duration_words(self.duration.total_seconds())
 
     @cached_property
     def created_local(self) -> datetime:

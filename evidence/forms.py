@@ -20,6 +20,14 @@ class EvidenceForm(ServerFilterForm):
 
     start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    # The period first; the page shows each field by its label, and an error under the same words.
+    field_order = ["start", "end", "q", "subscription", "resource_group", "state", "backup"]
+    LABELS = {"state": "Readiness now"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, label in self.LABELS.items():
+            self.fields[name].label = label
 
     def clean(self):
         data = super().clean()
@@ -47,7 +55,8 @@ class EvidenceForm(ServerFilterForm):
             words.append(f"subscription {data['subscription']}")
         if data.get("resource_group"):
             words.append(f"resource group {data['resource_group']}")
-        for name in ("state", "backup"):
-            if data.get(name):
-                words.append(f"{self[name].label.lower()} (now): {dict(self.fields[name].choices)[data[name]]}")
+        if data.get("state"):
+            words.append(f"readiness (now): {dict(self.fields['state'].choices)[data['state']]}")
+        if data.get("backup"):
+            words.append(f"last LTR backup (now): {dict(self.fields['backup'].choices)[data['backup']]}")
         return "; ".join(words) or "all servers"

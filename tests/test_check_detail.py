@@ -17,7 +17,7 @@ def test_it_shows_who_when_how_long_and_the_ids(client_alice, alice, server):
     check = make_check(server, alice, request_id="rid-1", correlation_request_id="cid-1", client_request_id="cli-1",
                        attempts=1)
     html = client_alice.get(f"/checks/{check.pk}/").content.decode()
-    for expected in ["Alice Admin", alice.object_id, "2024-08-01", "2.00 s", "rid-1", "cid-1", "cli-1",
+    for expected in ["Alice Admin", alice.object_id, "2024-08-01", "2.0 s", "rid-1", "cid-1", "cli-1",
                      "numberOfContainers", "ltr-1", server.resource_id]:
         assert expected in html, expected
     assert 'data-copy="#request-id"' in html
@@ -61,7 +61,9 @@ def test_details_are_json_and_each_attempt_shows_its_wait_and_request_id(client_
     html = client_alice.get(f"/checks/{check.pk}/").content.decode()
     assert '&quot;flag&quot;: true' in html and '&quot;none&quot;: null' in html and '&quot;ok&quot;: false' in html
     assert "True" not in html.split("Details")[1].split("</pre>")[0]
-    for expected in ["rid-a", "rid-b", "1.52 s", "Retry-After after 503", "Retry-After 1.5 s", "HTTP 503"]:
+    # Waits in the words of every duration: milliseconds under a second (issue 15).
+    for expected in ["rid-a", "rid-b", "<td>10 ms</td>", "<td>1.5 s</td>", "Retry-After after 503", "Retry-After 1.5 s",
+                     "HTTP 503"]:
         assert expected in html, expected
 
 

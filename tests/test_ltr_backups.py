@@ -44,7 +44,7 @@ def test_a_success_and_a_running_backup_progress_to_succeeded(client, logged_in,
     html = response.content.decode()
     assert response.status_code == 200, "a running backup keeps the fragment polling"
     assert f'hx-post="/servers/{server.pk}/backups/refresh/" hx-trigger="every 5s"' in html and "<progress" in html
-    assert "Azure lists 2 LTR backup operations" in html and "40.0\xa0GB" in html and "6\xa0minutes" in html
+    assert "Azure lists 2 LTR backup operations" in html and "40.0\xa0GB" in html and "6 min 52 s" in html
     now = LtrBackup.objects.get(backup_name="now")
     assert now.status == "Running" and now.percent_complete < 100 and now.end_time is None
     time.sleep(2.1)

@@ -145,7 +145,7 @@ def test_filter_the_history_by_outcome_and_server(page, app, demo_fleet, task_wo
     expect(history_rows(page)).to_have_count(len(DOC_FLEET))
     snap(page, "history")
 
-    page.get_by_label("Outcome").select_option(label="Failed")
+    page.get_by_label("Status").select_option(label="Failed")
     page.get_by_role("button", name="Filter").click()
     expect(page).to_have_url(re.compile(r"outcome=failed"))
     failed = [name for name, outcome in OUTCOMES.items() if outcome == "Failed"]
