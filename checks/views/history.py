@@ -115,7 +115,7 @@ EXPORT_NAMES = [name for name, _ in EXPORT_COLUMNS]
 # Rows are read from the database this many at a time, and sent in pieces of about this many characters.
 EXPORT_CHUNK_ROWS = 2000
 EXPORT_BUFFER_CHARS = 256 * 1024
-# On PostgreSQL the CSV rows are written by COPY (checks.copy_export); off, the Python export (tests compare them).
+# On PostgreSQL the rows are written by COPY (checks.copy_export); off, the Python export (tests compare them).
 EXPORT_WITH_COPY = True
 
 
@@ -224,9 +224,10 @@ def _drain(buffer: io.StringIO) -> str:
 def _export(request: HttpRequest, lines: CsvLines) -> StreamingHttpResponse:
     _form, checks = _filtered_history(request)
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    copying = EXPORT_WITH_COPY and type(lines) is CsvLines and connection.vendor == "postgresql"
+    copying = EXPORT_WITH_COPY and connection.vendor == "postgresql"
+    as_json = isinstance(lines, JsonLines)
     return StreamingHttpResponse(
-        copy_export.stream(checks, lines, EXPORT_COLUMNS, EXPORT_BUFFER_CHARS) if copying
+        copy_export.stream(checks, lines, EXPORT_COLUMNS, EXPORT_BUFFER_CHARS, as_json=as_json) if copying
         else _stream(checks, lines, subscriptions.names_for(request)),
         content_type=lines.content_type,
         headers={"Content-Disposition": f'attachment; filename="ltr-checks-{stamp}.{lines.extension}"'},
