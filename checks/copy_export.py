@@ -5,11 +5,11 @@ only passes them on, in large pieces, between the same header and end line as th
 Building a million CSV rows in Python took about 7 times as long as `psql \\copy` of the same join. Here the
 filtered, tenant-scoped queryset of the history is turned into a SELECT of the exported columns, each
 formatted in SQL exactly as the Python export formats it (ISO times, seconds to the millisecond, 0 as no HTTP
-status, spreadsheet formulas defused), so both exports are the same bytes (tests/test_export_copy.py compares
-them). A JSON line is built the same way, as one text value per row: `to_json` escapes text exactly as
-Python's json.dumps(ensure_ascii=False) does, and COPY's CSV format with a quote and a delimiter that JSON text
-never holds unescaped (control characters 1 and 2) passes the line through untouched (the text format would
-double every backslash). SQLite keeps the Python export.
+status, spreadsheet formulas defused; in JSON, times as to_json writes them), so both exports are the same bytes
+(tests/test_export_copy.py compares them). A JSON line is built the same way, as one text value per row:
+`to_json` escapes text exactly as Python's json.dumps(ensure_ascii=False) does, and COPY's CSV format with a
+quote and a delimiter that JSON text never holds unescaped (control characters 1 and 2) passes the line through
+untouched (the text format would double every backslash). SQLite keeps the Python export.
 """
 
 import json
@@ -100,13 +100,16 @@ class JsonText(Func):
 
 class JsonSeconds(Func):
     """finished - started in seconds to the millisecond as Python writes the float: no trailing zeros, but at
-    least one decimal (2.0, 1.235, -0.001); null if the check never started or finished."""
+    least one decimal (2.0, 1.235, -0.001); null if the check never started or finished. Numeric functions, not
+    a regular expression on the text (which cost 3 s of a million-row export)."""
 
-    # round(..., 3) writes 3 decimals: the trailing zeros go, but ".0" stays (12.000 -> 12.0, 1.230 -> 1.23).
-    template = (r"COALESCE(regexp_replace(round(extract(epoch FROM %(expressions)s), 3)::text, "
-                r"'(\.\d*?[1-9]|\.0)0*$', '\1'), 'null')")
     arg_joiner = " - "
     output_field = TextField()
+
+    def as_sql(self, compiler, connection, **extra):
+        sql, params = super().as_sql(compiler, connection, template="%(expressions)s", **extra)
+        trimmed = f"trim_scale(round(extract(epoch FROM {sql}), 3))"
+        return f"COALESCE(round({trimmed}, greatest(1, scale({trimmed})))::text, 'null')", params * 2
 
 
 class Joined(Func):
@@ -122,8 +125,8 @@ def json_value(name: str, field: str):
     if name == "http_status":
         return JsonText(NullIf(F(field), Value(0)), string=False)
     model_field = _field(field)
-    if model_field.get_internal_type() == "DateTimeField":
-        return JsonText(IsoTime(F(field)), string=True)
+    if model_field.get_internal_type() == "DateTimeField":  # JSON's own time format (the session is in UTC)
+        return Func(F(field), template="COALESCE(to_json(%(expressions)s)::text, 'null')", output_field=TextField())
     return JsonText(F(field), string=model_field.get_internal_type() in ("CharField", "TextField"))
 
 
@@ -169,6 +172,11 @@ def stream(checks, lines, columns, buffer_bytes: int, *, as_json: bool = False):
     try:
         # A savepoint inside a transaction (tests), a short transaction of one statement otherwise.
         with transaction.atomic(), connection.cursor() as cursor:
+            if as_json:
+                # One narrow text column makes a sort of every row look cheap to the planner, which then sorts
+                # (nothing is sent until all rows are built: 30 s of silence at a million) where the CSV's
+                # plan reads the rows in order off the index and streams at once. Scoped to this transaction.
+                cursor.execute("SET LOCAL enable_sort = off")
             copy_sql = f"COPY ({sql}) TO STDOUT WITH ({JSON_OPTIONS if as_json else CSV_OPTIONS})"
             with cursor.cursor.copy(copy_sql, params) as copy:
                 for row in copy:  # one row a piece, as libpq hands them over

@@ -116,7 +116,9 @@ def test_copy_writes_the_same_json_lines_as_the_python_export(client_alice, alic
         assert escapes["error_message"] == 'C:\\temp\\n is not \\"a newline\\"; ctl \x01\x02\x1f\x7f, \u2028 and \U0001f600'
         assert escapes["error_code"] == "\\" and escapes["x_ms_request_id"] == '"' and escapes["requested_by"] == "\b\f\t"
         assert by_name["never-started"]["requested_by"] == "Ünïcødé, “quoted” ✓"
-        assert escapes["created_at"].endswith(".123456+00:00")
+        assert escapes["created_at"].endswith(".123456+00:00"), "in UTC, as every time is"
+        # Times as JSON's to_json writes them: no trailing zeros in a fraction, none at all for a whole second.
+        assert by_name["quotes"]["finished_at"].endswith(".2345+00:00") and "." not in by_name["quotes"]["created_at"]
 
 
 def test_the_export_has_one_header_and_rows_every_value_quoted(client_alice, alice, server):

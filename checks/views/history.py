@@ -178,6 +178,14 @@ class CsvLines:
         self.buffer.write(f"# export FAILED after {rows} rows: this file is incomplete\n")
 
 
+def _json_time(iso: str | None) -> str | None:
+    """A UTC time as PostgreSQL's to_json writes it (the COPY export's): no trailing zeros in the fraction of a
+    second, no fraction at all when it is 0 (2026-11-27T21:00:00.12+00:00)."""
+    if iso is None:
+        return None
+    return iso[:-6].rstrip("0").rstrip(".") + iso[-6:]
+
+
 class JsonLines(CsvLines):
     content_type, extension = "application/jsonl; charset=utf-8", "jsonl"
 
@@ -185,6 +193,7 @@ class JsonLines(CsvLines):
         pass
 
     def record(self, record) -> None:
+        record[1], record[2] = _json_time(record[1]), _json_time(record[2])
         self.buffer.write(json.dumps(dict(zip(EXPORT_NAMES, record, strict=True)), ensure_ascii=False) + "\n")
 
     def end(self, rows: int) -> None:
