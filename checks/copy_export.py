@@ -127,6 +127,8 @@ def json_value(name: str, field: str):
     model_field = _field(field)
     if model_field.get_internal_type() == "DateTimeField":  # JSON's own time format (the session is in UTC)
         return Func(F(field), template="COALESCE(to_json(%(expressions)s)::text, 'null')", output_field=TextField())
+    if model_field.choices:  # our own words (status, category): nothing in them to escape
+        return Concat(Value('"'), F(field), Value('"'), output_field=TextField())
     return JsonText(F(field), string=model_field.get_internal_type() in ("CharField", "TextField"))
 
 
