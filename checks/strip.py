@@ -52,7 +52,10 @@ def record(checks) -> None:
         for row in [*rows.values(), *new]:
             added = sorted(by_server[row.server_id], key=lambda e: (e[1], e[0]))
             row.outcomes = (row.outcomes + added)[-LENGTH:]
-        if rows:
+        if len(rows) == 1:  # a check ending on its own, the common case: a plain UPDATE, not bulk_update's CASE
+            [(pk, row)] = rows.items()
+            RecentOutcomes.objects.filter(pk=pk).update(outcomes=row.outcomes)
+        elif rows:
             RecentOutcomes.objects.bulk_update(list(rows.values()), ["outcomes"])
         if new:
             # A server's first check ever: a racing first check of the same server is impossible (one active

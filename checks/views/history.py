@@ -115,7 +115,7 @@ EXPORT_NAMES = [name for name, _ in EXPORT_COLUMNS]
 # Rows are read from the database this many at a time, and sent in pieces of about this many characters.
 EXPORT_CHUNK_ROWS = 2000
 EXPORT_BUFFER_CHARS = 256 * 1024
-# On PostgreSQL the CSV rows are written by COPY (checks.copy_export); off, the Python export (tests compare them).
+# On PostgreSQL the rows are written by COPY (checks.copy_export); off, the Python export (tests compare them).
 EXPORT_WITH_COPY = True
 
 
@@ -178,6 +178,14 @@ class CsvLines:
         self.buffer.write(f"# export FAILED after {rows} rows: this file is incomplete\n")
 
 
+def _json_time(iso: str | None) -> str | None:
+    """A UTC time as PostgreSQL's to_json writes it (the COPY export's): no trailing zeros in the fraction of a
+    second, no fraction at all when it is 0 (2026-11-27T21:00:00.12+00:00)."""
+    if iso is None:
+        return None
+    return iso[:-6].rstrip("0").rstrip(".") + iso[-6:]
+
+
 class JsonLines(CsvLines):
     content_type, extension = "application/jsonl; charset=utf-8", "jsonl"
 
@@ -185,6 +193,7 @@ class JsonLines(CsvLines):
         pass
 
     def record(self, record) -> None:
+        record[1], record[2] = _json_time(record[1]), _json_time(record[2])
         self.buffer.write(json.dumps(dict(zip(EXPORT_NAMES, record, strict=True)), ensure_ascii=False) + "\n")
 
     def end(self, rows: int) -> None:
@@ -224,9 +233,10 @@ def _drain(buffer: io.StringIO) -> str:
 def _export(request: HttpRequest, lines: CsvLines) -> StreamingHttpResponse:
     _form, checks = _filtered_history(request)
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    copying = EXPORT_WITH_COPY and type(lines) is CsvLines and connection.vendor == "postgresql"
+    copying = EXPORT_WITH_COPY and connection.vendor == "postgresql"
+    as_json = isinstance(lines, JsonLines)
     return StreamingHttpResponse(
-        copy_export.stream(checks, lines, EXPORT_COLUMNS, EXPORT_BUFFER_CHARS) if copying
+        copy_export.stream(checks, lines, EXPORT_COLUMNS, EXPORT_BUFFER_CHARS, as_json=as_json) if copying
         else _stream(checks, lines, subscriptions.names_for(request)),
         content_type=lines.content_type,
         headers={"Content-Disposition": f'attachment; filename="ltr-checks-{stamp}.{lines.extension}"'},

@@ -189,10 +189,7 @@ class Dispatcher:
                 _mark_successful(succeeded)
                 tasks = list(ready.select_for_update(skip_locked=True)[:n])
                 now = timezone.now()
-                for task in tasks:
-                    task.status, task.started_at = TaskResultStatus.RUNNING, now
-                    task.worker_ids = [*task.worker_ids, self.worker_id]
-                DBTaskResult.objects.bulk_update(tasks, ["status", "started_at", "worker_ids"])
+                _mark_running(tasks, now, self.worker_id)
                 claimed_checks = Check.objects.claim_many([_check_id(task) for task in tasks], now)
         except OperationalError as exc:
             if not is_locked_database_exception(exc):
@@ -259,6 +256,19 @@ def _commit_without_flush_wait(sender, connection, **kwargs) -> None:
 def _check_id(task: DBTaskResult) -> int | None:
     args = (task.args_kwargs or {}).get("args") or []
     return args[0] if task.task_path == "checks.tasks.run_check" and args else None
+
+
+def _mark_running(tasks: list[DBTaskResult], now, worker_id: str) -> None:
+    """One UPDATE per distinct worker list (nearly always one: tasks never claimed before), not bulk_update's
+    CASE per task and field, which Django builds anew for every claim."""
+    by_workers: dict[tuple, list[DBTaskResult]] = {}
+    for task in tasks:
+        task.status, task.started_at = TaskResultStatus.RUNNING, now
+        task.worker_ids = [*task.worker_ids, worker_id]
+        by_workers.setdefault(tuple(task.worker_ids), []).append(task)
+    for worker_ids, group in by_workers.items():
+        DBTaskResult.objects.filter(pk__in=[task.pk for task in group]).update(
+            status=TaskResultStatus.RUNNING, started_at=now, worker_ids=list(worker_ids))
 
 
 def _mark_successful(tasks: list[DBTaskResult]) -> None:
