@@ -144,11 +144,12 @@ class Cancellation:
 
 
 def cancel_question(progress: dict) -> str:
-    """The confirm dialog's question, with the numbers the page shows."""
+    """The confirm dialog's question, with the numbers the page shows: "Cancel 3 queued checks? 11 running
+    checks will finish." """
     what = Cancellation(queued=progress["queued"], unqueued=progress["unqueued"], running=progress["running"])
     running = progress["running"]
-    after = (f" The {running:,} running {'one finishes' if running == 1 else 'ones finish'}." if running else "")
-    return f"Cancel {what.what} of this batch?{after}"
+    after = f" {running:,} running check{'s' if running != 1 else ''} will finish." if running else ""
+    return f"Cancel {what.what}?{after}"
 
 
 # ---- Re-running what did not pass: what might pass now, what is left out and why ----------------------------
