@@ -157,7 +157,9 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
     context = _batch_context(request, batch)
     changed = Check.objects.filter(pk__in=_page_of_checks(batch, context["page"]).values("pk"))
     since = _since(request)
-    if since is not None and not context["progress"]["finished"]:
+    # A row the page has not shown yet (the worker queued it since): the page's rows are sent whole, in order.
+    context["new_rows"] = since is None or changed.filter(created_at__gt=since).exists()
+    if not context["new_rows"] and not context["progress"]["finished"]:
         changed = changed.alias(changed_at=Check.changed_at()).filter(changed_at__gt=since)
     context["changed"] = changed.select_related("server").order_by(Lower("server__name"), "pk")
     response = render(request, "checks/batch.html#progress", context)
