@@ -89,7 +89,12 @@ def test_cancelling_while_the_worker_queues_stops_the_queuing(client, alice_in, 
     page = client.get(f"/batches/{batch.pk}/").content.decode()
     assert "Queuing 0 of 5\n    servers…" in page and 'data-confirm="Cancel 5 checks not queued yet?"' in page
     assert fanout.queue_next_chunk(batch) == "queuing"  # the worker queued a first chunk of 2
-    poll = text(client.get(f"/batches/{batch.pk}/progress/").content.decode())
+    url = re.search(r'hx-get="([^"]+)"', page).group(1).replace("&amp;", "&")
+    html = client.get(url).content.decode()
+    # The page was loaded before any check existed: the poll sends its rows whole, to replace the empty body.
+    body = re.search(r'<tbody id="batch-rows" hx-swap-oob="true">(.*?)</tbody>', html, re.S).group(1)
+    assert body.count("<tr id=") == 2
+    poll = text(html)
     assert "Queuing 2 of 5 servers…" in poll and "0 / 5 done" in poll
     response = client.post(f"/batches/{batch.pk}/cancel/", follow=True)
     assert messages_of(response) == ["Cancelled 2 queued checks and 3 not queued yet."]
