@@ -142,7 +142,8 @@ def _may_cancel(request: HttpRequest, batch: Batch) -> bool:
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk)
     context = _batch_context(request, batch)
-    context["checks"] = _page_of_checks(batch, context["page"]).select_related("server")
+    context["checks"] = list(_page_of_checks(batch, context["page"]).select_related("server"))
+    context["rows_shown"] = len(context["checks"])
     # The first few servers left out, by name (the count says how many).
     skipped = Batch.objects.filter(pk=batch.pk).values_list("skipped_ids", flat=True).get()[:SKIPPED_NAMED]
     context["skipped_names"] = sorted(Server.objects.filter(pk__in=skipped).values_list("name", flat=True))
@@ -157,8 +158,10 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
     context = _batch_context(request, batch)
     changed = Check.objects.filter(pk__in=_page_of_checks(batch, context["page"]).values("pk"))
     since = _since(request)
-    # A row the page has not shown yet (the worker queued it since): the page's rows are sent whole, in order.
-    context["new_rows"] = since is None or changed.filter(created_at__gt=since).exists()
+    # The page shows fewer rows than it has now (the worker queued some since): its rows are sent whole, in
+    # order, and the next poll asks with their number.
+    context["rows_shown"] = changed.count()
+    context["new_rows"] = since is None or request.GET.get("rows") != str(context["rows_shown"])
     if not context["new_rows"] and not context["progress"]["finished"]:
         changed = changed.alias(changed_at=Check.changed_at()).filter(changed_at__gt=since)
     context["changed"] = changed.select_related("server").order_by(Lower("server__name"), "pk")
