@@ -185,6 +185,8 @@ def test_the_segments_share_the_width_exactly_and_keep_their_order():
     assert [s["kind"] for s in segments] == ["passed", "failed", "running"]
     assert sum(s["width"] for s in segments) == 1000 and segments[-1]["x"] + segments[-1]["width"] == 1000
     assert bar_segments({**progress, "passed": 0, "failed": 0, "running": 0}) == []
+    one_in_many = bar_segments({**progress, "passed": 9999, "running": 0})
+    assert [(s["kind"], s["width"]) for s in one_in_many] == [("passed", 999), ("failed", 1)]
 
 
 def test_the_page_draws_the_bar_in_svg_with_its_counts_as_the_text_and_no_style(client, alice_in):

@@ -103,7 +103,8 @@ BAR_WIDTH = 1000
 
 def bar_segments(progress: dict) -> list[dict]:
     """The progress bar's rectangles: each state's share of BAR_WIDTH (largest remainders, so they add up
-    exactly); the checks not queued yet are drawn as queued. None for a state with no check."""
+    exactly), at least one unit for a state with any check (1 failed of 10,000 still shows); the checks not
+    queued yet are drawn as queued. No rectangle for a state with no check."""
     counts = {kind: progress[kind] for kind in BAR_SEGMENTS}
     counts["queued"] += progress["unqueued"]
     total = sum(counts.values())
@@ -114,6 +115,9 @@ def bar_segments(progress: dict) -> list[dict]:
     by_remainder = sorted(exact, key=lambda kind: exact[kind] - widths[kind], reverse=True)
     for kind in by_remainder[:BAR_WIDTH - sum(widths.values())]:
         widths[kind] += 1
+    for kind in [kind for kind, n in counts.items() if n and not widths[kind]]:
+        widths[kind] = 1
+        widths[max(widths, key=widths.get)] -= 1
     segments, x = [], 0
     for kind in BAR_SEGMENTS:
         if widths[kind]:
