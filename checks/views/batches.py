@@ -160,11 +160,12 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
     (out-of-band swaps); every row of the page once the batch is done, and 286 so the polling stops."""
     batch = _get_batch_for_user(request, pk)
     context = _batch_context(request, batch)
-    changed = Check.objects.filter(pk__in=_page_of_checks(batch, context["page"]).values("pk"))
+    on_page = list(_page_of_checks(batch, context["page"]).values_list("pk", flat=True))
+    changed = Check.objects.filter(pk__in=on_page)
     since = _since(request)
     # The page shows fewer rows than it has now (the worker queued some since): its rows are sent whole, in
     # order, and the next poll asks with their number.
-    context["rows_shown"] = changed.count()
+    context["rows_shown"] = len(on_page)
     context["new_rows"] = since is None or request.GET.get("rows") != str(context["rows_shown"])
     if not context["new_rows"] and not context["progress"]["finished"]:
         changed = changed.alias(changed_at=Check.changed_at()).filter(changed_at__gt=since)
