@@ -1,13 +1,17 @@
 """Benchmark: "Run on all" over a large fleet, and the batch page's poll, through the real views (not a test).
 
     .venv/bin/python bench/run_on_all.py --servers 10000 [--runs 5] [--write docs/benchmarks.md]
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/ltr_bench_bulk .venv/bin/python bench/run_on_all.py ...
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/ltr_batchx_bench .venv/bin/python bench/run_on_all.py ...
 
-Signs in through the simulator as the dashboard would, registers N servers, then POSTs "Run on all" N times
-(the checks of one run are marked finished before the next, as a worker would have run them) and reports the
-median and worst server time of the POST, its SQL statement count, and the poll of the N-check batch page:
-time, statements and bytes when nothing changed, and after 100 checks changed. On PostgreSQL the database
-given must exist and is migrated; its tables are emptied first.
+Signs in through the simulator as the dashboard would, registers N servers, then POSTs "Run on all" several
+times; after each POST it runs the worker's fan-out of that batch (checks.fanout, in this process, timed
+apart: it is what the worker does in the background) and marks the checks finished, as a worker would have
+run them. Next to them, in the same run, the baseline: the same N checks and their N task rows inserted
+directly with Django's bulk_create (then rolled back). Reports the median and worst server time of the
+POST and of the fan-out, their SQL statement counts, and the poll of the N-check batch page: time,
+statements and bytes when nothing changed, and after 100 checks changed. On PostgreSQL the database given
+must exist and is migrated; its tables are emptied first. --write replaces the figures between the
+`<!-- bench: run-on-all -->` markers of the Markdown file given.
 """
 
 import argparse
@@ -28,7 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--servers", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--write", help="append the figures to this Markdown file")
+    parser.add_argument("--write", help="write the figures between this Markdown file's markers")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="ltr-bench-bulk-"))
@@ -69,6 +73,7 @@ def measure(args, tenant: str, sub: str) -> dict:
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
+    from checks import fanout
     from checks.models import Batch, Check
     from dashboard.models import Server
 
@@ -87,21 +92,31 @@ def measure(args, tenant: str, sub: str) -> dict:
     callback = urlparse(authorize.headers["Location"])
     client.get(callback.path, {k: v[0] for k, v in parse_qs(callback.query).items()})
 
-    posts, statements = [], []
+    posts, statements, fan_outs, fan_out_statements = [], [], [], []
     for run in range(args.runs + 1):
         Check.objects.filter(status__in=Check.ACTIVE_STATUSES).update(status="succeeded", finished_at=timezone.now())
         # Timed without capturing the SQL (capturing formats every statement: ~0.3 s more); then counted once.
-        with CaptureQueriesContext(connection) if run == args.runs else nullcontext() as queries:
+        counting = run == args.runs
+        with CaptureQueriesContext(connection) if counting else nullcontext() as queries:
             t0 = time.perf_counter()
             response = client.post("/batches/", {"scope": "all"})
             took = time.perf_counter() - t0
         assert response.status_code == 302, response.status_code
-        if queries is None:
-            posts.append(took)
-        else:
+        if counting:
             statements.append(len(queries))
-    batch = Batch.objects.latest("pk")
+        else:
+            posts.append(took)
+        batch = Batch.objects.latest("pk")
+        with CaptureQueriesContext(connection) if counting else nullcontext() as queries:
+            t0 = time.perf_counter()
+            assert fanout.fan_out(batch.pk) == "done"
+            took = time.perf_counter() - t0
+        if counting:
+            fan_out_statements.append(len(queries))
+        else:
+            fan_outs.append(took)
     assert batch.checks.count() == args.servers
+    baseline = [bulk_inserted(batch) for _ in range(args.runs)]
 
     page = client.get(f"/batches/{batch.pk}/").content.decode()
     poll = page.split('hx-get="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
@@ -109,7 +124,33 @@ def measure(args, tenant: str, sub: str) -> dict:
     first_page = batch.checks.order_by("server__name")[:100].values("pk")
     Check.objects.filter(pk__in=first_page).update(status="running", started_at=timezone.now())
     busy = timed(client, poll)
-    return {"posts": posts, "statements": statements, "quiet": quiet, "busy": busy}
+    return {"posts": posts, "statements": statements, "fan_outs": fan_outs, "fan_out_statements": fan_out_statements,
+            "baseline": baseline, "quiet": quiet, "busy": busy}
+
+
+def bulk_inserted(batch) -> float:
+    """The baseline: the batch's checks and their tasks written with Django's bulk_create, timed, rolled back."""
+    from django.db import transaction
+    from django_tasks_db.models import DBTaskResult, get_date_max
+
+    from checks.models import Check, proposed_backup_name
+    from checks.tasks import run_check
+    from dashboard.models import Server
+
+    servers = list(Server.objects.only("pk", "name", "tenant_id"))
+    user = batch.started_by
+    with transaction.atomic():
+        # The batch's own checks stay queued for the polls measured next: they are finished here, and back.
+        Check.objects.filter(status__in=Check.ACTIVE_STATUSES).update(status="succeeded")
+        t0 = time.perf_counter()
+        checks = Check.objects.bulk_create([Check.new_queued(server, user, proposed_backup_name(server.name),
+                                                              batch=batch) for server in servers])
+        DBTaskResult.objects.bulk_create([DBTaskResult(
+            args_kwargs={"args": [check.pk], "kwargs": {}}, priority=0, task_path=run_check.module_path,
+            queue_name="default", run_after=get_date_max(), backend_name="default") for check in checks])
+        took = time.perf_counter() - t0
+        transaction.set_rollback(True)
+    return took
 
 
 def timed(client, url: str) -> tuple[float, int, int]:
@@ -124,26 +165,45 @@ def timed(client, url: str) -> tuple[float, int, int]:
 
 
 def report(args, db_url: str, f: dict) -> None:
+    import platform
+
     engine = "PostgreSQL" if db_url.startswith("postgres") else "SQLite"
-    ms = lambda s: f"{s * 1000:.0f} ms"  # noqa: E731
-    quiet_ms = statistics.median(t for t, _, _ in f["quiet"])
+    ms = lambda s: f"{s * 1000:,.0f} ms"  # noqa: E731
+    median = statistics.median
+    quiet = [t for t, _, _ in f["quiet"]]
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [
-        f"### Run on all over {args.servers:,} servers ({engine}, {args.runs} runs, in-process client)",
+        f"`bench/run_on_all.py --servers {args.servers} --runs {args.runs}` on {engine}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.node()}: {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; load average at the end {load} (a shared machine: times are what "
+        "this run saw; the statement counts are exact). Server time, in-process client.",
         "",
         "| what | median | worst | SQL statements | bytes |",
         "| --- | --- | --- | --- | --- |",
-        f"| POST \"Run on all\" | {ms(statistics.median(f['posts']))} | {ms(max(f['posts']))} | "
-        f"{f['statements'][-1]} | |",
-        f"| batch poll, nothing changed | {ms(quiet_ms)} | {ms(max(t for t, _, _ in f['quiet']))} | "
+        f"| POST \"Run on all\": the answer (the batch and one task) | {ms(median(f['posts']))} | "
+        f"{ms(max(f['posts']))} | {f['statements'][-1]} | |",
+        f"| the worker's fan-out of the {args.servers:,} checks and tasks (in the background) | "
+        f"{ms(median(f['fan_outs']))} | {ms(max(f['fan_outs']))} | {f['fan_out_statements'][-1]} | |",
+        f"| baseline: the same {args.servers:,} checks and tasks bulk-inserted directly (bulk_create) | "
+        f"{ms(median(f['baseline']))} | {ms(max(f['baseline']))} | | |",
+        f"| batch poll, nothing changed | {ms(median(quiet))} | {ms(max(quiet))} | "
         f"{f['quiet'][-1][1]} | {f['quiet'][-1][2]:,} |",
         f"| batch poll, 100 rows of the page changed | {ms(f['busy'][0])} | | {f['busy'][1]} | {f['busy'][2]:,} |",
-        "",
     ]
     text = "\n".join(lines)
     print(text)
     if args.write:
-        with open(args.write, "a") as out:
-            out.write("\n" + text)
+        write_between_markers(Path(args.write), text)
+
+
+def write_between_markers(path: Path, text: str) -> None:
+    start, end = "<!-- bench: run-on-all -->", "<!-- /bench: run-on-all -->"
+    doc = path.read_text()
+    if start in doc and end in doc:
+        doc = doc[:doc.index(start) + len(start)] + "\n" + text + "\n" + doc[doc.index(end):]
+    else:
+        doc += f"\n{start}\n{text}\n{end}\n"
+    path.write_text(doc)
 
 
 if __name__ == "__main__":

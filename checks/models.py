@@ -39,6 +39,11 @@ def proposed_backup_name(server_name: str, at: datetime | None = None) -> str:
 # their tasks, in one transaction); None when the task must claim it itself (any other worker, a test).
 preclaimed: contextvars.ContextVar[int | None] = contextvars.ContextVar("preclaimed", default=None)
 
+# The queue's row of the task running the check in this thread, when checks_worker runs it: the check's end
+# marks that row successful in the same transaction (a worker killed a moment later leaves no task "running"
+# whose check has long finished), and sets "final" so the worker does not write it again.
+running_task: contextvars.ContextVar[dict | None] = contextvars.ContextVar("running_task", default=None)
+
 _sqlite_writer = threading.Lock()
 
 
@@ -493,6 +498,10 @@ class Check(models.Model):
             for name, value in fields.items():
                 setattr(self, name, value)
             strip.record([self])
+            if (task := running_task.get()) is not None:
+                task["final"] = bool(DBTaskResult.objects.filter(pk=task["id"]).update(
+                    status=TaskResultStatus.SUCCESSFUL, finished_at=fields["finished_at"], return_value=self.status,
+                    exception_class_path="", traceback=""))
         return True
 
     def record(self, result) -> bool:
@@ -518,33 +527,59 @@ class BatchQuerySet(models.QuerySet):
         return self.filter(tenant_id=tenant_id)
 
     def in_progress(self) -> "BatchQuerySet":
-        """Batches not cancelled with a check still queued or running."""
+        """Batches not cancelled that are still being queued, or have a check still queued or running."""
         active = Check.objects.filter(batch=models.OuterRef("pk"), status__in=Check.ACTIVE_STATUSES)
-        return self.filter(cancelled_at__isnull=True).filter(models.Exists(active))
+        return self.filter(cancelled_at__isnull=True).filter(Q(fan_out=Batch.FanOut.QUEUING) | models.Exists(active))
+
+    def admit(self, server_ids: list[int], user) -> tuple[list[int], list[int], str]:
+        """The servers to queue, those left out (a check of theirs in flight) and the set's fingerprint; or
+        QueueRefused when the same user's batch over the same servers is still in progress, when every server
+        is left out, or when the tenant would pass MAX_ACTIVE_CHECKS_PER_TENANT (counting the checks that
+        batches still being queued will add). Four queries, whatever the number of servers."""
+        server_set = Batch.fingerprint(server_ids)
+        previous = self.for_tenant(user.tenant_id).filter(started_by=user, server_set=server_set).in_progress()
+        if (previous := previous.order_by("-created_at").first()) is not None:
+            raise BatchInProgress(previous)
+        busy = set(Check.objects.for_tenant(user.tenant_id).active().values_list("server_id", flat=True))
+        todo = [pk for pk in server_ids if pk not in busy]
+        skipped = [pk for pk in server_ids if pk in busy]
+        if not todo:
+            raise NothingToQueue(skipped)
+        coming = self.for_tenant(user.tenant_id).filter(fan_out=Batch.FanOut.QUEUING).aggregate(
+            n=Coalesce(models.Sum(models.F("server_count") - models.F("fanned_out")), 0))["n"]
+        TooManyActive.refuse_beyond(user.tenant_id, adding=len(todo), active=len(busy) + coming)
+        return todo, skipped, server_set
+
+    def start(self, server_ids: list[int], user, *, rerun_of=None) -> "Batch":
+        """A new batch over these servers whose checks a worker queues (checks.fanout): the request that asks
+        for 10,000 checks writes one batch row and one task. Refused as admit() says."""
+        from checks.tasks import fan_out
+
+        todo, skipped, server_set = self.admit(list(dict.fromkeys(server_ids)), user)
+        with transaction.atomic():  # the batch and the task that queues its checks, together or not at all
+            batch = self.create(tenant_id=user.tenant_id, started_by=user, started_by_name=str(user),
+                                rerun_of=rerun_of, server_set=server_set, fan_out=Batch.FanOut.QUEUING,
+                                server_ids=todo, server_count=len(todo), skipped_ids=skipped,
+                                skipped_count=len(skipped))
+            fan_out.enqueue(batch_id=batch.pk)
+        return batch
 
     def queue(self, servers, user, *, api_version: str = "", rerun_of=None) -> tuple["Batch", list]:
-        """One check per server, grouped in a new batch; servers with a check in flight are skipped.
-
-        Refused (QueueRefused, nothing queued) when the same user's batch over the same servers is still in
-        progress, when every server is skipped, or when the tenant would pass MAX_ACTIVE_CHECKS_PER_TENANT.
+        """One check per server, grouped in a new batch, queued here and now (the schedules' worker job, the
+        sweep benchmark); servers with a check in flight are skipped. Refused as admit() says.
         A few queries per QUEUE_CHUNK servers, whatever their number (checks.handoff does the work).
         """
         from checks import handoff
 
         servers = list(servers)
-        server_set = Batch.fingerprint(servers)
-        previous = self.for_tenant(user.tenant_id).filter(started_by=user, server_set=server_set).in_progress()
-        if (previous := previous.order_by("-created_at").first()) is not None:
-            raise BatchInProgress(previous)
-        busy = set(Check.objects.for_tenant(user.tenant_id).active().values_list("server_id", flat=True))
-        todo = [server for server in servers if server.pk not in busy]
-        skipped = [server for server in servers if server.pk in busy]
-        if not todo:
-            raise NothingToQueue(skipped)
-        TooManyActive.refuse_beyond(user.tenant_id, adding=len(todo), active=len(busy))
+        todo_ids, _, server_set = self.admit([server.pk for server in servers], user)
+        todo_set = set(todo_ids)
+        todo = [server for server in servers if server.pk in todo_set]
+        skipped = [server for server in servers if server.pk not in todo_set]
         with transaction.atomic():  # the batch appears whole or not at all (one commit, not one per chunk)
             batch = self.create(tenant_id=user.tenant_id, started_by=user, started_by_name=str(user),
-                                rerun_of=rerun_of, server_set=server_set)
+                                rerun_of=rerun_of, server_set=server_set, server_count=len(todo),
+                                fanned_out=len(todo), skipped_count=len(skipped))
             for start in range(0, len(todo), handoff.QUEUE_CHUNK):
                 skipped += handoff.queue_chunk(batch, todo[start:start + handoff.QUEUE_CHUNK], user, api_version)
             if len(skipped) == len(servers):  # every server lost a race with a single "Run" meanwhile
@@ -555,7 +590,14 @@ class BatchQuerySet(models.QuerySet):
 
 
 class Batch(models.Model):
-    """One click that checked many servers: who, when, which servers (through its checks)."""
+    """One click that checked many servers: who, when, which servers (their ids, and through its checks)."""
+
+    class FanOut(models.TextChoices):
+        """Where queuing the batch's checks stands (a worker task does it: checks.fanout)."""
+        QUEUING = "queuing", "Queuing"
+        DONE = "done", "Queued"
+        STOPPED = "stopped", "Stopped by a cancel"
+        FAILED = "failed", "Failed"
 
     tenant_id = models.CharField(max_length=36)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
@@ -568,7 +610,24 @@ class Batch(models.Model):
     # while this batch is in progress.
     server_set = models.CharField(max_length=64, blank=True)
 
+    # The servers to queue, as the click found them (ids, in order), and how far the worker has got.
+    fan_out = models.CharField(max_length=10, choices=FanOut.choices, default=FanOut.DONE)
+    server_ids = models.JSONField(default=list, blank=True)
+    server_count = models.PositiveIntegerField(default=0)
+    fanned_out = models.PositiveIntegerField(default=0)
+    fan_out_error = models.CharField(max_length=500, blank=True)
+    # Servers left out because a check of theirs was in flight (at the click, or queued by someone meanwhile).
+    skipped_ids = models.JSONField(default=list, blank=True)
+    skipped_count = models.PositiveIntegerField(default=0)
+    # What a cancel did, as its message said: checks cancelled, servers not queued any more, checks left running.
+    cancelled_queued = models.PositiveIntegerField(default=0)
+    cancelled_unqueued = models.PositiveIntegerField(default=0)
+    running_at_cancel = models.PositiveIntegerField(default=0)
+
     objects = BatchQuerySet.as_manager()
+
+    # Fields a page of the batch never reads (up to 10,000 ids each): left out of every page's and poll's load.
+    LONG_FIELDS = ("server_ids", "skipped_ids")
 
     class Meta:
         indexes = [
@@ -581,21 +640,47 @@ class Batch(models.Model):
 
     @staticmethod
     def fingerprint(servers) -> str:
-        ids = ",".join(str(pk) for pk in sorted({server.pk for server in servers}))
+        """A digest of the set of servers (Server objects or their ids)."""
+        ids = ",".join(str(pk) for pk in sorted({getattr(s, "pk", s) for s in servers}))
         return hashlib.sha256(ids.encode()).hexdigest()
 
-    def cancel(self) -> int:
-        """Cancel the batch's queued checks (running ones finish); how many were cancelled."""
+    @property
+    def is_queuing(self) -> bool:
+        return self.fan_out == self.FanOut.QUEUING
+
+    def cancel(self) -> "fanout.Cancellation":
+        """Cancel the batch's queued checks, and stop queuing it if a worker still is (running checks
+        finish); what was done. A batch where nothing was left to cancel is not marked cancelled."""
         now = timezone.now()
         ended = {"status": Check.Status.CANCELLED, "finished_at": now, "summary": "Cancelled before it started."}
-        with transaction.atomic():
-            Batch.objects.filter(pk=self.pk, cancelled_at__isnull=True).update(cancelled_at=now)
-            self.cancelled_at = self.cancelled_at or now
+        with one_writer(), transaction.atomic():
+            # The batch's row lock orders this after (or before) a chunk the worker is queuing: no check of a
+            # chunk committed meanwhile stays queued in a cancelled batch.
+            row = Batch.objects.select_for_update().filter(pk=self.pk).values(
+                "fan_out", "server_count", "fanned_out", "cancelled_at").get()
+            unqueued = row["server_count"] - row["fanned_out"] if row["fan_out"] == self.FanOut.QUEUING else 0
             count = self.checks.filter(status=Check.Status.QUEUED).update(**ended)
+            running = self.checks.filter(status=Check.Status.RUNNING).count()
+            if count or unqueued:
+                changes = {"cancelled_at": row["cancelled_at"] or now, "running_at_cancel": running,
+                           "cancelled_queued": models.F("cancelled_queued") + count,
+                           "cancelled_unqueued": models.F("cancelled_unqueued") + unqueued}
+                if unqueued:
+                    changes["fan_out"] = self.FanOut.STOPPED
+                Batch.objects.filter(pk=self.pk).update(**changes)
             if count:  # this call's rows: none other of the batch was cancelled at this very microsecond
                 strip.record(self.checks.filter(status=Check.Status.CANCELLED, finished_at=now).only(
                     "pk", "server_id", "created_at", "status", "category"))
-        return count
+        self.refresh_from_db(fields=["cancelled_at", "fan_out", "cancelled_queued", "cancelled_unqueued",
+                                     "running_at_cancel"])
+        return fanout.Cancellation(queued=count, unqueued=unqueued, running=running)
+
+    @property
+    def cancellation(self) -> "fanout.Cancellation | None":
+        """What the cancel of this batch did (the header says it as the message did); None if none did."""
+        done = fanout.Cancellation(queued=self.cancelled_queued, unqueued=self.cancelled_unqueued,
+                                   running=self.running_at_cancel)
+        return done if self.cancelled_at and done.cancelled_anything else None
 
     def failed_servers(self):
         """The servers whose check in this batch failed (not the cancelled: nobody asked for those)."""
@@ -605,17 +690,20 @@ class Batch(models.Model):
         return self.progress_and_cursor()[0]
 
     def progress_and_cursor(self) -> tuple[dict, "datetime | None"]:
-        """The counts by state, and the newest state change of any check (the poll's cursor), in one query."""
+        """The counts by state, and the newest state change of any check (the poll's cursor), in one query.
+        While a worker is still queuing the batch, the servers it has not reached count as "not queued yet"."""
         rows = self.checks.values_list("status").annotate(n=models.Count("id"), newest=models.Max(Check.changed_at()))
         counts = {status: n for status, n, _ in rows}
         newest = max((stamp for _, _, stamp in rows if stamp is not None), default=None)
-        total = sum(counts.values())
-        active = counts.get(Check.Status.QUEUED, 0) + counts.get(Check.Status.RUNNING, 0)
+        unqueued = max(0, self.server_count - self.fanned_out) if self.is_queuing else 0
+        total = sum(counts.values()) + unqueued
+        active = counts.get(Check.Status.QUEUED, 0) + counts.get(Check.Status.RUNNING, 0) + unqueued
         done = total - active
         cancelled = counts.get(Check.Status.CANCELLED, 0)
         return {
             "total": total,
             "done": done,
+            "unqueued": unqueued,
             "queued": counts.get(Check.Status.QUEUED, 0),
             "running": counts.get(Check.Status.RUNNING, 0),
             "passed": counts.get(Check.Status.SUCCEEDED, 0),
@@ -628,6 +716,6 @@ class Batch(models.Model):
 
 # The server's readiness, kept up to date by Check.record(), and its strip of recent outcomes, kept by
 # Check.finish(): their own modules, as each is its own idea.
-from checks import strip  # noqa: E402
+from checks import fanout, strip  # noqa: E402
 from checks.readiness import Readiness, ReadinessChange  # noqa: E402,F401
 from checks.strip import RecentOutcomes  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""The background task that runs one check.
+"""The background tasks: the one that runs one check, and the one that queues a batch's checks (fan_out).
 
 Check.objects.queue records the Check row (queued) first and enqueues only its primary key: no token, no
 user data in task arguments. The task claims the row with a conditional update, so a check runs once even if
@@ -53,3 +53,16 @@ def ask_azure(check: Check) -> PreBackupResult:
         api_version=check.api_version,
         on_wait=lambda seconds, note: check.note(note),
     )
+
+
+@task()
+def fan_out(batch_id: int) -> str:
+    """Queue a batch's checks in chunks (checks.fanout); a failure is written on the batch, then raised."""
+    from checks import fanout
+
+    try:
+        return fanout.fan_out(batch_id)
+    except Exception as exc:
+        log.exception("Queuing batch %s failed", batch_id)
+        fanout.fail(batch_id, f"an internal error: {type(exc).__name__}")
+        raise

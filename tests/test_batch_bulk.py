@@ -15,6 +15,7 @@ from checks.models import Batch, Check, NothingToQueue
 from checks.tasks import run_check
 from dashboard.demo import STAGING
 from dashboard.models import Server
+from tests.batching import fan_out_queued
 from tests.conftest import ALICE
 
 
@@ -32,11 +33,13 @@ def run_all(client, group: str):
     return client.post("/batches/", {"scope": "all", "resource_group": group})
 
 
-def test_run_on_all_asks_the_database_as_often_for_300_servers_as_for_10(client, alice_in):
+def test_run_on_all_asks_the_database_as_often_for_1000_servers_as_for_10_and_leaves_the_queuing_to_a_worker(
+    client, alice_in
+):
     many_servers(10, "small")
-    many_servers(300, "big")
+    many_servers(1000, "big")
     run_all(client, "small")  # the first request signs the token cache in etc.; count the second and third
-    Check.objects.update(status="succeeded")
+    fan_out_queued()
     counts = []
     for group in ("small", "big"):
         Check.objects.update(status="succeeded")
@@ -44,11 +47,80 @@ def test_run_on_all_asks_the_database_as_often_for_300_servers_as_for_10(client,
             response = run_all(client, group)
         assert response.status_code == 302
         counts.append(len(queries))
-    assert counts[0] == counts[1], f"queries for 10 vs 300 servers: {counts}"
+    assert counts[0] == counts[1], f"queries for 10 vs 1,000 servers: {counts}"
     big = Batch.objects.latest("pk")
-    assert big.checks.count() == 300
-    assert DBTaskResult.objects.filter(status=TaskResultStatus.READY).count() == 10 + 10 + 300
+    assert (big.fan_out, big.server_count, big.checks.count()) == ("queuing", 1000, 0), "the POST queues no check"
+    assert DBTaskResult.objects.filter(status=TaskResultStatus.READY, task_path="checks.tasks.fan_out").count() == 2
+    fan_out_queued()
+    big.refresh_from_db()
+    assert (big.fan_out, big.fanned_out, big.checks.count()) == ("done", 1000, 1000)
+    assert DBTaskResult.objects.filter(status=TaskResultStatus.READY, task_path="checks.tasks.run_check").count() == (
+        10 + 10 + 1000)
     assert set(Server.objects.filter(resource_group="big").values_list("last_check__batch", flat=True)) == {big.pk}
+
+
+def test_the_worker_queues_a_batch_in_a_few_statements_per_chunk(client, alice_in):
+    """The fan-out's statements grow with the chunks (QUEUE_CHUNK servers each), not with the servers."""
+    from checks import handoff
+
+    counts = {}
+    for n in (handoff.QUEUE_CHUNK, 4 * handoff.QUEUE_CHUNK):
+        many_servers(n, f"f{n}")
+        run_all(client, f"f{n}")
+        with CaptureQueriesContext(connection) as queries:
+            fan_out_queued()
+        counts[n] = len(queries)
+    per_chunk = counts[4 * handoff.QUEUE_CHUNK] - counts[handoff.QUEUE_CHUNK]
+    assert per_chunk <= 3 * 12, counts
+
+
+def test_a_failed_fan_out_is_written_on_the_batch_and_shown(client, alice_in, monkeypatch, worker):
+    many_servers(3, "boom")
+    run_all(client, "boom")
+    batch = Batch.objects.get()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("checks.handoff.queue_chunk", broken)
+    worker()
+    batch.refresh_from_db()
+    assert batch.fan_out == "failed"
+    assert batch.fan_out_error == ("Queuing stopped after 0 of 3 servers (an internal error: RuntimeError); "
+                                   "the rest were not queued.")
+    assert DBTaskResult.objects.get(task_path="checks.tasks.fan_out").status == TaskResultStatus.FAILED
+    response = client.get(f"/batches/{batch.pk}/progress/")
+    assert response.status_code == 286, "nothing more will happen: the poll stops"
+    assert "Queuing stopped after 0 of 3 servers" in response.content.decode()
+
+
+def test_a_fan_out_whose_worker_died_is_marked_failed_by_the_reaper(client, alice_in):
+    from checks import fanout
+
+    many_servers(3, "lost")
+    run_all(client, "lost")
+    batch = Batch.objects.get()
+    assert fanout.mark_lost(stale_after=0) == 0, "its task still waits: not lost"
+    an_hour_ago = timezone.now() - timezone.timedelta(hours=1)
+    Batch.objects.update(created_at=an_hour_ago)  # its worker took the task an hour ago and was killed
+    DBTaskResult.objects.filter(task_path="checks.tasks.fan_out").update(status=TaskResultStatus.RUNNING,
+                                                                         started_at=an_hour_ago)
+    assert fanout.mark_lost(stale_after=60) == 1
+    batch.refresh_from_db()
+    assert batch.fan_out == "failed" and "the worker queuing it stopped" in batch.fan_out_error
+
+
+def test_a_single_run_racing_the_fan_out_is_left_out_and_said_on_the_batch_page(client, alice_in):
+    servers = many_servers(3, "race")
+    run_all(client, "race")
+    client.post(f"/servers/{servers[1].pk}/run/", {"backup_name": "by-hand"}, headers={"HX-Request": "true"})
+    fan_out_queued()
+    batch = Batch.objects.get()
+    assert sorted(batch.checks.values_list("server__name", flat=True)) == ["pg-race-0000", "pg-race-0002"]
+    assert (batch.skipped_count, batch.skipped_ids) == (1, [servers[1].pk])
+    page = client.get(f"/batches/{batch.pk}/").content.decode()
+    assert "1 server\n    already had a check in progress and was left out." in page
+    assert "Left out (a check of theirs was already in progress):\n  pg-race-0001" in page
 
 
 def test_a_bulk_queued_check_has_the_task_row_enqueue_would_write_and_the_real_worker_runs_it(
@@ -124,6 +196,7 @@ def test_every_server_busy_is_a_message_and_no_batch(client, alice_in, fleet):
 def test_the_same_batch_twice_is_refused_with_a_link_to_the_first(client, alice_in, fleet, worker):
     servers = {"scope": "selected", "server": [fleet["pg-payments-01"].pk, fleet["pg-orders"].pk]}
     client.post("/batches/", servers)
+    fan_out_queued()
     first = Batch.objects.get()
     Check.objects.filter(server=fleet["pg-orders"]).update(status="failed")  # one done, one still queued
     html = client.post("/batches/", servers, follow=True).content.decode()
@@ -144,6 +217,7 @@ def test_the_tenants_cap_on_active_checks_refuses_the_whole_batch_and_a_single_r
     assert "3 more would pass the limit of 2. Nothing was started" in response.content.decode()
     assert not Batch.objects.exists() and not Check.objects.exists() and not DBTaskResult.objects.exists()
     client.post("/batches/", {"scope": "selected", "server": [fleet["pg-payments-01"].pk, fleet["pg-orders"].pk]})
+    fan_out_queued()
     assert Check.objects.count() == 2
     single = client.post(f"/servers/{fleet['pg-staging-01'].pk}/run/", {"backup_name": "b"},
                          headers={"HX-Request": "true"})

@@ -4,6 +4,7 @@ import pytest
 
 from checks.models import Batch, Check
 from dashboard.demo import STAGING
+from tests.batching import fan_out_queued
 from tests.conftest import ALICE
 
 
@@ -13,8 +14,11 @@ def alice_in(logged_in):
 
 
 def start(client, *names, fleet=None, **extra):
+    """POST the batch, then let the worker queue its checks (the fan-out), as it would within the second."""
     data = {"scope": "selected", "server": [fleet[n].pk for n in names], **extra}
-    return client.post("/batches/", data)
+    response = client.post("/batches/", data)
+    fan_out_queued()
+    return response
 
 
 def test_selected_servers_run_as_one_batch(client, alice_in, fleet, worker):
@@ -23,8 +27,8 @@ def test_selected_servers_run_as_one_batch(client, alice_in, fleet, worker):
     assert response.status_code == 302 and response["Location"] == f"/batches/{batch.pk}/"
     assert (batch.started_by, batch.started_by_name, batch.tenant_id) == (alice_in, "Alice Admin", ALICE["tid"])
     assert sorted(batch.checks.values_list("server__name", flat=True)) == ["pg-orders", "pg-payments-01", "pg-staging-01"]
-    assert batch.progress() == {"total": 3, "done": 0, "queued": 3, "running": 0, "passed": 0, "failed": 0, "cancelled": 0,
-                                "percent": 0, "finished": False}
+    assert batch.progress() == {"total": 3, "done": 0, "unqueued": 0, "queued": 3, "running": 0, "passed": 0,
+                                "failed": 0, "cancelled": 0, "percent": 0, "finished": False}
     polling = client.get(f"/batches/{batch.pk}/progress/")
     assert polling.status_code == 200 and 'hx-trigger="every 1s"' in polling.content.decode()
     worker()
@@ -40,6 +44,7 @@ def test_selected_servers_run_as_one_batch(client, alice_in, fleet, worker):
 
 def test_run_all_matching_the_current_filter(client, alice_in, fleet, worker):
     client.post("/batches/", {"scope": "all", "subscription": STAGING})
+    fan_out_queued()
     batch = Batch.objects.get()
     assert sorted(batch.checks.values_list("server__name", flat=True)) == ["pg-flip-01", "pg-staging-01", "pg-staging-02"]
 
@@ -81,6 +86,7 @@ def test_cancelled_checks_are_counted_apart_and_not_re_run(client, alice_in, fle
     html = client.get(f"/batches/{batch.pk}/progress/").content.decode()
     assert "1 cancelled" in html and "Re-run the 1 not passed" in html
     client.post(f"/batches/{batch.pk}/rerun-failed/")
+    fan_out_queued()
     rerun = Batch.objects.exclude(pk=batch.pk).get()
     assert list(rerun.checks.values_list("server__name", flat=True)) == ["pg-orders"]
 
@@ -89,7 +95,8 @@ def test_rerun_failed_starts_a_batch_of_the_failures_only(client, alice_in, flee
     start(client, "pg-payments-01", "pg-orders", "pg-analytics", fleet=fleet)
     worker()
     first = Batch.objects.get()
-    response = client.post(f"/batches/{first.pk}/rerun-failed/")
+    response = client.post(f"/batches/{first.pk}/rerun-failed/", {"which": "all"})
+    fan_out_queued()
     second = Batch.objects.exclude(pk=first.pk).get()
     assert response["Location"] == f"/batches/{second.pk}/"
     assert second.rerun_of == first
@@ -106,6 +113,7 @@ def test_another_tenant_cannot_see_or_touch_a_batch_or_smuggle_servers_in(client
     assert client.post(f"/batches/{batch.pk}/cancel/").status_code == 404
     assert client.post(f"/batches/{batch.pk}/rerun-failed/").status_code == 404
     client.post("/batches/", {"scope": "selected", "server": [fleet["pg-payments-02"].pk, fleet["pg-fabrikam-01"].pk]})
+    fan_out_queued()
     smuggled = Batch.objects.exclude(pk=batch.pk).get()
     assert list(smuggled.checks.values_list("server__name", flat=True)) == ["pg-fabrikam-01"]
 
@@ -144,6 +152,7 @@ def test_the_server_list_pages_a_large_fleet_and_run_all_covers_every_page(clien
     third = client.get("/", {"page": 3}).content.decode()
     assert third.count('class="server-row"') == 50
     client.post("/batches/", {"scope": "all"})
+    fan_out_queued()
     assert Batch.objects.get().checks.count() == 250
 
 

@@ -12,6 +12,7 @@ from dashboard.models import Server, User
 from dashboard.roles import EVERY_ROLE, roles_of
 from schedules.models import Schedule
 from tests.conftest import make_server
+from tests.factories import make_check
 from tests.test_schedules_pages import form_data, make_schedule
 
 VERA, DAN = "vera@contoso.example", "dan@contoso.example"
@@ -136,6 +137,7 @@ def test_an_operator_runs_a_check_and_keeps_their_own_schedule(client, logged_in
 
 def test_an_operator_cancels_only_their_own_batch_and_an_admin_anyones(client, alice, bob, server):
     batch = Batch.objects.create(tenant_id=server.tenant_id, started_by=alice, started_by_name="Alice Admin")
+    make_check(server, alice, status="queued", batch=batch)  # something to cancel
     client.force_login(as_role(bob, "Dashboard.Operator"))
     assert "Cancel queued checks" not in client.get(f"/batches/{batch.pk}/").content.decode()
     response = client.post(f"/batches/{batch.pk}/cancel/")

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from checks.models import YOUNG_CHECK_SECONDS, Check
+from tests.batching import fan_out_queued
 from tests.conftest import ALICE
 
 HTMX = {"HX-Request": "true", "HX-Target": "server-1"}
@@ -116,5 +117,6 @@ def test_a_check_still_running_after_its_first_seconds_is_polled_once_a_second(c
 
 def test_the_checks_of_a_batch_are_polled_once_a_second_even_when_young(client, alice_in, server):
     client.post("/batches/", {"scope": "selected", "server": [server.pk]})
+    fan_out_queued()  # the worker queues the batch's checks
     html = client.get(f"/servers/{server.pk}/row/", headers=HTMX).content.decode()
     assert 'hx-trigger="every 1s"' in html and "every 200ms" not in html

@@ -74,7 +74,7 @@ def test_cancelled_and_interrupted_checks_get_their_ticks(alice, server, staging
 
     batch, _ = Batch.objects.queue([server, staging_server], alice)
     Check.objects.filter(server=staging_server).update(status="running", started_at=timezone.now() - timedelta(hours=1))
-    assert batch.cancel() == 1
+    assert batch.cancel().queued == 1
     assert Check.objects.mark_interrupted(stale_after=60) == 1
     kinds = {s.name: [e[2] for e in s.recent_outcomes.outcomes] for s in Server.objects.select_related("recent_outcomes")}
     assert kinds == {"pg-payments-01": ["cancelled"], "pg-staging-01": ["interrupted"]}

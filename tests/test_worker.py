@@ -81,7 +81,7 @@ def test_two_workers_run_200_checks_each_exactly_once(client, signed_in, sim):
         servers.append(Server(tenant_id=ALICE["tid"], subscription_id=sub, resource_group=rg, name=name))
     Server.objects.bulk_create(servers)
     client.post("/batches/", {"scope": "all"})
-    assert Check.objects.filter(status="queued").count() == 200
+    assert not Check.objects.exists(), "the POST leaves the queuing of the checks to a worker"
     workers = [_start_worker(sim, "--batch", "--threads", "4") for _ in range(2)]
     for proc in workers:
         assert proc.wait(timeout=240) == 0

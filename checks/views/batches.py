@@ -11,7 +11,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from checks import fleet_state
+from checks import fanout, fleet_state
 from checks.models import Batch, BatchInProgress, Check, QueueRefused
 from dashboard import audit, entra
 from dashboard.audit import Action
@@ -21,18 +21,22 @@ from dashboard.roles import ADMIN, OPERATOR, forbidden, has_role, role_required
 
 # The batch page shows its checks this many at a time; the poll only ever sends rows of the page shown.
 ROWS_PER_PAGE = 100
+# The servers left out (a check of theirs in flight) the batch page names; it counts all of them.
+SKIPPED_NAMED = 10
 
 
 def _get_batch_for_user(request: HttpRequest, pk: int) -> Batch:
-    return get_object_or_404(Batch.objects.for_tenant(request.user.tenant_id), pk=pk)
+    return get_object_or_404(Batch.objects.for_tenant(request.user.tenant_id).defer(*Batch.LONG_FIELDS), pk=pk)
 
 
 @require_POST
 @role_required(OPERATOR)
 def batch_create(request: HttpRequest) -> HttpResponse:
-    """Run the check on the selected servers, or on all servers matching the list's filters."""
+    """Run the check on the selected servers, or on all servers matching the list's filters. The request
+    records the batch and hands the queuing of its checks to a worker (checks.fanout): a handful of queries
+    for 10 servers or 10,000."""
     form, _, matching = fleet_state.filtered_servers(request, request.POST)
-    matching = matching.only("pk", "name")  # all a check needs of its server to be queued
+    matching = matching.order_by(Lower("name")).values_list("pk", flat=True)  # `servers` below: their ids
     if request.POST.get("scope") == "all":
         servers = list(matching)
     else:
@@ -46,13 +50,12 @@ def batch_create(request: HttpRequest) -> HttpResponse:
     if entra.arm_token(request.user).interaction_required:
         return sign_in_again(request, next_url=back)
     try:
-        batch, skipped = Batch.objects.queue(servers, request.user)
+        batch = Batch.objects.start(servers, request.user)
     except QueueRefused as refused:
         return _refused(request, refused, back)
-    audit.record(request, Action.BATCH_RUN, batch, servers=len(servers) - len(skipped), skipped=len(skipped),
+    # Servers left out (a check of theirs in flight) are said on the batch page, which keeps saying it.
+    audit.record(request, Action.BATCH_RUN, batch, servers=batch.server_count, skipped=batch.skipped_count,
                  scope="all" if request.POST.get("scope") == "all" else "selected")
-    if skipped:
-        messages.info(request, f"{len(skipped)} server(s) already had a check in progress and were left out.")
     return redirect("batch_detail", pk=batch.pk)
 
 
@@ -93,18 +96,61 @@ def _since(request: HttpRequest) -> datetime | None:
     return datetime.fromtimestamp(int(raw) / 1_000_000, tz=UTC)
 
 
+# The bar's segments, in the order they are drawn, and the width (SVG user units) they share.
+BAR_SEGMENTS = ("passed", "failed", "cancelled", "running", "queued")
+BAR_WIDTH = 1000
+
+
+def bar_segments(progress: dict) -> list[dict]:
+    """The progress bar's rectangles: each state's share of BAR_WIDTH (largest remainders, so they add up
+    exactly), at least one unit for a state with any check (1 failed of 10,000 still shows); the checks not
+    queued yet are drawn as queued. No rectangle for a state with no check."""
+    counts = {kind: progress[kind] for kind in BAR_SEGMENTS}
+    counts["queued"] += progress["unqueued"]
+    total = sum(counts.values())
+    if not total:
+        return []
+    exact = {kind: BAR_WIDTH * n / total for kind, n in counts.items()}
+    widths = {kind: int(share) for kind, share in exact.items()}
+    by_remainder = sorted(exact, key=lambda kind: exact[kind] - widths[kind], reverse=True)
+    for kind in by_remainder[:BAR_WIDTH - sum(widths.values())]:
+        widths[kind] += 1
+    for kind in [kind for kind, n in counts.items() if n and not widths[kind]]:
+        widths[kind] = 1
+        widths[max(widths, key=widths.get)] -= 1
+    segments, x = [], 0
+    for kind in BAR_SEGMENTS:
+        if widths[kind]:
+            segments.append({"kind": kind, "x": x, "width": widths[kind], "count": counts[kind]})
+            x += widths[kind]
+    return segments
+
+
 def _batch_context(request: HttpRequest, batch: Batch) -> dict:
     progress, newest = batch.progress_and_cursor()
     number, pages = _page_number(request, progress["total"])
+    rerun = fanout.rerun_plan(batch, request.user) if progress["failed"] else None
     return {"batch": batch, "progress": progress, "cursor": _cursor(newest), "page": number, "pages": pages,
-            "previous_page": number - 1, "next_page": number + 1 if number < pages else 0}
+            "previous_page": number - 1, "next_page": number + 1 if number < pages else 0,
+            "bar": bar_segments(progress), "bar_width": BAR_WIDTH, "rerun": rerun,
+            "cancel_question": fanout.cancel_question(progress),
+            "can_cancel": (progress["queued"] or progress["unqueued"]) and not batch.cancelled_at
+            and _may_cancel(request, batch)}
+
+
+def _may_cancel(request: HttpRequest, batch: Batch) -> bool:
+    return batch.started_by_id == request.user.pk or has_role(request.user, ADMIN)
 
 
 @require_GET
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk)
     context = _batch_context(request, batch)
-    context["checks"] = _page_of_checks(batch, context["page"]).select_related("server")
+    context["checks"] = list(_page_of_checks(batch, context["page"]).select_related("server"))
+    context["rows_shown"] = len(context["checks"])
+    # The first few servers left out, by name (the count says how many).
+    skipped = Batch.objects.filter(pk=batch.pk).values_list("skipped_ids", flat=True).get()[:SKIPPED_NAMED]
+    context["skipped_names"] = sorted(Server.objects.filter(pk__in=skipped).values_list("name", flat=True))
     return render(request, "checks/batch.html", context)
 
 
@@ -114,9 +160,14 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
     (out-of-band swaps); every row of the page once the batch is done, and 286 so the polling stops."""
     batch = _get_batch_for_user(request, pk)
     context = _batch_context(request, batch)
-    changed = Check.objects.filter(pk__in=_page_of_checks(batch, context["page"]).values("pk"))
+    on_page = list(_page_of_checks(batch, context["page"]).values_list("pk", flat=True))
+    changed = Check.objects.filter(pk__in=on_page)
     since = _since(request)
-    if since is not None and not context["progress"]["finished"]:
+    # The page shows fewer rows than it has now (the worker queued some since): its rows are sent whole, in
+    # order, and the next poll asks with their number.
+    context["rows_shown"] = len(on_page)
+    context["new_rows"] = since is None or request.GET.get("rows") != str(context["rows_shown"])
+    if not context["new_rows"] and not context["progress"]["finished"]:
         changed = changed.alias(changed_at=Check.changed_at()).filter(changed_at__gt=since)
     context["changed"] = changed.select_related("server").order_by(Lower("server__name"), "pk")
     response = render(request, "checks/batch.html#progress", context)
@@ -128,28 +179,34 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @role_required(OPERATOR)
 def batch_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    """Cancel what has not started (and the queuing, if a worker is still at it); say exactly what was done."""
     batch = _get_batch_for_user(request, pk)
-    if batch.started_by_id != request.user.pk and not has_role(request.user, ADMIN):
+    if not _may_cancel(request, batch):
         return forbidden(request, ADMIN, f"Only {batch.started_by_name}, who started this batch, or an admin "
                                          "can cancel it.")
-    cancelled = batch.cancel()
-    audit.record(request, Action.BATCH_CANCEL, batch, cancelled=cancelled, started_by=batch.started_by_name)
-    messages.success(request, f"Cancelled {cancelled} queued check{'s' if cancelled != 1 else ''}; "
-                              "checks already running will finish.")
+    done = batch.cancel()
+    audit.record(request, Action.BATCH_CANCEL, batch, cancelled=done.queued, not_queued=done.unqueued,
+                 running=done.running, started_by=batch.started_by_name)
+    (messages.success if done.cancelled_anything else messages.info)(request, done.message)
     return redirect("batch_detail", pk=batch.pk)
 
 
 @require_POST
 @role_required(OPERATOR)
 def batch_rerun_failed(request: HttpRequest, pk: int) -> HttpResponse:
+    """Re-run the checks that did not pass: by default only those that might pass now (fanout.rerun_plan
+    says which are left out and why); all of them with which=all."""
     batch = _get_batch_for_user(request, pk)
-    servers = list(Server.objects.for_tenant(request.user.tenant_id).active().filter(pk__in=batch.failed_servers()))
+    everything = request.POST.get("which") == "all"
+    servers = fanout.servers_to_rerun(batch, request.user, only_might_pass=not everything)
     if not servers:
-        messages.info(request, "No check of this batch failed; nothing to re-run.")
+        messages.info(request, "No check of this batch failed; nothing to re-run." if everything else
+                      "None of the checks that did not pass might pass now; nothing was re-run.")
         return redirect("batch_detail", pk=batch.pk)
     try:
-        new_batch, skipped = Batch.objects.queue(servers, request.user, rerun_of=batch)
+        new_batch = Batch.objects.start(servers, request.user, rerun_of=batch)
     except QueueRefused as refused:
         return _refused(request, refused, reverse("batch_detail", args=[batch.pk]))
-    audit.record(request, Action.BATCH_RERUN, new_batch, rerun_of=batch.pk, servers=len(servers) - len(skipped))
+    audit.record(request, Action.BATCH_RERUN, new_batch, rerun_of=batch.pk, servers=new_batch.server_count,
+                 which="all" if everything else "might pass now")
     return redirect("batch_detail", pk=new_batch.pk)

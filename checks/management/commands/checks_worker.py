@@ -7,8 +7,10 @@ a thread that finishes wakes the dispatcher, which claims the next task at once 
 checks), and only an empty queue is polled, by that one thread, every `--interval` seconds (not by every
 thread). Each task then claims its check with a conditional update, so neither two threads nor two machines
 ever run the same check; a task is run by django-tasks-db's own `Worker.run_task` (signals, result row).
-Every `--reap-interval` seconds it also marks checks whose worker died mid-check (SIGKILL, a lost machine) as
-interrupted, and prunes the task queue's finished rows (the checks' history is the Check table, kept
+A task's row is final when the task ends: a check's in the transaction that writes the check's result (no
+write of its own), any other task's right after it. Every `--reap-interval` seconds it also marks checks whose
+worker died mid-check (SIGKILL, a lost machine) as interrupted, and batches whose queuing worker died as
+failed (checks.fanout), and prunes the task queue's finished rows (the checks' history is the Check table, kept
 forever). It also runs the WORKER_PERIODIC_JOBS other apps list (the schedules app's firing of due
 schedules), each at its own interval, without importing those apps.
 
@@ -42,7 +44,8 @@ from django_tasks_db.compat import task_finished, task_started
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
-from checks.models import Check, one_writer, preclaimed
+from checks import fanout
+from checks.models import Check, one_writer, preclaimed, running_task
 
 log = logging.getLogger("checks.worker")
 
@@ -88,7 +91,6 @@ class Command(BaseCommand):
         workers = dispatcher.start()
         log.info("Checks worker %s running %s check(s) at once", dispatcher.worker_id, threads)
         self.reap_while_running(workers, stopping, reap_interval)
-        dispatcher.flush()
         connections.close_all()
 
     def reap_while_running(self, workers: list[threading.Thread], stopping: threading.Event, every: float) -> None:
@@ -101,6 +103,7 @@ class Command(BaseCommand):
             if not stopping.is_set() and time.monotonic() >= next_reap:
                 close_old_connections()
                 Check.objects.mark_interrupted()
+                fanout.mark_lost()
                 # The queue's own rows are plumbing, not history (that is the Check table): keep a week.
                 call_command("prune_db_task_results", "--min-age-days", "7", "--failed-min-age-days", "30",
                              verbosity=0)
@@ -123,12 +126,13 @@ def _run_due_jobs(jobs: list) -> None:
 
 
 class Dispatcher:
-    """Claims tasks (and their checks) for this process's idle threads, several per transaction, hands each to
-    one thread, and marks the tasks that ran as successful in its next claim's transaction.
+    """Claims tasks (and their checks) for this process's idle threads, several per transaction, and hands each
+    to one thread, which runs it and leaves its row final.
 
     On SQLite every write transaction waits for the one write lock (its busy handler sleeps 1-100 ms when it
-    is taken); per check there are now two (this claim, shared by the tasks it claims; the check's result),
-    where there were six."""
+    is taken); per check there are two (this claim, shared by the tasks it claims; the check's result, which
+    also ends the task's row), where there were six. The rows used to be marked successful in the next
+    claim's transaction: a worker killed in between left them "running" with their check long finished."""
 
     def __init__(self, threads: int, *, interval: float, batch: bool, worker_id: str):
         self.threads, self.interval, self.batch, self.worker_id = threads, interval, batch, worker_id
@@ -137,7 +141,6 @@ class Dispatcher:
         self.wake = threading.Condition()
         self.running = True
         self.claim_empty = False
-        self.succeeded: list[DBTaskResult] = []  # ran, not yet marked successful (under `wake`)
 
     def start(self) -> list[threading.Thread]:
         threads = [threading.Thread(target=self.work, args=(n,), name=f"checks-{n}") for n in range(self.threads)]
@@ -178,15 +181,12 @@ class Dispatcher:
 
     def claim(self, n: int) -> list[DBTaskResult]:
         """Up to `n` ready tasks marked running by this worker, and their queued checks claimed, in one
-        transaction that also marks the tasks run since the last round successful."""
+        transaction."""
         self.claim_empty = False
         close_old_connections()
         ready = DBTaskResult.objects.ready().filter(backend_name="default", queue_name__in=["default"])
-        with self.wake:
-            succeeded, self.succeeded = self.succeeded, []
         try:
             with one_writer(), exclusive_transaction(ready.db):
-                _mark_successful(succeeded)
                 tasks = list(ready.select_for_update(skip_locked=True)[:n])
                 now = timezone.now()
                 _mark_running(tasks, now, self.worker_id)
@@ -194,21 +194,11 @@ class Dispatcher:
         except OperationalError as exc:
             if not is_locked_database_exception(exc):
                 raise
-            with self.wake:
-                self.succeeded[:0] = succeeded
             return []  # SQLite busy: try again on the next round
         for task in tasks:
             task.preclaimed = _check_id(task) in claimed_checks
         self.claim_empty = not tasks
         return tasks
-
-    def flush(self) -> None:
-        """Mark what ran since the last claim successful (the process is stopping)."""
-        with self.wake:
-            succeeded, self.succeeded = self.succeeded, []
-        if succeeded:
-            with one_writer(), exclusive_transaction(DBTaskResult.objects.db):
-                _mark_successful(succeeded)
 
     def work(self, n: int) -> None:
         """Run the tasks handed over, one at a time, until told to stop (None)."""
@@ -225,15 +215,19 @@ class Dispatcher:
             connections.close_all()
 
     def run_task(self, db_task: DBTaskResult) -> None:
-        """django-tasks-db's Worker.run_task, but success is written with the next claim (one write fewer)."""
+        """django-tasks-db's Worker.run_task, but a check's success is written with its result (one write
+        fewer); see Check.finish and `running_task`."""
+        ending = {"id": db_task.pk, "final": False}
         try:
             task, result = db_task.task, db_task.task_result
             backend = type(task.get_backend())
             task_started.send(sender=backend, task_result=result)
             token = preclaimed.set(_check_id(db_task) if getattr(db_task, "preclaimed", False) else None)
+            ending_token = running_task.set(ending)
             try:
                 db_task.return_value = task.call(*result.args, **result.kwargs)
             finally:
+                running_task.reset(ending_token)
                 preclaimed.reset(token)
         except BaseException as exc:
             db_task.set_failed(exc)  # at once, as django-tasks-db does: a failure is rare and worth seeing
@@ -242,8 +236,9 @@ class Dispatcher:
             except (ImportError, SuspiciousOperation):
                 log.exception("Task %s failed unexpectedly", db_task.id)
             return
-        with self.wake:
-            self.succeeded.append(db_task)
+        if not ending["final"]:  # not a check, or its result came too late to be written
+            with one_writer(), exclusive_transaction(DBTaskResult.objects.db):
+                _mark_successful([db_task])
         task_finished.send(sender=backend, task_result=db_task.task_result)
 
 
