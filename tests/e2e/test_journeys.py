@@ -281,7 +281,7 @@ def test_run_a_batch_and_watch_its_progress(page, app, demo_fleet, task_worker):
     sign_in(page, app)
     for name in ("pg-payments-01", "pg-payments-02", "pg-orders", "pg-staging-01"):
         server_row(page, name).get_by_role("checkbox").check()
-    page.get_by_role("button", name="Run check on selected").click()
+    page.get_by_role("button", name="Run check on 4 selected").click()
 
     expect(page.get_by_role("heading", name="Batch of 4 checks")).to_be_visible()
     progress = page.locator("#batch-progress")
