@@ -116,7 +116,7 @@ def sort_links(query) -> dict[str, dict]:
 
 
 def ordered(servers: ServerQuerySet, sort: str) -> ServerQuerySet:
-    key, descending = sort.lstrip("-"), sort.startswith("-")
+    key, descending = sort.removeprefix("-"), sort.startswith("-")
     if key == summary.SORT_KEY:
         return summary.order_by_last_backup(servers, sort)  # (a join: no annotation, no gap days read)
     return servers.order_by(*(column.desc() if descending else column.asc() for column in SORTS[key][1]))

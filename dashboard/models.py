@@ -54,9 +54,6 @@ class ServerQuerySet(models.QuerySet):
     def active(self) -> "ServerQuerySet":
         return self.filter(archived_at__isnull=True)
 
-    def for_list(self) -> "ServerQuerySet":
-        return self.select_related("last_check").order_by(Lower("name"), "resource_group", "subscription_id")
-
     def matching(self, subscription_id: str, resource_group: str, name: str) -> "ServerQuerySet":
         return self.filter(
             subscription_id__iexact=subscription_id, resource_group__iexact=resource_group, name__iexact=name

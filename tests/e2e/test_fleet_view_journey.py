@@ -96,7 +96,9 @@ def test_the_server_page_chooses_the_backup_name_and_says_each_fact_once(page, a
     expect(main.get_by_text("rg-payments-prod", exact=True)).to_have_count(1)
     page.get_by_label("Backup name").fill("pg-payments-01-before-upgrade")
     page.get_by_role("button", name="Run pre-backup check").click()
-    expect_finished(page.locator("tr.server-row"), "Passed")
+    row = page.locator("tr.server-row")
+    expect_finished(row, "Passed")
+    expect(row.locator(".readiness-cell")).to_contain_text("Ready")
     assert Check.objects.get().backup_name == "pg-payments-01-before-upgrade"
 
 
