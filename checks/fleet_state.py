@@ -1,13 +1,14 @@
 """What the server list shows about the fleet: each server's readiness (ready, not ready, never checked,
-stale, checking now; see checks.readiness), the filters over it, the counts at the top, a page of servers with
-each one's recent outcomes (checks.strip), and the signed-in user's own last attempt where it failed for a
-reason of theirs."""
+stale, checking now; see checks.readiness), the filters over it, the counts at the top, the sorts, a page of
+servers with each one's recent outcomes (checks.strip), and the signed-in user's own last attempt where it
+failed for a reason of theirs."""
 
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce, Lower
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
@@ -22,6 +23,20 @@ from dashboard.models import Server, ServerQuerySet
 
 SERVERS_PER_PAGE = 100
 COUNTED_STATES = ("ready", "not_ready", "never", "stale")
+
+# ?sort=<key> sorts the worst or the oldest first, ?sort=-<key> the other way. Each key's columns are those of
+# an index of the servers' table, tenant first (dashboard.Server.Meta.indexes), read forwards or backwards: never
+# changed counts as since the server was added, never checked as check 0. The last LTR backup: backups.summary.
+SORTS = {
+    "name": ("Sort by name", [Lower("name"), F("resource_group"), F("subscription_id")]),
+    "readiness": ("Sort by readiness: never checked, then not ready, then ready",
+                  [F("readiness_state"), Lower("name"), F("id")]),
+    "changed": ("Sort by when the readiness last changed, oldest first",
+                [Coalesce("readiness_since", "added_at"), F("id")]),
+    "checked": ("Sort by the last check, oldest (and never) first", [Coalesce("last_check_id", Value(0)), F("id")]),
+    summary.SORT_KEY: ("Sort by the last successful LTR backup, oldest (and none) first", None),
+}
+DEFAULT_SORT = "name"
 
 
 def stale_before():
@@ -80,19 +95,44 @@ def counts(servers: ServerQuerySet) -> dict:
     )
 
 
+def sort_of(query) -> str:
+    """The list's sort as asked (?sort=), or by name when it names no sort."""
+    sort = query.get("sort", "")
+    return sort if sort.removeprefix("-") in SORTS else DEFAULT_SORT
+
+
+def sort_links(query) -> dict[str, dict]:
+    """Each sortable column's head: the query that sorts by it (or reverses it, when sorted by it already), its
+    title, and aria-sort when the list is sorted by it. The filters stay; the page starts again."""
+    current = sort_of(query)
+    links = {}
+    for key, (title, _) in SORTS.items():
+        link = query.copy()
+        link.pop("page", None)
+        link["sort"] = "-" + key if current == key else key
+        aria = {key: "ascending", "-" + key: "descending"}.get(current, "")
+        links[key] = {"query": link.urlencode(), "aria": aria, "title": title}
+    return links
+
+
+def ordered(servers: ServerQuerySet, sort: str) -> ServerQuerySet:
+    key, descending = sort.removeprefix("-"), sort.startswith("-")
+    if key == summary.SORT_KEY:
+        return summary.order_by_last_backup(servers, sort)  # (a join: no annotation, no gap days read)
+    return servers.order_by(*(column.desc() if descending else column.asc() for column in SORTS[key][1]))
+
+
 def page_of_servers(selected: ServerQuerySet, request: HttpRequest) -> tuple[Page, list[Server]]:
-    """The requested page of the selected servers, in the list's order (or by last LTR backup), each with its
+    """The requested page of the selected servers, in the sort asked for (SORTS), each with its
     last check, readiness, recent outcomes (checks.strip), last LTR backup and the user's own last attempt.
 
     Two steps: the page's ids from the servers alone (the tenant's servers sorted, without any join), then
     those 100 servers with what each row shows. In one query the planner joined every server's last check
     (a scan of the whole history) before it sorted and cut the page.
     """
-    tenant, sort = request.user.tenant_id, request.GET.get("sort", "")
-    ordered = selected.for_list()
-    if sort.lstrip("-") == summary.SORT_KEY:
-        ordered = summary.order_by_last_backup(summary.with_last_backup(ordered, tenant), sort)
-    page = Paginator(ordered.values_list("pk", flat=True), SERVERS_PER_PAGE).get_page(request.GET.get("page"))
+    tenant = request.user.tenant_id
+    ids_in_order = ordered(selected, sort_of(request.GET)).values_list("pk", flat=True)
+    page = Paginator(ids_in_order, SERVERS_PER_PAGE).get_page(request.GET.get("page"))
     ids = list(page.object_list)
     rows = Server.objects.filter(pk__in=ids).select_related("last_check", "recent_outcomes")
     rows = with_my_last_attempt(summary.with_last_backup(rows, tenant), request.user)

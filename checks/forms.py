@@ -1,4 +1,5 @@
-"""The run form (a backup name), the server list's filters and the history's filters."""
+"""The run form (a backup name, proposed when left out), the server list's filters and sorts, and the history's
+filters."""
 
 from django import forms
 from django.db.models import Q
@@ -6,14 +7,36 @@ from django.urls import reverse_lazy
 
 from armclient.outcomes import Category
 from backups import summary
-from checks.models import Check
+from checks.models import Check, proposed_backup_name
 from dashboard.forms import SubscriptionSelect, subscription_choices
 from dashboard.models import Server
 from dashboard.validators import validate_backup_name
 
 
 class RunCheckForm(forms.Form):
-    backup_name = forms.CharField(label="Backup name", max_length=128, validators=[validate_backup_name])
+    """The list's small "Run" posts no name: the server's proposed one is used (the server page lets a user
+    choose it)."""
+
+    backup_name = forms.CharField(label="Backup name", max_length=128, required=False,
+                                  validators=[validate_backup_name])
+
+    def __init__(self, *args, server: Server | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.server = server
+
+    def clean_backup_name(self) -> str:
+        name = self.cleaned_data["backup_name"].strip()
+        if not name and self.server is not None:
+            return proposed_backup_name(self.server.name)
+        if not name:
+            raise forms.ValidationError("Enter a backup name.")
+        return name
+
+
+# Filter errors in the words a user reads next to the field's label: "Search: at most 100 characters (this has 300)."
+FILTER_ERRORS = {
+    "max_length": "at most %(limit_value)d characters (this has %(show_value)d).",
+}
 
 
 def _history_status_choices() -> list:
@@ -101,11 +124,12 @@ class ServerFilterForm(forms.Form):
         ("stale", "Stale (last conclusive check too old)"),
         ("active", "Checking now"),
     ]
-    q = forms.CharField(required=False, max_length=100, label="Search")
-    subscription = forms.ChoiceField(required=False)
-    resource_group = forms.ChoiceField(required=False, label="Resource group")
-    state = forms.ChoiceField(required=False, choices=OUTCOMES)
-    backup = forms.ChoiceField(required=False, label="Last LTR backup", choices=summary.FILTER_CHOICES)
+    q = forms.CharField(required=False, max_length=100, label="Search", error_messages=FILTER_ERRORS)
+    subscription = forms.ChoiceField(required=False, label="Subscription", error_messages=FILTER_ERRORS)
+    resource_group = forms.ChoiceField(required=False, label="Resource group", error_messages=FILTER_ERRORS)
+    state = forms.ChoiceField(required=False, label="State", choices=OUTCOMES, error_messages=FILTER_ERRORS)
+    backup = forms.ChoiceField(required=False, label="Last LTR backup", choices=summary.FILTER_CHOICES,
+                               error_messages=FILTER_ERRORS)
 
     def __init__(self, *args, places, subscription_names: dict[str, str] | None = None, **kwargs):
         """`places`: the (subscription id, resource group) pairs the tenant's servers are in."""

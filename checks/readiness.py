@@ -14,6 +14,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from armclient.outcomes import Category
+from dashboard.models import Server
 
 # Sent after commit, once per change: sender=ReadinessChange, change=<ReadinessChange>.
 readiness_changed = django.dispatch.Signal()
@@ -84,6 +85,8 @@ class Readiness(models.Model):
             return None
         current.state, current.reason, current.since, current.changed_by = state, reason, at, check
         current.save(force_insert=new)  # a new row: no UPDATE tried first (its primary key is the server's)
+        # The list sorts by readiness with an index of the servers' table: keep its copy there (changes are rare).
+        Server.objects.filter(pk=check.server_id).update(readiness_state=state, readiness_since=at)
         change = ReadinessChange.objects.create(
             server_id=check.server_id, tenant_id=current.tenant_id, at=at, from_state=previous, to_state=state,
             reason=reason, caused_by=check,

@@ -6,7 +6,8 @@ added it, and every query starts from `Server.objects.for_tenant()`.
 
 from django.contrib.auth.models import AbstractUser
 from django.db import IntegrityError, models, transaction
-from django.db.models.functions import Lower
+from django.db.models import Value
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 
@@ -53,9 +54,6 @@ class ServerQuerySet(models.QuerySet):
     def active(self) -> "ServerQuerySet":
         return self.filter(archived_at__isnull=True)
 
-    def for_list(self) -> "ServerQuerySet":
-        return self.select_related("last_check").order_by(Lower("name"), "resource_group", "subscription_id")
-
     def matching(self, subscription_id: str, resource_group: str, name: str) -> "ServerQuerySet":
         return self.filter(
             subscription_id__iexact=subscription_id, resource_group__iexact=resource_group, name__iexact=name
@@ -77,6 +75,10 @@ class Server(models.Model):
     last_check = models.ForeignKey(
         "checks.Check", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The readiness the checks app keeps (its Readiness row: "ready", "not_ready"; "" never checked) and since
+    # when, copied here when it changes, so the list sorts by them with an index of this table alone.
+    readiness_state = models.CharField(max_length=12, blank=True, default="", db_default="")
+    readiness_since = models.DateTimeField(null=True, blank=True)
 
     objects = ServerQuerySet.as_manager()
 
@@ -95,6 +97,15 @@ class Server(models.Model):
         indexes = [
             # The server list: active servers of one tenant.
             models.Index(fields=["tenant_id", "archived_at"], name="server_tenant_active_idx"),
+            # Each of the list's sorts (checks.fleet_state.SORTS): the tenant's active servers read in order, both
+            # directions (a backward scan), so page 1 of 10,000 servers reads 100 index entries rather than sorting
+            # them all. "Never" sorts as the oldest: never changed = since added, never checked = check 0.
+            *(models.Index(*columns, name=name, condition=models.Q(archived_at__isnull=True)) for name, columns in (
+                ("server_list_name_idx", ("tenant_id", Lower("name"), "resource_group", "subscription_id")),
+                ("server_list_readiness_idx", ("tenant_id", "readiness_state", Lower("name"), "id")),
+                ("server_list_changed_idx", ("tenant_id", Coalesce("readiness_since", "added_at"), "id")),
+                ("server_list_checked_idx", ("tenant_id", Coalesce("last_check_id", Value(0)), "id")),
+            )),
         ]
 
     def __str__(self) -> str:

@@ -51,7 +51,7 @@ def test_run_all_matching_the_current_filter(client, alice_in, fleet, worker):
 
 def test_nothing_selected_is_a_message_not_an_empty_batch(client, alice_in, fleet):
     response = client.post("/batches/", {"scope": "selected"}, follow=True)
-    assert "Select at least one server" in response.content.decode()
+    assert "No server selected" in response.content.decode()
     assert not Batch.objects.exists()
 
 

@@ -157,4 +157,4 @@ def test_a_quick_check_says_milliseconds_and_a_bad_filter_names_its_field(client
     assert check.took == "2.0 s"
     client.force_login(alice)
     html = client.get("/", {"q": "x" * 300}).content.decode()
-    assert "Search: Ensure this value has at most 100 characters" in html and "Q:" not in html
+    assert "Search: at most 100 characters (this has 300)." in html and "Q:" not in html

@@ -1,6 +1,7 @@
 """Running a check from the server list: queued, then the worker, then the result, live through htmx."""
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -23,10 +24,19 @@ def run(client, server, backup_name="pg-payments-01-ltr-1"):
     return client.post(f"/servers/{server.pk}/run/", {"backup_name": backup_name}, headers=HTMX)
 
 
-def test_the_list_proposes_an_editable_backup_name(client, alice_in, server):
-    response = client.get("/")
-    assert b'name="backup_name" value="pg-payments-01-ltr-' in response.content
-    assert b"Run pre-backup check" in response.content
+def test_the_list_has_a_small_run_and_the_server_page_proposes_an_editable_backup_name(client, alice_in, server):
+    listed = client.get("/").content.decode()
+    assert 'name="backup_name"' not in listed, "no backup name in every row"
+    assert 'aria-label="Run pre-backup check on pg-payments-01">Run</button>' in listed
+    page = client.get(f"/servers/{server.pk}/").content.decode()
+    assert 'name="backup_name" value="pg-payments-01-ltr-' in page and ">Run pre-backup check</button>" in page
+
+
+@pytest.mark.parametrize("posted", [{}, {"backup_name": ""}, {"backup_name": "   "}])
+def test_a_run_without_a_backup_name_uses_the_proposed_one(client, alice_in, server, posted):
+    response = client.post(f"/servers/{server.pk}/run/", posted, headers=HTMX)
+    assert response.status_code == 200
+    assert re.fullmatch(r"pg-payments-01-ltr-\d{8}-\d{4}", Check.objects.get().backup_name)
 
 
 def test_a_click_queues_a_check_and_returns_a_row_that_polls(client, alice_in, server):
@@ -77,12 +87,12 @@ def test_a_second_click_while_queued_does_not_start_a_duplicate(client, alice_in
     assert Check.objects.count() == 2
 
 
-@pytest.mark.parametrize("backup_name", ["", "-x", "has space", "a" * 129, "<script>alert(1)</script>"])
+@pytest.mark.parametrize("backup_name", ["-x", "has space", "a" * 129, "<script>alert(1)</script>"])
 def test_an_invalid_backup_name_is_refused_with_a_message(client, alice_in, server, backup_name):
     response = run(client, server, backup_name)
     assert response.status_code == 422
     html = response.content.decode()
-    assert "field-error" in html
+    assert "field-error" in html and "Backup name: " in html
     assert "<script>alert(1)</script>" not in html
     assert not Check.objects.exists()
 

@@ -45,7 +45,7 @@ def batch_create(request: HttpRequest) -> HttpResponse:
         servers = list(matching.filter(pk__in=ids))
     back = reverse("server_list") + (f"?{request.POST.get('query')}" if request.POST.get("query") else "")
     if not servers:
-        messages.error(request, "Select at least one server (or use “Run all matching”).")
+        messages.error(request, "No server selected: tick some for “Run check on selected”, or use “Run on all”.")
         return redirect(back)
     if entra.arm_token(request.user).interaction_required:
         return sign_in_again(request, next_url=back)

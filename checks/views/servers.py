@@ -33,6 +33,7 @@ def server_row_context(request: HttpRequest, server: Server, form: RunCheckForm 
     return {
         "server": server,
         "my_last_attempt": fleet_state.my_last_attempt_note(server),
+        # The backup name is chosen on the server's page alone (the list's "Run" posts none: the proposed one).
         "run_form": form or RunCheckForm(initial={"backup_name": proposed_backup_name(server.name)}),
         "notice": notice,
         "on_detail": "on_detail" in query,
@@ -50,10 +51,10 @@ def server_list(request: HttpRequest) -> HttpResponse:
     page, servers = fleet_state.page_of_servers(selected, request)
     filters = request.GET.copy()
     filters.pop("page", None)
-    rows = [{"server": s, "run_form": RunCheckForm(initial={"backup_name": proposed_backup_name(s.name)}),
-             "strip": strip.strip_of(s), "my_last_attempt": fleet_state.my_last_attempt_note(s)} for s in servers]
+    rows = [{"server": s, "strip": strip.strip_of(s), "my_last_attempt": fleet_state.my_last_attempt_note(s)}
+            for s in servers]
     context |= {"rows": rows, "page": page, "query": filters.urlencode(), "filtered": bool(filters.keys() - {"sort"}),
-                "backup_sort": summary.sort_link(filters)}
+                "sort": fleet_state.sort_of(request.GET), "sorts": fleet_state.sort_links(filters)}
     return render(request, "checks/server_list.html", context)
 
 
@@ -86,7 +87,7 @@ def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def run(request: HttpRequest, pk: int) -> HttpResponse:
     """Queue a check of one server. htmx gets the server's row back; a plain form post is redirected."""
     server = get_server_for_user(request, pk)
-    form = RunCheckForm(request.POST)
+    form = RunCheckForm(request.POST, server=server)
     if not form.is_valid():
         return _refuse_backup_name(request, server, form)
     if entra.arm_token(request.user).interaction_required:

@@ -68,3 +68,69 @@ document.addEventListener("input", function (event) {
       .catch(function () { /* suggestions are a convenience; the filter works without them */ });
   }, 150);
 });
+
+// The server list's selection (the toolbar of #bulk-form): the header checkbox selects this page; once the page is
+// selected, "Select all N matching" turns the run button into "Run check on all N matching" (scope=all, the list's
+// filters); the button's words follow the count. Without this script the row boxes and "Run on all" still work.
+(function () {
+  const form = document.getElementById("bulk-form");
+  if (!form) return;
+  const pageBox = document.querySelector("input[data-select-page]");
+  const run = form.querySelector("[data-run-selected]");
+  const note = form.querySelector("[data-selection]");
+  const matching = form.querySelector("[data-select-matching]");
+  const clear = form.querySelector("[data-clear-selection]");
+  const total = Number(form.dataset.total);
+  let allMatching = false;
+
+  function rowBoxes() { return Array.from(document.querySelectorAll("input[data-select-row]")); }
+
+  function update() {
+    const boxes = rowBoxes();
+    const ticked = boxes.filter(function (box) { return box.checked; }).length;
+    const wholePage = boxes.length > 0 && ticked === boxes.length;
+    if (!wholePage) allMatching = false;
+    if (pageBox) {
+      pageBox.checked = wholePage;
+      pageBox.indeterminate = ticked > 0 && !wholePage;
+    }
+    run.value = allMatching ? "all" : "selected";
+    run.textContent = allMatching ? "Run check on all " + total + " matching"
+      : ticked ? "Run check on " + ticked + " selected" : "Run check on selected";
+    note.textContent = allMatching ? "All " + total + " matching servers are selected."
+      : wholePage && matching ? "All " + ticked + " on this page are selected." : "";
+    if (matching) matching.hidden = !wholePage || allMatching;
+    if (clear) clear.hidden = !allMatching;
+  }
+
+  if (pageBox) pageBox.addEventListener("change", function () {
+    rowBoxes().forEach(function (box) { box.checked = pageBox.checked; });
+    update();
+  });
+  if (matching) matching.addEventListener("click", function () { allMatching = true; update(); run.focus(); });
+  if (clear) clear.addEventListener("click", function () {
+    allMatching = false;
+    rowBoxes().forEach(function (box) { box.checked = false; });
+    update();
+  });
+  document.addEventListener("change", function (event) {
+    if (event.target.matches("input[data-select-row]")) update();
+  });
+  // A row swapped by htmx (its check ran) comes back unticked: tick it again if it was.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    const box = event.detail.target && event.detail.target.querySelector("input[data-select-row]");
+    if (box && box.checked) form.dataset.keep = (form.dataset.keep || "") + " " + box.value;
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    const keep = (form.dataset.keep || "").split(" ");
+    rowBoxes().forEach(function (box) { if (keep.indexOf(box.value) >= 0) box.checked = true; });
+    form.dataset.keep = "";
+    update();
+  });
+  update();
+})();
+
+// The list's filters sit behind a "Filters" button on a phone; on a wide screen they are simply open.
+document.querySelectorAll("details[data-open-wide]").forEach(function (details) {
+  if (window.matchMedia("(min-width: 761px)").matches) details.open = true;
+});

@@ -1,0 +1,127 @@
+"""The compact fleet view in a real browser (issue 15): select a page, then every matching server, and run; a
+row's small "Run" updates it live without changing its height; on a phone, 15 servers in under 2,500 px.
+
+The screenshots docs/screenshots/server-list.png and server-list-phone.png are this journey's
+test-artifacts/e2e/fleet-list-1366.png and fleet-list-390.png (copied by hand when the list changes).
+"""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from checks.models import Batch, Check
+from dashboard.demo import CONTOSO, PROD
+from dashboard.models import Server
+from tests.e2e.helpers import SLOW, expect_finished, server_row, sign_in, snap
+
+pytestmark = pytest.mark.e2e
+
+
+def test_select_a_page_then_all_matching_and_run(page, app, demo_fleet):
+    # 110 more servers: the list shows 100 a page, so "all matching" is more than the page.
+    Server.objects.bulk_create([Server(tenant_id=CONTOSO, subscription_id=PROD, resource_group="rg-bulk",
+                                       name=f"pg-bulk-{i:03d}") for i in range(110)])
+    page.set_viewport_size({"width": 1366, "height": 900})
+    sign_in(page, app)
+    page.get_by_label("Search").fill("pg-bulk")
+    page.get_by_role("button", name="Filter").click()
+    toolbar = page.locator("#bulk-form")
+    run = toolbar.locator("[data-run-selected]")
+    expect(run).to_have_text("Run check on selected")
+
+    server_row(page, "pg-bulk-000").get_by_role("checkbox").check()
+    server_row(page, "pg-bulk-001").get_by_role("checkbox").check()
+    expect(run).to_have_text("Run check on 2 selected")
+    expect(page.get_by_label("Select the 100 servers on this page")).to_have_js_property("indeterminate", True)
+
+    page.get_by_label("Select the 100 servers on this page").check()
+    expect(run).to_have_text("Run check on 100 selected")
+    expect(toolbar).to_contain_text("All 100 on this page are selected.")
+    page.get_by_role("button", name="Select all 110 matching").click()
+    expect(run).to_have_text("Run check on all 110 matching")
+    expect(toolbar.get_by_role("button", name="Run on all 110 matching")).to_be_visible()
+
+    # The toolbar stays in view while the list scrolls.
+    page.mouse.wheel(0, 3000)
+    expect(run).to_be_in_viewport()
+    run.click()
+    expect(page.get_by_role("heading", name="Batch of 110 checks")).to_be_visible()
+    assert set(Batch.objects.get().checks.values_list("server__name", flat=True)) == {
+        f"pg-bulk-{i:03d}" for i in range(110)}
+
+
+def test_the_small_run_updates_its_row_live_at_the_same_height(page, app, demo_fleet, task_worker):
+    page.set_viewport_size({"width": 1366, "height": 900})
+    sign_in(page, app)
+    row = server_row(page, "pg-payments-02")  # answers after 3 s: queued, running, then passed
+    before = row.bounding_box()
+    row.get_by_role("button", name="Run pre-backup check on pg-payments-02").click()
+    expect(row.locator(".check-status")).to_have_text(re.compile(r"^(Queued|Running)$"))
+    expect(row.get_by_role("button", name="Run pre-backup check on pg-payments-02")).to_have_attribute(
+        "aria-disabled", "true")
+    running = row.bounding_box()
+    expect_finished(row, "Passed")
+    after = row.bounding_box()
+    assert before["height"] == running["height"] == after["height"], (before, running, after)
+    expect(row.locator(".readiness-cell")).to_have_text("Ready")
+    expect(page.locator("#live-announcer")).to_contain_text("pg-payments-02: Passed")
+    check = Check.objects.get()
+    assert re.fullmatch(r"pg-payments-02-ltr-\d{8}-\d{4}", check.backup_name), "the proposed name"
+    # Every row of the list is one line high (the tallest no taller than the shortest).
+    heights = page.locator("tr.server-row").evaluate_all("rows => rows.map(r => r.getBoundingClientRect().height)")
+    assert max(heights) - min(heights) < 2, heights
+    run_on_all_and_back(page, 14)
+    # Every outcome on screen, and the list still fits 1366 px without scrolling sideways.
+    expect(page.locator("tr.server-row .check-status").filter(has_text="Never checked")).to_have_count(0)
+    wrap = page.locator(".fleet-wrap")
+    assert wrap.evaluate("e => e.scrollWidth - e.clientWidth") <= 0
+    assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
+    snap(page, "fleet-list-1366")
+
+
+def run_on_all_and_back(page, servers: int) -> None:
+    """Every server checked once (the list then shows each outcome), back on the list."""
+    page.get_by_role("button", name=f"Run on all {servers} servers").click()
+    expect(page.locator("#batch-progress")).to_contain_text(re.compile(r"(\d+) / \1 done"), timeout=SLOW)
+    page.get_by_role("link", name="Servers", exact=True).first.click()
+
+
+def test_the_server_page_chooses_the_backup_name_and_says_each_fact_once(page, app, demo_fleet, task_worker):
+    page.set_viewport_size({"width": 1366, "height": 900})
+    sign_in(page, app)
+    page.get_by_role("link", name="pg-payments-01", exact=True).click()
+    expect(page.get_by_role("heading", name=re.compile("pg-payments-01"))).to_be_visible()
+    main = page.locator("main")
+    expect(main.get_by_text("rg-payments-prod", exact=True)).to_have_count(1)
+    page.get_by_label("Backup name").fill("pg-payments-01-before-upgrade")
+    page.get_by_role("button", name="Run pre-backup check").click()
+    row = page.locator("tr.server-row")
+    expect_finished(row, "Passed")
+    expect(row.locator(".readiness-cell")).to_contain_text("Ready")
+    assert Check.objects.get().backup_name == "pg-payments-01-before-upgrade"
+
+
+def test_the_list_on_a_phone_is_short_cards_and_one_line_of_counts(page, app, demo_fleet, task_worker):
+    # The demo's 14 servers and one with a long name, label and resource group: 15.
+    Server.objects.create(tenant_id=CONTOSO, subscription_id=PROD, resource_group="rg-customer-facing-production-eu",
+                          name="pg-customer-accounts-primary-westeurope", label="Customer accounts, primary")
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, app)
+    run_on_all_and_back(page, 15)
+    rows = page.locator("tr.server-row")
+    count = rows.count()
+    assert count == 15, count
+    heights = rows.evaluate_all("rows => rows.map(r => r.getBoundingClientRect().height)")
+    assert max(heights) <= 140, heights
+    counts = page.locator("#fleet-counts li").evaluate_all("items => items.map(i => i.getBoundingClientRect().top)")
+    assert len(set(round(top) for top in counts)) == 1, "the counts on one line"
+    filters = page.locator("form.filters")
+    expect(filters).to_be_hidden()
+    page.get_by_text("Filters", exact=True).click()
+    expect(filters).to_be_visible()
+    page.get_by_text("Filters", exact=True).click()
+    height = page.evaluate("document.documentElement.scrollHeight")
+    assert height < 2500, height
+    assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
+    snap(page, "fleet-list-390")

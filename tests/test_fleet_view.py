@@ -1,0 +1,147 @@
+"""The compact server list (issues 15 and 12): its sorts (every column, both ways, the filters kept), the
+selection's scopes, the filters' errors in the user's words, and a query count that does not grow with the fleet."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from checks.models import Batch, Check
+from checks.readiness import Readiness
+from dashboard.models import Server
+from tests.conftest import ALICE, CONTOSO, PROD, make_server
+from tests.factories import make_check
+
+
+def order_on(html: str, names) -> list[str]:
+    return sorted(names, key=lambda n: html.index(f">{n}</strong>"))
+
+
+def conclude(server, user, category, minutes_ago):
+    status = "succeeded" if category == "passed" else "failed"
+    check = make_check(server, user, status=status, category=category, minutes_ago=minutes_ago)
+    Readiness.observe(Check.objects.select_related("server").get(pk=check.pk))
+    return check
+
+
+@pytest.fixture
+def four(alice):
+    """b ready (changed 3 h ago, checked last), a not ready (30 min ago), d ready (1 h ago), c never checked."""
+    servers = {n: make_server(name=n) for n in ("pg-a", "pg-b", "pg-c", "pg-d")}
+    conclude(servers["pg-b"], alice, "passed", 180)
+    conclude(servers["pg-a"], alice, "server_not_ready", 30)
+    conclude(servers["pg-d"], alice, "passed", 60)
+    conclude(servers["pg-b"], alice, "passed", 5)  # the newest check, no change of readiness
+    return servers
+
+
+@pytest.mark.parametrize(("sort", "expected"), [
+    ("name", ["pg-a", "pg-b", "pg-c", "pg-d"]),
+    ("-name", ["pg-d", "pg-c", "pg-b", "pg-a"]),
+    ("readiness", ["pg-c", "pg-a", "pg-b", "pg-d"]),  # never checked, not ready, ready
+    ("-readiness", ["pg-d", "pg-b", "pg-a", "pg-c"]),
+    ("changed", ["pg-c", "pg-b", "pg-d", "pg-a"]),  # never changed: since it was added (a day ago)
+    ("-changed", ["pg-a", "pg-d", "pg-b", "pg-c"]),
+    ("checked", ["pg-c", "pg-a", "pg-d", "pg-b"]),  # never checked first, then by the last check
+    ("-checked", ["pg-b", "pg-d", "pg-a", "pg-c"]),
+])
+def test_every_column_sorts_both_ways_and_says_so(client, alice, four, sort, expected):
+    Server.objects.filter(name="pg-c").update(added_at=timezone.now() - timedelta(days=1))
+    client.force_login(alice)
+    html = client.get("/", {"sort": sort}).content.decode()
+    assert order_on(html, four) == expected
+    key = sort.lstrip("-")
+    head = re.search(r'<th scope="col" aria-sort="(\w+)">\s*<a href="\?([^"]*)"', html)
+    assert head.group(1) == ("descending" if sort.startswith("-") else "ascending")
+    reverse = key if sort.startswith("-") else "-" + key
+    assert head.group(2) == f"sort={reverse}", "the sorted column's link reverses it"
+    assert html.count("aria-sort=") == 1
+
+
+def test_a_bad_sort_is_ignored_and_the_list_is_by_name(client, alice, four):
+    client.force_login(alice)
+    for bad in ("nonsense", "-", "--name", "last_check_id", "pk"):
+        response = client.get("/", {"sort": bad})
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert order_on(html, four) == ["pg-a", "pg-b", "pg-c", "pg-d"]
+        assert re.search(r'aria-sort="ascending">\s*<a href="\?sort=-name"', html)
+
+
+def test_the_sort_links_keep_the_filters_and_the_filters_keep_the_sort(client, alice, four):
+    client.force_login(alice)
+    html = client.get("/", {"q": "pg-", "state": "ready", "sort": "-checked", "page": "1"}).content.decode()
+    assert 'href="?q=pg-&amp;state=ready&amp;sort=checked"' in html, "reverses, keeps the filters, page 1 again"
+    assert 'href="?q=pg-&amp;state=ready&amp;sort=readiness"' in html
+    assert '<input type="hidden" name="sort" value="-checked">' in html
+    assert order_on(html, ["pg-b", "pg-d"]) == ["pg-b", "pg-d"] and ">pg-a</strong>" not in html
+
+
+def test_the_readiness_a_check_changes_is_copied_onto_its_server_for_the_sort(alice, four):
+    a = Server.objects.get(name="pg-a")
+    assert (a.readiness_state, a.readiness_since) == ("not_ready", Readiness.objects.get(server=a).since)
+    assert Server.objects.get(name="pg-c").readiness_state == ""
+
+
+def test_select_all_matching_is_offered_beyond_one_page_and_posts_every_matching_server(client, sim, signed_in):
+    Server.objects.bulk_create([Server(tenant_id=CONTOSO, subscription_id=PROD, resource_group="rg",
+                                       name=f"pg-many-{i:03d}") for i in range(120)])
+    make_server(name="pg-other")
+    signed_in(ALICE["upn"])
+    html = client.get("/", {"q": "many"}).content.decode()
+    assert "Select all 120 matching" in html and "Run on all 120 matching" in html
+    assert 'aria-label="Select the 100 servers on this page"' in html
+    response = client.post("/batches/", {"scope": "all", "q": "many"})
+    assert response.status_code == 302
+    assert Batch.objects.get().checks.count() == 120, "every matching server, not only this page's"
+
+
+def test_one_page_offers_no_select_all_matching(client, alice, four):
+    client.force_login(alice)
+    html = client.get("/").content.decode()
+    assert "Select all" not in html and "Run on all 4 servers" in html
+
+
+def test_nothing_selected_names_the_buttons_as_they_read(client, alice, four):
+    client.force_login(alice)
+    page = client.get("/").content.decode()
+    message = client.post("/batches/", {"scope": "selected"}, follow=True).content.decode()
+    assert "“Run check on selected”" in message and "“Run on all”" in message
+    assert ">Run check on selected</button>" in page and ">Run on all 4 servers</button>" in " ".join(page.split())
+
+
+@pytest.mark.parametrize(("param", "value", "says"), [
+    ("q", "x" * 300, "Search: at most 100 characters (this has 300)."),
+    ("subscription", "not-a-subscription", "Subscription: Select a valid choice."),
+    ("resource_group", "rg-nowhere", "Resource group: Select a valid choice."),
+    ("state", "sideways", "State: Select a valid choice."),
+    ("backup", "yesterday", "Last LTR backup: Select a valid choice."),
+])
+def test_every_filter_error_names_its_field_as_the_page_labels_it(client, alice, four, param, value, says):
+    client.force_login(alice)
+    html = client.get("/", {param: value}).content.decode()
+    assert says in html and "No server matches." in html
+    assert "Q:" not in html and "Ensure this value" not in html
+
+
+def test_the_list_costs_the_same_queries_for_10_or_1000_servers(client, alice):
+    client.force_login(alice)
+    counts = []
+    for total in (10, 1000):
+        have = Server.objects.count()
+        Server.objects.bulk_create([Server(tenant_id=CONTOSO, subscription_id=PROD, resource_group=f"rg-{i % 7}",
+                                           name=f"pg-q-{i:04d}") for i in range(have, total)])
+        if not have:
+            for server in Server.objects.order_by("pk"):
+                conclude(server, alice, "passed", 10)
+        for sort in ("", "-readiness", "checked", "-changed", "last_backup"):
+            with CaptureQueriesContext(connection) as queries:
+                assert client.get("/", {"sort": sort} if sort else {}).status_code == 200
+            counts.append((total, sort, len(queries)))
+    small = {sort: n for total, sort, n in counts if total == 10}
+    large = {sort: n for total, sort, n in counts if total == 1000}
+    assert small == large, counts
+    assert max(small.values()) <= 9, counts
