@@ -24,7 +24,7 @@ def client_alice(client, alice):
 def ticks(html: str, server) -> list[tuple[str, str]]:
     """The (check id, kind) of each tick in `server`'s row, oldest first."""
     row = html.split(f'<tr id="server-{server.pk}"', 1)[1].split("</tr>", 1)[0]
-    return re.findall(r'<a href="/checks/(\d+)/" class="tick tick-([\w-]+)"', row)
+    return [(str(pk), kind) for pk, kind, _ in strip.decode(re.search(r'data-ticks="([^"]*)"', row).group(1))]
 
 
 def fleet_with_history(alice, servers: int, checks_each: int) -> list:
@@ -83,3 +83,23 @@ def test_cancelled_and_interrupted_checks_get_their_ticks(alice, server, staging
 def test_the_strip_keeps_the_last_20_oldest_first(alice, server):
     checks = [make_check(server, alice, minutes_ago=40 - k) for k in range(25)]
     assert [e[0] for e in server.recent_outcomes.outcomes] == [c.pk for c in checks[-strip.LENGTH:]]
+
+
+def test_the_strip_is_one_group_saying_its_ticks_in_words_with_a_link_to_the_history(client_alice, alice, server):
+    for k in range(20):
+        make_check(server, alice, status="failed" if k < 3 else "succeeded",
+                   category=["server_not_ready", "server_not_ready", "throttled"][k] if k < 3 else "passed",
+                   minutes_ago=30 - k)
+    html = client_alice.get("/").content.decode()
+    assert ('role="group" aria-label="Last 20 checks: 17 passed, 2 not ready, 1 said nothing"' in html)
+    assert f'href="/checks/?server={server.pk}">History of {server.name}</a>' in html
+    assert '<script id="strip-legend" type="application/json">' in html
+
+
+def test_the_encoded_ticks_carry_each_checks_id_and_minute(alice, server):
+    checks = [make_check(server, alice, minutes_ago=5000 - 1000 * k) for k in range(4)]
+    shown = strip.strip_of(type(server).objects.select_related("recent_outcomes").get(pk=server.pk))
+    assert [(pk, minute) for pk, _, minute in strip.decode(strip.encode(shown))] == [
+        (c.pk, int(c.created_at.timestamp()) // 60) for c in checks]
+    legend = strip.legend()
+    assert legend["href"] == "/checks/{}/" and legend["kinds"][shown[0].code] == ["ready", "Passed"]

@@ -54,7 +54,8 @@ def server_list(request: HttpRequest) -> HttpResponse:
     rows = [{"server": s, "strip": strip.strip_of(s), "my_last_attempt": fleet_state.my_last_attempt_note(s)}
             for s in servers]
     context |= {"rows": rows, "page": page, "query": filters.urlencode(), "filtered": bool(filters.keys() - {"sort"}),
-                "sort": fleet_state.sort_of(request.GET), "sorts": fleet_state.sort_links(filters)}
+                "sort": fleet_state.sort_of(request.GET), "sorts": fleet_state.sort_links(filters),
+                "strip_legend": strip.legend()}
     return render(request, "checks/server_list.html", context)
 
 

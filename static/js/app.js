@@ -134,3 +134,35 @@ document.addEventListener("input", function (event) {
 document.querySelectorAll("details[data-open-wide]").forEach(function (details) {
   if (window.matchMedia("(min-width: 761px)").matches) details.open = true;
 });
+
+// The server list's strips: each group's data-ticks ("<letter><id>.<minute>" each, base 36, each after the first
+// the difference from the one before; see checks/strip.py) drawn as ticks, each a link to its check titled with
+// when and what. The group's label says the same in words, for a reader without this script.
+(function () {
+  const source = document.getElementById("strip-legend");
+  if (!source) return;
+  const legend = JSON.parse(source.textContent);
+
+  function draw(strip) {
+    let pk = 0, minute = 0;
+    const ticks = strip.dataset.ticks.split(" ").map(function (token) {
+      const [ids, minutes] = token.slice(1).split(".");
+      pk += parseInt(ids, 36);
+      minute += parseInt(minutes, 36);
+      const [kind, words] = legend.kinds[token[0]];
+      const tick = document.createElement("a");
+      tick.href = legend.href.replace("{}", pk);
+      tick.className = "tick tick-" + kind;
+      tick.title = new Date(minute * 60000).toISOString().slice(0, 16).replace("T", " ") + ": " + words;
+      return tick;
+    });
+    strip.prepend.apply(strip, ticks);
+    strip.dataset.drawn = "";
+  }
+
+  function drawAll(root) {
+    root.querySelectorAll(".strip[data-ticks]:not([data-drawn])").forEach(draw);
+  }
+  drawAll(document);
+  document.addEventListener("htmx:load", function (event) { drawAll(event.detail.elt.parentNode || document); });
+})();

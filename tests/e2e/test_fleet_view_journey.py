@@ -70,10 +70,23 @@ def test_the_small_run_updates_its_row_live_at_the_same_height(page, app, demo_f
     expect(page.locator("#live-announcer")).to_contain_text("pg-payments-02: Passed")
     check = Check.objects.get()
     assert re.fullmatch(r"pg-payments-02-ltr-\d{8}-\d{4}", check.backup_name), "the proposed name"
+    # The row swapped in by htmx draws its strip: a tick linked to the check, titled with when and what.
+    tick = row.locator(".strip a.tick")
+    expect(tick).to_have_count(1)
+    expect(tick).to_have_attribute("href", f"/checks/{check.pk}/")
+    expect(tick).to_have_attribute("title", re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d: Passed$"))
+    expect(tick).to_have_class("tick tick-ready")
     # Every row of the list is one line high (the tallest no taller than the shortest).
     heights = page.locator("tr.server-row").evaluate_all("rows => rows.map(r => r.getBoundingClientRect().height)")
     assert max(heights) - min(heights) < 2, heights
     run_on_all_and_back(page, 14)
+    # Drawn on a whole page too: two ticks for the server checked twice, the newest last, each its check's link.
+    ticks = server_row(page, "pg-payments-02").locator(".strip a.tick")
+    expect(ticks).to_have_count(2)
+    newest = Check.objects.filter(server__name="pg-payments-02").latest("created_at")
+    expect(ticks.last).to_have_attribute("href", f"/checks/{newest.pk}/")
+    expect(server_row(page, "pg-payments-02").get_by_role("group")).to_have_attribute(
+        "aria-label", re.compile(r"^Last 2 checks: "))
     # Every outcome on screen, and the list still fits 1366 px without scrolling sideways.
     expect(page.locator("tr.server-row .check-status").filter(has_text="Never checked")).to_have_count(0)
     wrap = page.locator(".fleet-wrap")
