@@ -147,3 +147,18 @@ def test_the_list_costs_the_same_queries_for_10_or_1000_servers(client, alice):
     large = {sort: n for total, sort, n in counts if total == 1000}
     assert small == large, counts
     assert max(small.values()) <= 9, counts
+
+
+def test_the_row_htmx_brings_is_the_row_the_list_shows_and_the_page_has_one_csrf_token(client, alice, four):
+    # checks.fleet_row writes both: the list's rows and the row the poll (server_row) answers with.
+    client.force_login(alice)
+    html = client.get("/").content.decode()
+    server = four["pg-a"]
+    listed = re.search(rf'<tr id="server-{server.pk}".*?</tr>', html, re.S).group(0)
+    polled = client.get(f"/servers/{server.pk}/row/", headers={"HX-Request": "true"}).content.decode().strip()
+    # The poll's row also says the finished check to the page's live region (an out-of-band swap).
+    assert re.sub(r'<div id="live-announcer".*?</div>\n', "", polled) == listed
+    # Sign-out, the bulk toolbar and the rows' one #run-one: not one a row.
+    assert html.count('name="csrfmiddlewaretoken"') == 3
+    assert f'form="run-one" formaction="/servers/{server.pk}/run/" hx-post="/servers/{server.pk}/run/"' in listed
+    assert "data-label" not in listed
