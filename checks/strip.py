@@ -166,7 +166,7 @@ class Strip(list):
             return ""
         return mark_safe(  # noqa: S308 - the words and ticks are ours; the name is escaped
             f'<div class="strip" role="group" aria-label="{self.words()}" data-ticks="{encode(self)}">'
-            f'<a class="visually-hidden" href="{self.history}">History of {escape(self.name)}</a></div>')
+            f'<a class="visually-hidden" href="{self.history}">All checks of {escape(self.name)}</a></div>')
 
 
 def strip_of(server) -> Strip:

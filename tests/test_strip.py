@@ -92,7 +92,7 @@ def test_the_strip_is_one_group_saying_its_ticks_in_words_with_a_link_to_the_his
                    minutes_ago=30 - k)
     html = client_alice.get("/").content.decode()
     assert ('role="group" aria-label="Last 20 checks: 17 passed, 2 not ready, 1 said nothing"' in html)
-    assert f'href="/checks/?server={server.pk}">History of {server.name}</a>' in html
+    assert f'href="/checks/?server={server.pk}">All checks of {server.name}</a>' in html
     assert '<script id="strip-legend" type="application/json">' in html
 
 
