@@ -147,3 +147,16 @@ def test_the_list_costs_the_same_queries_for_10_or_1000_servers(client, alice):
     large = {sort: n for total, sort, n in counts if total == 1000}
     assert small == large, counts
     assert max(small.values()) <= 9, counts
+
+
+def test_the_server_page_history_names_the_backup_not_the_server_again(client, alice):
+    server = make_server(name="pg-once")
+    done = make_check(server, alice, backup_name="pg-once-ltr-done")
+    running = make_check(server, alice, status="running", backup_name="pg-once-ltr-running")
+    client.force_login(alice)
+    history = client.get(f"/servers/{server.pk}/", HTTP_HX_REQUEST="true").content.decode()
+    assert ">Backup name</th>" in history and ">Server</th>" not in history
+    assert "pg-once-ltr-done" in history and f'/checks/{running.pk}/row/?of_server=1"' in history
+    polled = client.get(f"/checks/{running.pk}/row/", {"of_server": "1"}).content.decode()
+    assert 'data-label="Server"' not in polled and "pg-once-ltr-running" in polled
+    assert 'data-label="Server"' in client.get(f"/checks/{done.pk}/row/").content.decode(), "the history page's row"
