@@ -225,3 +225,17 @@ def test_the_list_and_the_server_page_load_their_charts_after_the_page(client, l
     assert f'hx-get="/servers/{server.pk}/timeline/"' in detail
     never = client.get(f"/servers/{server.pk}/timeline/", headers={"HX-Request": "true"}).content.decode()
     assert never.count('class="seg seg-unknown"') == 1 and "Never checked" in never
+
+
+@pytest.mark.django_db
+def test_the_fleet_chart_reads_the_lists_search_as_the_list_does(client, logged_in):
+    """The list's form trims the search and refuses what no name holds (a NUL): the chart under it must select
+    the same servers, not search for "pg-prod " (none) or answer 500 (PostgreSQL refuses a NUL in a query)."""
+    make_server(name="pg-prod", added_at=timezone.now() - timedelta(days=2))
+    make_server(name="pg-other", added_at=timezone.now() - timedelta(days=2))
+    logged_in(ALICE["upn"])
+    listed = client.get("/?q=pg-prod+").context["page"].paginator.count
+    charted = client.get("/servers/chart/?q=pg-prod+").context["per_day"][-1].total
+    assert (listed, charted) == (1, 1)
+    nul = client.get("/servers/chart/?q=pg%00prod")
+    assert nul.status_code == 200 and nul.context["per_day"][-1].total == 0, "bad filters match nothing, as on the list"
