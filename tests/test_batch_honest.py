@@ -163,6 +163,18 @@ def test_nothing_that_might_pass_offers_only_the_full_set(client, alice_in):
     assert not Batch.objects.filter(rerun_of=batch).exists()
 
 
+@pytest.mark.parametrize("asked", [10**14, 1e300])
+def test_a_retry_after_no_clock_can_hold_does_not_break_the_batch_page(client, alice_in, asked):
+    """Retry-After is Azure's (or a proxy's) text: 10^14 seconds is past year 9999. The page that shows the batch
+    (and lets it be re-run) must still answer."""
+    batch = Batch.objects.create(tenant_id=ALICE["tid"], started_by=alice_in, started_by_name="Alice Admin")
+    make_check(servers(1)[0], alice_in, status="failed", category="throttled", batch=batch,
+               attempt_log=[{"status": 429, "retry_after": asked}])
+    page = client.get(f"/batches/{batch.pk}/")
+    assert page.status_code == 200
+    assert "Throttled by Azure (1): Azure asked to wait" in text(page.content.decode())
+
+
 def test_the_rerun_plan_costs_the_same_queries_for_10_or_1000_failures(alice_in, django_assert_max_num_queries):
     for n in (10, 1000):
         batch = Batch.objects.create(tenant_id=ALICE["tid"], started_by=alice_in, started_by_name="Alice Admin")
