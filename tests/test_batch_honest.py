@@ -213,3 +213,12 @@ def test_the_page_draws_the_bar_in_svg_with_its_counts_as_the_text_and_no_style(
     assert f'aria-describedby="{counts}"' in html and 'role="img"' in html
     assert "style=" not in html
     assert "1 passed" in html and "1 running" in html and "2 queued" in html
+
+
+def test_the_servers_left_out_are_named_from_the_batchs_tenant_only(client, alice_in, fabrikam_server):
+    """The names come from ids stored on the batch: read within its tenant, as every query of the dashboard."""
+    mine = servers(1)[0]
+    batch = Batch.objects.create(tenant_id=ALICE["tid"], started_by=alice_in, started_by_name="Alice Admin",
+                                 skipped_ids=[mine.pk, fabrikam_server.pk], skipped_count=2)
+    page = client.get(f"/batches/{batch.pk}/").content.decode()
+    assert mine.name in page and fabrikam_server.name not in page
