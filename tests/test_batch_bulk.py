@@ -301,3 +301,19 @@ def test_a_single_run_counts_the_checks_a_batch_still_being_queued_will_add(clie
     assert "1 more would pass the limit of 2" in single.content.decode()
     fan_out_queued()
     assert Check.objects.active().count() == 2
+
+
+@pytest.mark.xfail(strict=True, reason="review: mark_lost judges a fan-out by its task's claim time, not by its "
+                   "progress; proposed fix: a per-chunk heartbeat (e.g. Batch.fan_out_at, set in queue_next_chunk)")
+def test_a_fan_out_still_queuing_chunks_is_not_marked_lost_however_long_it_has_run(client, alice_in, monkeypatch):
+    from checks import fanout, handoff
+
+    many_servers(3, "slow")
+    run_all(client, "slow")
+    an_hour_ago = timezone.now() - timezone.timedelta(hours=1)
+    Batch.objects.update(created_at=an_hour_ago)  # a worker took the task an hour ago (a slow, loaded machine)
+    DBTaskResult.objects.filter(task_path="checks.tasks.fan_out").update(status=TaskResultStatus.RUNNING,
+                                                                         started_at=an_hour_ago)
+    monkeypatch.setattr(handoff, "QUEUE_CHUNK", 1)
+    assert fanout.queue_next_chunk(Batch.objects.get()) == "queuing", "and it has just queued a chunk: alive"
+    assert fanout.mark_lost(stale_after=60) == 0

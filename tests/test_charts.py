@@ -239,3 +239,15 @@ def test_the_fleet_chart_reads_the_lists_search_as_the_list_does(client, logged_
     assert (listed, charted) == (1, 1)
     nul = client.get("/servers/chart/?q=pg%00prod")
     assert nul.status_code == 200 and nul.context["per_day"][-1].total == 0, "bad filters match nothing, as on the list"
+
+
+@pytest.mark.django_db
+def test_the_bands_hover_and_its_table_give_the_same_times_outside_utc(client, logged_in, settings):
+    """The table under the band says its times in TIME_ZONE (|date); the hover titles must too."""
+    settings.TIME_ZONE = "Asia/Tokyo"  # UTC+9 all year: a day and an hour apart from UTC most of the time
+    server = make_server(name="pg-tokyo")
+    logged_in(ALICE["upn"])
+    html = client.get(f"/servers/{server.pk}/timeline/?days=7", headers={"HX-Request": "true"}).content.decode()
+    first_row = re.search(r"<tbody>\s*<tr><td>([^<]+)</td>", html).group(1)
+    hover = re.search(r'<rect class="seg seg-unknown"[^>]*>\s*<title>([^<]+)</title>', html).group(1)
+    assert f": {first_row} to " in hover, (first_row, hover)
