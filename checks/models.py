@@ -209,7 +209,8 @@ class CheckQuerySet(models.QuerySet):
                 strip.record(self.filter(status=Check.Status.INTERRUPTED, finished_at=reason["finished_at"]))
         lost = {**reason, "summary": "The task behind this check was lost before it started; run it again."}
         for pk in self.filter(status=Check.Status.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True):
-            waiting = DBTaskResult.objects.filter(args_kwargs__args__0=pk).filter(
+            # Only a run_check row stands for it (another task may take the same number: a user's id).
+            waiting = DBTaskResult.objects.filter(task_path="checks.tasks.run_check", args_kwargs__args__0=pk).filter(
                 Q(status=TaskResultStatus.READY) | Q(status=TaskResultStatus.RUNNING, started_at__gte=cutoff)
             )
             if not waiting.exists():
