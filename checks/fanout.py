@@ -29,6 +29,8 @@ log = logging.getLogger("checks.tasks")
 FAN_OUT_TASK = "checks.tasks.fan_out"
 # A throttled check whose answer named no time to wait is left out of "might pass now" for this long.
 THROTTLED_WITHOUT_A_TIME = timedelta(seconds=60)
+# A Retry-After longer than this is taken as this long (Azure asks for seconds or minutes).
+LONGEST_RETRY_AFTER = timedelta(days=1)
 
 
 def fan_out(batch_id: int) -> str:
@@ -187,7 +189,12 @@ def _unchanged_permission(user) -> Q:
 def retry_time(finished_at: datetime | None, attempt_log: list) -> datetime:
     """When Azure said a throttled check may be asked again: its end plus the last Retry-After it gave."""
     asked = [a["retry_after"] for a in attempt_log or [] if a.get("status") == 429 and a.get("retry_after")]
-    wait = timedelta(seconds=asked[-1]) if asked else THROTTLED_WITHOUT_A_TIME
+    if not asked:
+        wait = THROTTLED_WITHOUT_A_TIME
+    elif 0 < asked[-1] <= LONGEST_RETRY_AFTER.total_seconds():
+        wait = timedelta(seconds=asked[-1])
+    else:  # Retry-After is upstream text: 10^14 s (past year 9999), inf or nan would fail the batch page
+        wait = LONGEST_RETRY_AFTER
     return (finished_at or timezone.now()) + wait
 
 

@@ -88,8 +88,8 @@ class TooManyActive(QueueRefused):
     @classmethod
     def refuse_beyond(cls, tenant_id: str, adding: int, active: int | None = None) -> None:
         cap = settings.MAX_ACTIVE_CHECKS_PER_TENANT
-        if active is None:
-            active = Check.objects.for_tenant(tenant_id).active().count()
+        if active is None:  # the checks in flight, and those batches still being queued will add
+            active = Check.objects.for_tenant(tenant_id).active().count() + Batch.objects.still_to_queue(tenant_id)
         if active + adding > cap:
             raise cls(f"Your organisation already has {active} check{'s' if active != 1 else ''} queued or running; "
                       f"{adding} more would pass the limit of {cap}. Nothing was started: wait for some to finish "
@@ -209,7 +209,8 @@ class CheckQuerySet(models.QuerySet):
                 strip.record(self.filter(status=Check.Status.INTERRUPTED, finished_at=reason["finished_at"]))
         lost = {**reason, "summary": "The task behind this check was lost before it started; run it again."}
         for pk in self.filter(status=Check.Status.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True):
-            waiting = DBTaskResult.objects.filter(args_kwargs__args__0=pk).filter(
+            # Only a run_check row stands for it (another task may take the same number: a user's id).
+            waiting = DBTaskResult.objects.filter(task_path="checks.tasks.run_check", args_kwargs__args__0=pk).filter(
                 Q(status=TaskResultStatus.READY) | Q(status=TaskResultStatus.RUNNING, started_at__gte=cutoff)
             )
             if not waiting.exists():
@@ -545,10 +546,14 @@ class BatchQuerySet(models.QuerySet):
         skipped = [pk for pk in server_ids if pk in busy]
         if not todo:
             raise NothingToQueue(skipped)
-        coming = self.for_tenant(user.tenant_id).filter(fan_out=Batch.FanOut.QUEUING).aggregate(
-            n=Coalesce(models.Sum(models.F("server_count") - models.F("fanned_out")), 0))["n"]
+        coming = self.still_to_queue(user.tenant_id)
         TooManyActive.refuse_beyond(user.tenant_id, adding=len(todo), active=len(busy) + coming)
         return todo, skipped, server_set
+
+    def still_to_queue(self, tenant_id: str) -> int:
+        """The servers of the tenant's batches that a worker has still to queue a check of."""
+        return Batch.objects.for_tenant(tenant_id).filter(fan_out=Batch.FanOut.QUEUING).aggregate(
+            n=Coalesce(models.Sum(models.F("server_count") - models.F("fanned_out")), 0))["n"]
 
     def start(self, server_ids: list[int], user, *, rerun_of=None) -> "Batch":
         """A new batch over these servers whose checks a worker queues (checks.fanout): the request that asks
