@@ -78,7 +78,8 @@ def fail(batch_id: int, why: str) -> bool:
 
 
 def mark_lost(stale_after: float | None = None) -> int:
-    """Batches still "queuing" whose fan-out task is no longer waiting or running (its worker was killed):
+    """Batches still "queuing" whose fan-out task is no longer waiting or running, and that queued no check for
+    CHECK_STALE_AFTER (its worker was killed):
     written as failed, so their page stops saying "Queuing…" forever. Run by the worker's reaper."""
     seconds = settings.CHECK_STALE_AFTER if stale_after is None else stale_after
     cutoff = timezone.now() - timedelta(seconds=seconds)
@@ -86,7 +87,10 @@ def mark_lost(stale_after: float | None = None) -> int:
     for pk in Batch.objects.filter(fan_out=Batch.FanOut.QUEUING, created_at__lt=cutoff).values_list("pk", flat=True):
         waiting = DBTaskResult.objects.filter(task_path=FAN_OUT_TASK, args_kwargs__kwargs__batch_id=pk).filter(
             Q(status=TaskResultStatus.READY) | Q(status=TaskResultStatus.RUNNING, started_at__gte=cutoff))
-        if not waiting.exists() and fail(pk, "the worker queuing it stopped: killed or crashed"):
+        # A fan-out that queued a chunk lately is alive, however long ago its task was claimed.
+        progressing = Check.objects.filter(batch_id=pk, created_at__gte=cutoff)
+        if not waiting.exists() and not progressing.exists() and fail(
+                pk, "the worker queuing it stopped: killed or crashed"):
             lost += 1
     return lost
 

@@ -303,8 +303,6 @@ def test_a_single_run_counts_the_checks_a_batch_still_being_queued_will_add(clie
     assert Check.objects.active().count() == 2
 
 
-@pytest.mark.xfail(strict=True, reason="review: mark_lost judges a fan-out by its task's claim time, not by its "
-                   "progress; proposed fix: a per-chunk heartbeat (e.g. Batch.fan_out_at, set in queue_next_chunk)")
 def test_a_fan_out_still_queuing_chunks_is_not_marked_lost_however_long_it_has_run(client, alice_in, monkeypatch):
     from checks import fanout, handoff
 
