@@ -697,9 +697,15 @@ class Batch(models.Model):
     def progress_and_cursor(self) -> tuple[dict, "datetime | None"]:
         """The counts by state, and the newest state change of any check (the poll's cursor), in one query.
         While a worker is still queuing the batch, the servers it has not reached count as "not queued yet"."""
-        rows = self.checks.values_list("status").annotate(n=models.Count("id"), newest=models.Max(Check.changed_at()))
-        counts = {status: n for status, n, _ in rows}
-        newest = max((stamp for _, _, stamp in rows if stamp is not None), default=None)
+        # The batch's own fan-out state is read in the same statement (one snapshot): read apart, a chunk the
+        # worker commits in between would be counted twice, as checks and as servers not queued yet.
+        rows = self.checks.values_list("status").annotate(
+            n=models.Count("id"), newest=models.Max(Check.changed_at()),
+            fan_out_now=models.Max("batch__fan_out"), fanned_out_now=models.Max("batch__fanned_out"))
+        counts = {row[0]: row[1] for row in rows}
+        newest = max((row[2] for row in rows if row[2] is not None), default=None)
+        if rows:
+            self.fan_out, self.fanned_out = rows[0][3], rows[0][4]
         unqueued = max(0, self.server_count - self.fanned_out) if self.is_queuing else 0
         total = sum(counts.values()) + unqueued
         active = counts.get(Check.Status.QUEUED, 0) + counts.get(Check.Status.RUNNING, 0) + unqueued
