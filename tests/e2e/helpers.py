@@ -49,6 +49,11 @@ def snap(page: Page, name: str, docs: str | None = None) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    publish(path, docs)
+
+
+def publish(path: Path, docs: str | None) -> None:
+    """Under `make screenshots` (UPDATE_SCREENSHOTS=1), a journey's screenshot becomes the README's `docs`."""
     if docs and os.environ.get("UPDATE_SCREENSHOTS") == "1":
         shutil.copyfile(path, DOC_SCREENSHOTS / f"{docs}.png")
 
