@@ -43,12 +43,13 @@ def expect_finished(row, status: str, timeout: int = SLOW) -> None:
     expect(row.locator(".check-status")).to_have_text(status, timeout=timeout)
 
 
-def snap(page: Page, name: str, docs: str | None = None) -> None:
+def snap(page: Page, name: str, docs: str | None = None, full_page: bool = True) -> None:
     """An extra screenshot, next to the one the `page` fixture takes at the end of each test; with `docs`, and
-    UPDATE_SCREENSHOTS=1 (`make screenshots`), also the README's docs/screenshots/<docs>.png."""
+    UPDATE_SCREENSHOTS=1 (`make screenshots`), also the README's docs/screenshots/<docs>.png. A phone's long page
+    reads better in the README as its first screen (`full_page=False`)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     publish(path, docs)
 
 
