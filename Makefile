@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test test-fast e2e lint bench bench-load bench-evidence bench-pages clean fault-matrix
+.PHONY: run test test-fast e2e screenshots lint bench bench-load bench-evidence bench-pages clean fault-matrix
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Python 3.12 or newer is needed (see .python-version); got " + sys.version)'
@@ -31,6 +31,13 @@ test-fast: $(STAMP)
 
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
+
+## Refresh the README's pictures (docs/screenshots/): the journeys that take them write them there too.
+SCREENSHOT_JOURNEYS = tests/e2e/test_fleet_view_journey.py tests/e2e/test_batch_journey.py \
+	tests/e2e/test_phone_journeys.py tests/e2e/test_charts_journey.py tests/e2e/test_alerts_journey.py \
+	"tests/e2e/test_journeys.py::test_a_failing_check_and_its_detail_page"
+screenshots: $(STAMP)
+	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -m e2e $(PYTEST_ARGS) $(SCREENSHOT_JOURNEYS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -7,6 +7,7 @@ them, then `Retry-After` in seconds or as an HTTP date), otherwise exponential b
 first retry on: ARM_BACKOFF_FACTOR × 2ⁿ plus up to half the factor at random, at most ARM_BACKOFF_MAX.
 """
 
+import math
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,9 +29,11 @@ def retry_after(headers) -> float | None:
     """Azure's requested wait in seconds, from any of its three headers; None when absent or unreadable."""
     for name in ("retry-after-ms", "x-ms-retry-after-ms"):
         try:
-            return max(0.0, float(headers[name]) / 1000)
+            asked = float(headers[name]) / 1000
         except (KeyError, TypeError, ValueError):
             continue
+        if math.isfinite(asked):  # "inf" and "nan" read as floats: garbage, as if absent
+            return max(0.0, asked)
     value = (headers.get("Retry-After") or "").strip()
     if not value:
         return None

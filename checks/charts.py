@@ -196,8 +196,10 @@ def scale(start: datetime, end: datetime):
 
 def band(start: datetime, end: datetime, pieces: list[Segment]) -> list[Rect]:
     x = scale(start, end)
+    # Times in words as the table under the band gives them: in the dashboard's time zone (TIME_ZONE).
+    local = timezone.localtime
     return [Rect(x(s.start), max(round(x(s.end) - x(s.start), 2), 0.5), s.state.replace("_", "-"),
-                 f"{s.label}: {s.start:%Y-%m-%d %H:%M} to {s.end:%Y-%m-%d %H:%M}") for s in pieces]
+                 f"{s.label}: {local(s.start):%Y-%m-%d %H:%M} to {local(s.end):%Y-%m-%d %H:%M}") for s in pieces]
 
 
 def tick_kind(status: str, category: str) -> str:
@@ -209,7 +211,8 @@ def tick_kind(status: str, category: str) -> str:
 def ticks(start: datetime, end: datetime, checks: list[tuple[datetime, str, str]]) -> list[Rect]:
     """One tick per check ((when, status, category)): passed, failed (anything else that ended) or active."""
     x = scale(start, end)
-    return [Rect(x(at), 2, tick_kind(status, category), f"{at:%Y-%m-%d %H:%M}: {category or status}")
+    local = timezone.localtime  # as the page's other times
+    return [Rect(x(at), 2, tick_kind(status, category), f"{local(at):%Y-%m-%d %H:%M}: {category or status}")
             for at, status, category in checks]
 
 
@@ -252,7 +255,8 @@ def time_axis(start: datetime, end: datetime) -> list[tuple[float, str, str]]:
     """Labels under a band: its start, middle and end (now)."""
     x = scale(start, end)
     middle = start + (end - start) / 2
-    return [(x(start), f"{start:%b %-d}", "start"), (x(middle), f"{middle:%b %-d}", "middle"),
+    local = timezone.localtime
+    return [(x(start), f"{local(start):%b %-d}", "start"), (x(middle), f"{local(middle):%b %-d}", "middle"),
             (x(end), "now", "end")]
 
 

@@ -29,6 +29,8 @@ log = logging.getLogger("checks.tasks")
 FAN_OUT_TASK = "checks.tasks.fan_out"
 # A throttled check whose answer named no time to wait is left out of "might pass now" for this long.
 THROTTLED_WITHOUT_A_TIME = timedelta(seconds=60)
+# A Retry-After longer than this is taken as this long (Azure asks for seconds or minutes).
+LONGEST_RETRY_AFTER = timedelta(days=1)
 
 
 def fan_out(batch_id: int) -> str:
@@ -76,7 +78,8 @@ def fail(batch_id: int, why: str) -> bool:
 
 
 def mark_lost(stale_after: float | None = None) -> int:
-    """Batches still "queuing" whose fan-out task is no longer waiting or running (its worker was killed):
+    """Batches still "queuing" whose fan-out task is no longer waiting or running, and that queued no check for
+    CHECK_STALE_AFTER (its worker was killed):
     written as failed, so their page stops saying "Queuing…" forever. Run by the worker's reaper."""
     seconds = settings.CHECK_STALE_AFTER if stale_after is None else stale_after
     cutoff = timezone.now() - timedelta(seconds=seconds)
@@ -84,7 +87,10 @@ def mark_lost(stale_after: float | None = None) -> int:
     for pk in Batch.objects.filter(fan_out=Batch.FanOut.QUEUING, created_at__lt=cutoff).values_list("pk", flat=True):
         waiting = DBTaskResult.objects.filter(task_path=FAN_OUT_TASK, args_kwargs__kwargs__batch_id=pk).filter(
             Q(status=TaskResultStatus.READY) | Q(status=TaskResultStatus.RUNNING, started_at__gte=cutoff))
-        if not waiting.exists() and fail(pk, "the worker queuing it stopped: killed or crashed"):
+        # A fan-out that queued a chunk lately is alive, however long ago its task was claimed.
+        progressing = Check.objects.filter(batch_id=pk, created_at__gte=cutoff)
+        if not waiting.exists() and not progressing.exists() and fail(
+                pk, "the worker queuing it stopped: killed or crashed"):
             lost += 1
     return lost
 
@@ -187,7 +193,12 @@ def _unchanged_permission(user) -> Q:
 def retry_time(finished_at: datetime | None, attempt_log: list) -> datetime:
     """When Azure said a throttled check may be asked again: its end plus the last Retry-After it gave."""
     asked = [a["retry_after"] for a in attempt_log or [] if a.get("status") == 429 and a.get("retry_after")]
-    wait = timedelta(seconds=asked[-1]) if asked else THROTTLED_WITHOUT_A_TIME
+    if not asked:
+        wait = THROTTLED_WITHOUT_A_TIME
+    elif 0 < asked[-1] <= LONGEST_RETRY_AFTER.total_seconds():
+        wait = timedelta(seconds=asked[-1])
+    else:  # Retry-After is upstream text: 10^14 s (past year 9999), inf or nan would fail the batch page
+        wait = LONGEST_RETRY_AFTER
     return (finished_at or timezone.now()) + wait
 
 

@@ -81,7 +81,9 @@ def _where(server, subscription_names) -> str:
 
 
 def _readiness(readiness) -> str:
-    badge = (f'<span class="badge badge-{readiness.state}">{escape(readiness.words)}</span>' if readiness
+    # The title has the whole reason where a one-line row ends it in "…".
+    words = escape(readiness.words) if readiness else ""
+    badge = (f'<span title="{words}" class="badge badge-{readiness.state}">{words}</span>' if readiness
              else '<span class="badge badge-never">Never checked</span>')
     return f'<td class="readiness-cell">{badge}</td>'
 

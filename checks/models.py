@@ -88,8 +88,8 @@ class TooManyActive(QueueRefused):
     @classmethod
     def refuse_beyond(cls, tenant_id: str, adding: int, active: int | None = None) -> None:
         cap = settings.MAX_ACTIVE_CHECKS_PER_TENANT
-        if active is None:
-            active = Check.objects.for_tenant(tenant_id).active().count()
+        if active is None:  # the checks in flight, and those batches still being queued will add
+            active = Check.objects.for_tenant(tenant_id).active().count() + Batch.objects.still_to_queue(tenant_id)
         if active + adding > cap:
             raise cls(f"Your organisation already has {active} check{'s' if active != 1 else ''} queued or running; "
                       f"{adding} more would pass the limit of {cap}. Nothing was started: wait for some to finish "
@@ -209,7 +209,8 @@ class CheckQuerySet(models.QuerySet):
                 strip.record(self.filter(status=Check.Status.INTERRUPTED, finished_at=reason["finished_at"]))
         lost = {**reason, "summary": "The task behind this check was lost before it started; run it again."}
         for pk in self.filter(status=Check.Status.QUEUED, created_at__lt=cutoff).values_list("pk", flat=True):
-            waiting = DBTaskResult.objects.filter(args_kwargs__args__0=pk).filter(
+            # Only a run_check row stands for it (another task may take the same number: a user's id).
+            waiting = DBTaskResult.objects.filter(task_path="checks.tasks.run_check", args_kwargs__args__0=pk).filter(
                 Q(status=TaskResultStatus.READY) | Q(status=TaskResultStatus.RUNNING, started_at__gte=cutoff)
             )
             if not waiting.exists():
@@ -545,10 +546,14 @@ class BatchQuerySet(models.QuerySet):
         skipped = [pk for pk in server_ids if pk in busy]
         if not todo:
             raise NothingToQueue(skipped)
-        coming = self.for_tenant(user.tenant_id).filter(fan_out=Batch.FanOut.QUEUING).aggregate(
-            n=Coalesce(models.Sum(models.F("server_count") - models.F("fanned_out")), 0))["n"]
+        coming = self.still_to_queue(user.tenant_id)
         TooManyActive.refuse_beyond(user.tenant_id, adding=len(todo), active=len(busy) + coming)
         return todo, skipped, server_set
+
+    def still_to_queue(self, tenant_id: str) -> int:
+        """The servers of the tenant's batches that a worker has still to queue a check of."""
+        return Batch.objects.for_tenant(tenant_id).filter(fan_out=Batch.FanOut.QUEUING).aggregate(
+            n=Coalesce(models.Sum(models.F("server_count") - models.F("fanned_out")), 0))["n"]
 
     def start(self, server_ids: list[int], user, *, rerun_of=None) -> "Batch":
         """A new batch over these servers whose checks a worker queues (checks.fanout): the request that asks
@@ -692,9 +697,15 @@ class Batch(models.Model):
     def progress_and_cursor(self) -> tuple[dict, "datetime | None"]:
         """The counts by state, and the newest state change of any check (the poll's cursor), in one query.
         While a worker is still queuing the batch, the servers it has not reached count as "not queued yet"."""
-        rows = self.checks.values_list("status").annotate(n=models.Count("id"), newest=models.Max(Check.changed_at()))
-        counts = {status: n for status, n, _ in rows}
-        newest = max((stamp for _, _, stamp in rows if stamp is not None), default=None)
+        # The batch's own fan-out state is read in the same statement (one snapshot): read apart, a chunk the
+        # worker commits in between would be counted twice, as checks and as servers not queued yet.
+        rows = self.checks.values_list("status").annotate(
+            n=models.Count("id"), newest=models.Max(Check.changed_at()),
+            fan_out_now=models.Max("batch__fan_out"), fanned_out_now=models.Max("batch__fanned_out"))
+        counts = {row[0]: row[1] for row in rows}
+        newest = max((row[2] for row in rows if row[2] is not None), default=None)
+        if rows:
+            self.fan_out, self.fanned_out = rows[0][3], rows[0][4]
         unqueued = max(0, self.server_count - self.fanned_out) if self.is_queuing else 0
         total = sum(counts.values()) + unqueued
         active = counts.get(Check.Status.QUEUED, 0) + counts.get(Check.Status.RUNNING, 0) + unqueued

@@ -196,7 +196,9 @@ def test_retries_and_each_request_id_are_recorded(db, sim, token):
 @pytest.mark.parametrize(
     ("headers", "seconds"),
     [({"Retry-After": "7"}, 7), ({"retry-after-ms": "1500"}, 1.5), ({"x-ms-retry-after-ms": "250"}, 0.25),
-     ({"retry-after-ms": "250", "Retry-After": "9"}, 0.25), ({"Retry-After": "garbage"}, None), ({}, None)],
+     ({"retry-after-ms": "250", "Retry-After": "9"}, 0.25), ({"Retry-After": "garbage"}, None), ({}, None),
+     # float() reads these, but no wait is infinite and JSON (the check's attempt log) holds neither
+     ({"retry-after-ms": "inf"}, None), ({"x-ms-retry-after-ms": "nan", "Retry-After": "3"}, 3)],
 )
 def test_retry_after_is_read_in_seconds_milliseconds_or_as_a_date(headers, seconds):
     assert retry.retry_after(CaseInsensitiveDict(headers)) == seconds

@@ -288,3 +288,30 @@ def test_the_last_poll_sends_the_page_once_more_and_stops(client, alice_in):
     response = client.get(url)
     assert response.status_code == 286 and response.content.decode().count("<tr") == 3
     assert "hx-get" not in response.content.decode()
+
+
+def test_a_single_run_counts_the_checks_a_batch_still_being_queued_will_add(client, alice_in, fleet, settings):
+    """The cap holds while a worker queues a batch: its servers not queued yet count, for a single "Run" as for
+    another batch (otherwise the fan-out takes the tenant past the cap)."""
+    settings.MAX_ACTIVE_CHECKS_PER_TENANT = 2
+    client.post("/batches/", {"scope": "selected", "server": [fleet["pg-payments-01"].pk, fleet["pg-orders"].pk]})
+    assert Batch.objects.get().fan_out == "queuing" and not Check.objects.exists()
+    single = client.post(f"/servers/{fleet['pg-staging-01'].pk}/run/", {"backup_name": "b"},
+                         headers={"HX-Request": "true"})
+    assert "1 more would pass the limit of 2" in single.content.decode()
+    fan_out_queued()
+    assert Check.objects.active().count() == 2
+
+
+def test_a_fan_out_still_queuing_chunks_is_not_marked_lost_however_long_it_has_run(client, alice_in, monkeypatch):
+    from checks import fanout, handoff
+
+    many_servers(3, "slow")
+    run_all(client, "slow")
+    an_hour_ago = timezone.now() - timezone.timedelta(hours=1)
+    Batch.objects.update(created_at=an_hour_ago)  # a worker took the task an hour ago (a slow, loaded machine)
+    DBTaskResult.objects.filter(task_path="checks.tasks.fan_out").update(status=TaskResultStatus.RUNNING,
+                                                                         started_at=an_hour_ago)
+    monkeypatch.setattr(handoff, "QUEUE_CHUNK", 1)
+    assert fanout.queue_next_chunk(Batch.objects.get()) == "queuing", "and it has just queued a chunk: alive"
+    assert fanout.mark_lost(stale_after=60) == 0

@@ -163,6 +163,18 @@ def test_nothing_that_might_pass_offers_only_the_full_set(client, alice_in):
     assert not Batch.objects.filter(rerun_of=batch).exists()
 
 
+@pytest.mark.parametrize("asked", [10**14, 1e300])
+def test_a_retry_after_no_clock_can_hold_does_not_break_the_batch_page(client, alice_in, asked):
+    """Retry-After is Azure's (or a proxy's) text: 10^14 seconds is past year 9999. The page that shows the batch
+    (and lets it be re-run) must still answer."""
+    batch = Batch.objects.create(tenant_id=ALICE["tid"], started_by=alice_in, started_by_name="Alice Admin")
+    make_check(servers(1)[0], alice_in, status="failed", category="throttled", batch=batch,
+               attempt_log=[{"status": 429, "retry_after": asked}])
+    page = client.get(f"/batches/{batch.pk}/")
+    assert page.status_code == 200
+    assert "Throttled by Azure (1): Azure asked to wait" in text(page.content.decode())
+
+
 def test_the_rerun_plan_costs_the_same_queries_for_10_or_1000_failures(alice_in, django_assert_max_num_queries):
     for n in (10, 1000):
         batch = Batch.objects.create(tenant_id=ALICE["tid"], started_by=alice_in, started_by_name="Alice Admin")
@@ -201,3 +213,20 @@ def test_the_page_draws_the_bar_in_svg_with_its_counts_as_the_text_and_no_style(
     assert f'aria-describedby="{counts}"' in html and 'role="img"' in html
     assert "style=" not in html
     assert "1 passed" in html and "1 running" in html and "2 queued" in html
+
+
+def test_the_servers_left_out_are_named_from_the_batchs_tenant_only(client, alice_in, fabrikam_server):
+    """The names come from ids stored on the batch: read within its tenant, as every query of the dashboard."""
+    mine = servers(1)[0]
+    batch = Batch.objects.create(tenant_id=ALICE["tid"], started_by=alice_in, started_by_name="Alice Admin",
+                                 skipped_ids=[mine.pk, fabrikam_server.pk], skipped_count=2)
+    page = client.get(f"/batches/{batch.pk}/").content.decode()
+    assert mine.name in page and fabrikam_server.name not in page
+
+
+def test_a_chunk_committed_while_the_page_reads_is_counted_once(client, alice_in, monkeypatch):
+    client.post("/batches/", {"scope": "selected", "server": [s.pk for s in servers(3)]})
+    page_read = Batch.objects.get()  # the page has read the batch: 0 of 3 queued
+    monkeypatch.setattr(handoff, "QUEUE_CHUNK", 2)
+    fanout.queue_next_chunk(Batch.objects.get())  # the worker commits a chunk of 2 before the page counts
+    assert page_read.progress()["total"] == 3

@@ -225,3 +225,29 @@ def test_the_list_and_the_server_page_load_their_charts_after_the_page(client, l
     assert f'hx-get="/servers/{server.pk}/timeline/"' in detail
     never = client.get(f"/servers/{server.pk}/timeline/", headers={"HX-Request": "true"}).content.decode()
     assert never.count('class="seg seg-unknown"') == 1 and "Never checked" in never
+
+
+@pytest.mark.django_db
+def test_the_fleet_chart_reads_the_lists_search_as_the_list_does(client, logged_in):
+    """The list's form trims the search and refuses what no name holds (a NUL): the chart under it must select
+    the same servers, not search for "pg-prod " (none) or answer 500 (PostgreSQL refuses a NUL in a query)."""
+    make_server(name="pg-prod", added_at=timezone.now() - timedelta(days=2))
+    make_server(name="pg-other", added_at=timezone.now() - timedelta(days=2))
+    logged_in(ALICE["upn"])
+    listed = client.get("/?q=pg-prod+").context["page"].paginator.count
+    charted = client.get("/servers/chart/?q=pg-prod+").context["per_day"][-1].total
+    assert (listed, charted) == (1, 1)
+    nul = client.get("/servers/chart/?q=pg%00prod")
+    assert nul.status_code == 200 and nul.context["per_day"][-1].total == 0, "bad filters match nothing, as on the list"
+
+
+@pytest.mark.django_db
+def test_the_bands_hover_and_its_table_give_the_same_times_outside_utc(client, logged_in, settings):
+    """The table under the band says its times in TIME_ZONE (|date); the hover titles must too."""
+    settings.TIME_ZONE = "Asia/Tokyo"  # UTC+9 all year: a day and an hour apart from UTC most of the time
+    server = make_server(name="pg-tokyo")
+    logged_in(ALICE["upn"])
+    html = client.get(f"/servers/{server.pk}/timeline/?days=7", headers={"HX-Request": "true"}).content.decode()
+    first_row = re.search(r"<tbody>\s*<tr><td>([^<]+)</td>", html).group(1)
+    hover = re.search(r'<rect class="seg seg-unknown"[^>]*>\s*<title>([^<]+)</title>', html).group(1)
+    assert f": {first_row} to " in hover, (first_row, hover)

@@ -162,3 +162,16 @@ def test_the_row_htmx_brings_is_the_row_the_list_shows_and_the_page_has_one_csrf
     assert html.count('name="csrfmiddlewaretoken"') == 3
     assert f'form="run-one" formaction="/servers/{server.pk}/run/" hx-post="/servers/{server.pk}/run/"' in listed
     assert "data-label" not in listed
+
+
+def test_the_server_page_history_names_the_backup_not_the_server_again(client, alice):
+    server = make_server(name="pg-once")
+    done = make_check(server, alice, backup_name="pg-once-ltr-done")
+    running = make_check(server, alice, status="running", backup_name="pg-once-ltr-running")
+    client.force_login(alice)
+    history = client.get(f"/servers/{server.pk}/", HTTP_HX_REQUEST="true").content.decode()
+    assert ">Backup name</th>" in history and ">Server</th>" not in history
+    assert "pg-once-ltr-done" in history and f'/checks/{running.pk}/row/?of_server=1"' in history
+    polled = client.get(f"/checks/{running.pk}/row/", {"of_server": "1"}).content.decode()
+    assert 'data-label="Server"' not in polled and "pg-once-ltr-running" in polled
+    assert 'data-label="Server"' in client.get(f"/checks/{done.pk}/row/").content.decode(), "the history page's row"

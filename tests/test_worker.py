@@ -157,3 +157,15 @@ def test_a_queued_check_whose_task_was_lost_is_interrupted_but_a_waiting_one_is_
     lost.refresh_from_db()
     waiting.refresh_from_db()
     assert (lost.status, waiting.status) == ("interrupted", "queued")
+
+
+def test_another_tasks_waiting_row_with_the_same_argument_does_not_keep_a_lost_check_queued(alice, server):
+    """Only a run_check task stands for a check: the subscription names' read after a sign-in takes a user's id
+    as its one argument, which may equal the id of a check whose own task was lost."""
+    from dashboard.subscriptions import read_names_as
+
+    lost = Check.objects.queue(server, alice, "b-1", api_version="2024-08-01")
+    Check.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    DBTaskResult.objects.filter(args_kwargs__args__0=lost.pk).update(status="FAILED")
+    read_names_as.enqueue(lost.pk)  # waits its turn, with the same number as its argument
+    assert Check.objects.mark_interrupted() == 1

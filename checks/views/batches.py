@@ -150,7 +150,8 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context["rows_shown"] = len(context["checks"])
     # The first few servers left out, by name (the count says how many).
     skipped = Batch.objects.filter(pk=batch.pk).values_list("skipped_ids", flat=True).get()[:SKIPPED_NAMED]
-    context["skipped_names"] = sorted(Server.objects.filter(pk__in=skipped).values_list("name", flat=True))
+    context["skipped_names"] = sorted(Server.objects.for_tenant(batch.tenant_id).filter(pk__in=skipped)
+                                      .values_list("name", flat=True))
     return render(request, "checks/batch.html", context)
 
 

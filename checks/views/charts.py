@@ -7,7 +7,6 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from checks import charts, fleet_state
-from dashboard.models import Server
 from dashboard.views import get_server_for_user
 
 # The list's filters the fleet chart follows: where the servers are and what they are called. Not the state
@@ -29,7 +28,9 @@ def fleet_chart(request: HttpRequest) -> HttpResponse:
     days = charts.window(request.GET.get("days"))
     filters = _followed(request)
     tenant = request.user.tenant_id
-    servers = fleet_state.apply_filters(Server.objects.for_tenant(tenant).active(), filters, tenant)
+    # Through the list's own form: the same servers as the list (its search trimmed; a bad value, such as a NUL
+    # PostgreSQL refuses, matches nothing) rather than the raw query string.
+    _, _, servers = fleet_state.filtered_servers(request, filters)
     per_day = charts.fleet_days(servers, tenant, days)
     drawn = charts.bars(per_day)
     context = {

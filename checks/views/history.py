@@ -42,7 +42,9 @@ def poll_response(response: HttpResponse, check: Check | None) -> HttpResponse:
 @require_GET
 def check_row(request: HttpRequest, pk: int) -> HttpResponse:
     check = get_check_for_user(request, pk)
-    response = render(request, "checks/history.html#check-row", {"check": check})
+    # A row of a server's own page has no Server column (checks/server_detail.html); its poll keeps it so.
+    context = {"check": check, "of_server": request.GET.get("of_server") == "1"}
+    response = render(request, "checks/history.html#check-row", context)
     return poll_response(response, check)
 
 

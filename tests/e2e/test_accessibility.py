@@ -1,5 +1,6 @@
 """The accessibility audit (issue 15): axe-core, run in the browser on every page a user can reach, in the light
-and the dark colour scheme at 1366 px, finds no serious or critical violation.
+and the dark colour scheme at 1366 px, finds no serious or critical violation; so do the main pages on a 390 px
+phone, where they also must not scroll sideways.
 
 axe-core comes with the axe-playwright-python package (no CDN). One test per page and scheme, so a failure names
 the page; to stay quick they share one browser context signed in as Alice and one demo-like tenant, made once for
@@ -31,7 +32,7 @@ from dashboard.demo import CONTOSO, PROD
 from dashboard.models import Server, User
 from schedules.demo import create_demo_channel, create_demo_schedule
 from schedules.models import Schedule
-from tests.e2e.helpers import sign_in, snap
+from tests.e2e.helpers import assert_fits_the_screen, set_width, sign_in, snap
 from tests.factories import make_check
 
 # django_db: pytest-django sets the test database up only for a session with tests that ask for it.
@@ -181,6 +182,27 @@ def cases():
 
 @pytest.mark.parametrize(("name", "scheme"), list(cases()))
 def test_no_serious_or_critical_violation(site, name, scheme):
+    audit(site, name, scheme)
+
+
+# The pages a phone user opens most: the same audit at 390 px.
+ON_A_PHONE = ("server-list", "server-not-ready", "check-server-not-ready", "check-throttled", "batch", "history",
+              "history-by-category", "import", "alerts")
+
+
+@pytest.mark.parametrize(("name", "scheme"), list(itertools.product(ON_A_PHONE, SCHEMES)),
+                         ids=[f"{n}-{s}-390" for n, s in itertools.product(ON_A_PHONE, SCHEMES)])
+def test_no_serious_or_critical_violation_on_a_phone(site, name, scheme):
+    set_width(site.page, 390)
+    try:
+        page = audit(site, name, scheme)
+        assert_fits_the_screen(page)
+    finally:
+        set_width(site.page, 1366)
+
+
+def audit(site: Site, name: str, scheme: str) -> Page:
+    """Open page `name` in `scheme` and assert axe-core finds nothing serious or critical on it."""
     for page in (site.page, site.anonymous):
         page.emulate_media(color_scheme=scheme)
     try:
@@ -194,8 +216,9 @@ def test_no_serious_or_critical_violation(site, name, scheme):
     assert page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches") == (scheme == "dark")
     blocking = [v for v in results["violations"] if v["impact"] in BLOCKING]
     if blocking:
-        snap(page, f"a11y-{name}-{scheme}")
-    assert not blocking, f"{page.url} ({scheme}):\n" + describe(blocking)
+        snap(page, f"a11y-{name}-{scheme}-{page.viewport_size['width']}")
+    assert not blocking, f"{page.url} ({scheme}, {page.viewport_size['width']} px):\n" + describe(blocking)
+    return page
 
 
 def settle(page: Page) -> None:

@@ -46,7 +46,7 @@ def test_add_a_channel_send_a_test_message_and_see_it_delivered(page, app, task_
     expect(delivery.locator(".badge")).to_have_text("Sent", timeout=SLOW)
     expect(page.get_by_text("Nothing sent yet.")).to_have_count(0)
     assert catcher.received and catcher.received[0].json()["text"].startswith("Test message for #db-alerts")
-    snap(page, "alerts")
+    snap(page, "alerts", docs="alerts")
 
     page.get_by_role("link", name="Add a channel").click()
     page.get_by_label("Name").fill("Our receiver")

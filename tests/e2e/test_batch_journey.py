@@ -2,18 +2,23 @@
 bar filling, cancel saying in numbers what it did (the header the same), and re-running only what might pass.
 
 The worker's fan-out is slowed here (4 servers a chunk, 0.8 s each) so that the page's "Queuing" state lasts
-long enough to be seen; everything else is the real worker thread, live server and simulator."""
+long enough to be seen; everything else is the real worker thread, live server and simulator. At 1366 px and on
+a 390 px phone: there the bar, the cancel message and the re-run buttons must fit the screen and be tappable."""
 
 import re
 import time
 
+import pytest
 from playwright.sync_api import expect
 
 from checks import fanout, handoff
-from tests.e2e.helpers import SLOW, sign_in, snap
+from tests.e2e.helpers import SLOW, WIDTHS, assert_fits_the_screen, assert_tappable, set_width, sign_in, snap
+
+pytestmark = pytest.mark.e2e
 
 
-def test_run_on_all_queue_cancel_and_rerun_what_might_pass(page, app, demo_fleet, task_worker, monkeypatch):
+@pytest.mark.parametrize("width", WIDTHS)
+def test_run_on_all_queue_cancel_and_rerun_what_might_pass(page, app, demo_fleet, task_worker, monkeypatch, width):
     queue_next_chunk = fanout.queue_next_chunk
 
     def slowly(batch):
@@ -22,6 +27,7 @@ def test_run_on_all_queue_cancel_and_rerun_what_might_pass(page, app, demo_fleet
 
     monkeypatch.setattr(handoff, "QUEUE_CHUNK", 4)
     monkeypatch.setattr(fanout, "queue_next_chunk", slowly)
+    set_width(page, width)
     sign_in(page, app)
     page.get_by_role("button", name=re.compile(r"Run on all 14 servers")).click()
 
@@ -56,7 +62,15 @@ def test_run_on_all_queue_cancel_and_rerun_what_might_pass(page, app, demo_fleet
     expect(left_out).to_contain_text("Permission missing (1)")
     might_pass = progress.get_by_role("button", name=re.compile(r"^Re-run the \d+ that might pass now$"))
     expect(progress.get_by_role("button", name=re.compile(r"^Re-run all \d+ not passed$"))).to_be_visible()
-    snap(page, "batch-journey")
+    assert_fits_the_screen(page)
+    for button in (might_pass, progress.get_by_role("button", name=re.compile(r"^Re-run all"))):
+        assert_tappable(page, button)
+    bar = progress.locator("svg.batch-bar").bounding_box()
+    assert bar["x"] >= 0 and bar["x"] + bar["width"] <= width, bar
+    snap(page, f"batch-journey-{width}", docs="batch" if width == 1366 else None)
+    if width == 390:
+        page.evaluate("window.scrollTo(0, 0)")
+        snap(page, "batch-journey-390-first-screen", docs="batch-phone", full_page=False)
     n = int(re.search(r"\d+", might_pass.inner_text()).group())
     might_pass.click()
     expect(page.get_by_role("heading", name=f"Batch of {n} check{'s' if n != 1 else ''}")).to_be_visible()

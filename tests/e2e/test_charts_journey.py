@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from checks.models import Readiness
 from dashboard.models import Server
-from tests.e2e.helpers import ARTIFACTS, sign_in, snap
+from tests.e2e.helpers import ARTIFACTS, publish, sign_in, snap
 from tests.e2e.test_watch_journey import watch_for_problems
 from tests.factories import make_check
 
@@ -45,11 +45,14 @@ def fleet_with_history(demo_fleet):
     return servers
 
 
-def shot_down_to(page, selector: str, name: str) -> None:
-    """The page from its top down to the end of `selector` (docs/screenshots/ takes the light ones)."""
+def shot_down_to(page, selector: str, name: str, docs: str) -> None:
+    """The page from its top down to the end of `selector`; the light ones are the README's `docs` picture."""
     box = page.locator(selector).bounding_box()
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True,
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True,
                     clip={"x": 0, "y": 0, "width": 1280, "height": box["y"] + box["height"] + 16})
+    if name.endswith("-light"):
+        publish(path, docs)
 
 
 def chart_journey(page, app, scheme: str) -> None:
@@ -61,7 +64,7 @@ def chart_journey(page, app, scheme: str) -> None:
     expect(page.locator("#fleet-chart .chart-day")).to_have_count(30)
     expect(page.locator("#fleet-chart-summary")).to_contain_text("Share of servers ready per day, last 30 days")
     assert page.locator("#fleet-chart .chart-bar").last.evaluate("e => getComputedStyle(e).fill") == OK[scheme]
-    shot_down_to(page, "#fleet-chart", f"fleet-chart-{scheme}")
+    shot_down_to(page, "#fleet-chart", f"fleet-chart-{scheme}", "fleet-chart")
     numbers = page.locator("#fleet-chart details")
     numbers.locator("summary").click()
     expect(numbers.locator("tbody tr")).to_have_count(30)
@@ -87,7 +90,7 @@ def chart_journey(page, app, scheme: str) -> None:
     expect(words.locator("tbody")).to_contain_text("Not ready")
     expect(page.locator("#readiness-changes li")).to_have_count(3)  # the list of changes stays as it was
     snap(page, f"charts-server-{scheme}")
-    shot_down_to(page, "#readiness", f"server-timeline-{scheme}")
+    shot_down_to(page, "#readiness", f"server-timeline-{scheme}", "server-timeline")
     assert problems == []
 
 

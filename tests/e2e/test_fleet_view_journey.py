@@ -1,8 +1,8 @@
 """The compact fleet view in a real browser (issue 15): select a page, then every matching server, and run; a
 row's small "Run" updates it live without changing its height; on a phone, 15 servers in under 2,500 px.
 
-The screenshots docs/screenshots/server-list.png and server-list-phone.png are this journey's
-test-artifacts/e2e/fleet-list-1366.png and fleet-list-390.png (copied by hand when the list changes).
+The README's docs/screenshots/server-list.png and server-list-phone.png are this journey's fleet-list-1366 and
+fleet-list-390 (`make screenshots` writes them).
 """
 
 import re
@@ -14,7 +14,17 @@ from checks.models import Batch, Check
 from dashboard.demo import CONTOSO, PROD
 from dashboard.models import Server
 from tests.batching import fan_out_queued
-from tests.e2e.helpers import SLOW, expect_finished, server_row, sign_in, snap
+from tests.e2e.helpers import (
+    SLOW,
+    WIDTHS,
+    assert_fits_the_screen,
+    assert_tappable,
+    expect_finished,
+    server_row,
+    set_width,
+    sign_in,
+    snap,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -92,7 +102,7 @@ def test_the_small_run_updates_its_row_live_at_the_same_height(page, app, demo_f
     wrap = page.locator(".fleet-wrap")
     assert wrap.evaluate("e => e.scrollWidth - e.clientWidth") <= 0
     assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
-    snap(page, "fleet-list-1366")
+    snap(page, "fleet-list-1366", docs="server-list")
 
 
 def run_on_all_and_back(page, servers: int) -> None:
@@ -102,8 +112,9 @@ def run_on_all_and_back(page, servers: int) -> None:
     page.get_by_role("link", name="Servers", exact=True).first.click()
 
 
-def test_the_server_page_chooses_the_backup_name_and_says_each_fact_once(page, app, demo_fleet, task_worker):
-    page.set_viewport_size({"width": 1366, "height": 900})
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_server_page_chooses_the_backup_name_and_says_each_fact_once(page, app, demo_fleet, task_worker, width):
+    set_width(page, width)
     sign_in(page, app)
     page.get_by_role("link", name="pg-payments-01", exact=True).click()
     expect(page.get_by_role("heading", name=re.compile("pg-payments-01"))).to_be_visible()
@@ -115,6 +126,13 @@ def test_the_server_page_chooses_the_backup_name_and_says_each_fact_once(page, a
     expect_finished(row, "Passed")
     expect(row.locator(".readiness-cell")).to_contain_text("Ready")
     assert Check.objects.get().backup_name == "pg-payments-01-before-upgrade"
+    # The readiness just found starts the server's timeline; the page still fits, the backup name still editable.
+    page.reload()
+    expect(page.locator("ol.timeline li").first).to_contain_text("Never checked → Ready", timeout=SLOW)
+    assert_fits_the_screen(page)
+    assert_tappable(page, page.get_by_role("button", name="Run pre-backup check"))
+    expect(page.get_by_label("Backup name")).to_be_editable()
+    snap(page, f"server-page-{width}", docs="server-page-phone" if width == 390 else None)
 
 
 def test_the_list_on_a_phone_is_short_cards_and_one_line_of_counts(page, app, demo_fleet, task_worker):
@@ -139,4 +157,4 @@ def test_the_list_on_a_phone_is_short_cards_and_one_line_of_counts(page, app, de
     height = page.evaluate("document.documentElement.scrollHeight")
     assert height < 2500, height
     assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
-    snap(page, "fleet-list-390")
+    snap(page, "fleet-list-390", docs="server-list-phone")

@@ -1,12 +1,13 @@
 """Import from Azure in a browser: names instead of GUIDs, a listing kept across reloads and refreshed on
-request, picked servers imported, and a registered server Azure no longer lists archived from the same page."""
+request, picked servers imported, and a registered server Azure no longer lists archived from the same page; at
+1366 px and on a 390 px phone."""
 
 import pytest
 from playwright.sync_api import expect
 
 from dashboard.demo import PROD, STAGING
 from dashboard.models import Server
-from tests.e2e.helpers import server_row, sign_in, snap
+from tests.e2e.helpers import WIDTHS, assert_fits_the_screen, assert_tappable, server_row, set_width, sign_in, snap
 
 pytestmark = pytest.mark.e2e
 
@@ -15,8 +16,10 @@ def _list_reads(sim) -> int:
     return len([r for r in sim.received(method="GET") if r.path.lower().startswith("/subscriptions")])
 
 
-def test_import_names_subscriptions_keeps_the_listing_and_archives_what_azure_lost(page, app, sim, demo_fleet):
+@pytest.mark.parametrize("width", WIDTHS)
+def test_import_names_subscriptions_keeps_the_listing_and_archives_what_azure_lost(page, app, sim, demo_fleet, width):
     sim.remove_server(PROD, "rg-payments-prod", "pg-decommissioned")  # registered, but gone from Azure
+    set_width(page, width)
     sign_in(page, app)
     page.get_by_role("link", name="Import from Azure").first.click()
     expect(page.get_by_role("heading", name="Import from Azure")).to_be_visible()
@@ -34,7 +37,9 @@ def test_import_names_subscriptions_keeps_the_listing_and_archives_what_azure_lo
     expect(orphans).to_contain_text("pg-decommissioned")
     expect(orphans.locator(f'span.subscription[title="{PROD}"]').first).to_have_text("Contoso Production")
     expect(orphans).not_to_contain_text("pg-sandbox-01")  # its subscription failed to list
-    snap(page, "import-orphans")
+    assert_fits_the_screen(page)
+    assert_tappable(page, orphans.get_by_role("button", name="Archive selected servers"))
+    snap(page, f"import-orphans-{width}")
     orphans.get_by_label("Archive pg-decommissioned").check()
     page.once("dialog", lambda dialog: dialog.accept())
     orphans.get_by_role("button", name="Archive selected servers").click()

@@ -115,6 +115,7 @@ def test_a_failing_check_and_its_detail_page(page, app, demo_fleet, task_worker)
     expect(page.locator("#request-id + button.copy")).to_be_visible()
     check = Check.objects.get()
     assert check.request_id and page.locator("#request-id").inner_text() == check.request_id
+    snap(page, "check-detail", docs="check-detail")
 
 
 # 5 -------------------------------------------------------------------------------------------------------
