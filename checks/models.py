@@ -589,6 +589,10 @@ class BatchQuerySet(models.QuerySet):
                 skipped += handoff.queue_chunk(batch, todo[start:start + handoff.QUEUE_CHUNK], user, api_version)
             if len(skipped) == len(servers):  # every server lost a race with a single "Run" meanwhile
                 transaction.set_rollback(True)
+            elif skipped:  # named on the batch page, as a clicked batch's are (checks.views.batches)
+                Batch.objects.filter(pk=batch.pk).update(skipped_ids=[server.pk for server in skipped],
+                                                         skipped_count=len(skipped))
+                batch.skipped_ids, batch.skipped_count = [server.pk for server in skipped], len(skipped)
         if len(skipped) == len(servers):
             raise NothingToQueue(skipped)
         return batch, skipped

@@ -182,3 +182,14 @@ def test_the_demo_schedule_waits_for_alice_then_runs_over_the_demo_fleet(fleet, 
     contoso = [s for s in fleet.values() if s.tenant_id == CONTOSO]
     assert schedule.state == "active" and schedule.last_batch.checks.count() == len(contoso) == 14
     assert schedule.next_run_at.astimezone(schedule.tz).strftime("%H:%M") == "02:30"
+
+
+def test_a_scheduled_run_names_the_servers_it_left_out_on_its_batch_page(client, signed_in, server, staging_server):
+    alice = signed_in(ALICE["upn"])
+    busy = Check.objects.queue(staging_server, alice, "by-hand")  # a check of it is in flight when the run fires
+    make_schedule(alice, next_run_at=timezone.now())
+    assert fire_due_schedules() == 1
+    batch = Batch.objects.get()
+    assert (batch.skipped_count, batch.skipped_ids) == (1, [busy.server_id])
+    page = client.get(f"/batches/{batch.pk}/").content.decode()
+    assert "Left out (a check of theirs was already in progress):\n  pg-staging-01" in page
