@@ -59,6 +59,19 @@ def one_writer():
         yield
 
 
+def admitting(tenant_id: str) -> None:
+    """Inside a transaction: wait until no other transaction is admitting a batch for this tenant, so that two
+    "Run on all" clicked at once cannot both pass the tenant's cap (each counted the checks in flight before the
+    other's batch existed). PostgreSQL: a transaction-level advisory lock on the tenant. SQLite: the transaction
+    is IMMEDIATE (settings), which already holds the one write lock from its start."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.vendor != "postgresql":
+        return
+    key = int.from_bytes(hashlib.sha256(f"ltr-admit:{tenant_id}".encode()).digest()[:8], "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
 # For how long after its click a single check's row is polled every 200 ms rather than every second.
 YOUNG_CHECK_SECONDS = 5
 
@@ -560,8 +573,9 @@ class BatchQuerySet(models.QuerySet):
         for 10,000 checks writes one batch row and one task. Refused as admit() says."""
         from checks.tasks import fan_out
 
-        todo, skipped, server_set = self.admit(list(dict.fromkeys(server_ids)), user)
-        with transaction.atomic():  # the batch and the task that queues its checks, together or not at all
+        with one_writer(), transaction.atomic():  # the batch and the task that queues its checks, or nothing
+            admitting(user.tenant_id)  # the admission and the batch in one transaction, one tenant's at a time
+            todo, skipped, server_set = self.admit(list(dict.fromkeys(server_ids)), user)
             batch = self.create(tenant_id=user.tenant_id, started_by=user, started_by_name=str(user),
                                 rerun_of=rerun_of, server_set=server_set, fan_out=Batch.FanOut.QUEUING,
                                 server_ids=todo, server_count=len(todo), skipped_ids=skipped,
@@ -577,11 +591,12 @@ class BatchQuerySet(models.QuerySet):
         from checks import handoff
 
         servers = list(servers)
-        todo_ids, _, server_set = self.admit([server.pk for server in servers], user)
-        todo_set = set(todo_ids)
-        todo = [server for server in servers if server.pk in todo_set]
-        skipped = [server for server in servers if server.pk not in todo_set]
-        with transaction.atomic():  # the batch appears whole or not at all (one commit, not one per chunk)
+        with one_writer(), transaction.atomic():  # the batch appears whole or not at all (one commit, not per chunk)
+            admitting(user.tenant_id)
+            todo_ids, _, server_set = self.admit([server.pk for server in servers], user)
+            todo_set = set(todo_ids)
+            todo = [server for server in servers if server.pk in todo_set]
+            skipped = [server for server in servers if server.pk not in todo_set]
             batch = self.create(tenant_id=user.tenant_id, started_by=user, started_by_name=str(user),
                                 rerun_of=rerun_of, server_set=server_set, server_count=len(todo),
                                 fanned_out=len(todo), skipped_count=len(skipped))

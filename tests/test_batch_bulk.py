@@ -315,3 +315,47 @@ def test_a_fan_out_still_queuing_chunks_is_not_marked_lost_however_long_it_has_r
     monkeypatch.setattr(handoff, "QUEUE_CHUNK", 1)
     assert fanout.queue_next_chunk(Batch.objects.get()) == "queuing", "and it has just queued a chunk: alive"
     assert fanout.mark_lost(stale_after=60) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite's IMMEDIATE transactions admit one at a time")
+def test_two_batches_started_at_once_cannot_both_pass_the_tenants_cap(alice, settings, monkeypatch):
+    import threading
+
+    from checks.models import BatchQuerySet, QueueRefused
+
+    settings.MAX_ACTIVE_CHECKS_PER_TENANT = 3
+    first, second = many_servers(2, "first"), many_servers(2, "second")
+    # Each admission pauses after counting the checks in flight, until the other has counted too (or 1 s):
+    # admitted side by side, both would count none and both pass a cap that only one batch fits under.
+    both_counted = threading.Barrier(2, timeout=1)
+    counted = BatchQuerySet.still_to_queue
+
+    def count_then_wait(self, tenant_id):
+        n = counted(self, tenant_id)
+        try:
+            both_counted.wait()
+        except threading.BrokenBarrierError:
+            pass
+        return n
+
+    monkeypatch.setattr(BatchQuerySet, "still_to_queue", count_then_wait)
+    outcomes = []
+
+    def start(servers):
+        try:
+            outcomes.append(Batch.objects.start([s.pk for s in servers], alice).server_count)
+        except QueueRefused as refused:
+            outcomes.append(str(refused))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=start, args=(servers,)) for servers in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert Batch.objects.count() == 1
+    assert sorted(outcomes, key=str) == [2, "Your organisation already has 2 checks queued or running; 2 more would "
+                                            "pass the limit of 3. Nothing was started: wait for some to finish (or "
+                                            "cancel a batch) and try again."]
