@@ -718,9 +718,12 @@ class Batch(models.Model):
         While a worker is still queuing the batch, the servers it has not reached count as "not queued yet"."""
         # The batch's own fan-out state is read in the same statement (one snapshot): read apart, a chunk the
         # worker commits in between would be counted twice, as checks and as servers not queued yet.
+        # The batch's row as a subquery (evaluated once), not joined to each of its checks (twice the time).
+        mine = Batch.objects.filter(pk=self.pk)
         rows = self.checks.values_list("status").annotate(
             n=models.Count("id"), newest=models.Max(Check.changed_at()),
-            fan_out_now=models.Max("batch__fan_out"), fanned_out_now=models.Max("batch__fanned_out"))
+            fan_out_now=models.Max(models.Subquery(mine.values("fan_out")[:1])),
+            fanned_out_now=models.Max(models.Subquery(mine.values("fanned_out")[:1])))
         counts = {row[0]: row[1] for row in rows}
         newest = max((row[2] for row in rows if row[2] is not None), default=None)
         if rows:
