@@ -460,8 +460,10 @@ def export(client, db_url: str, workdir: Path, args) -> dict:
     runs = {"csv": [], "jsonl": [], "psql": []}
     for _ in range(args.export_runs):
         for name, url in EXPORTS:
+            base = peak_rss_reset()
             t0 = time.perf_counter()
             runs[name].append(downloaded(client.get(url).streaming_content, t0))
+            runs[name][-1]["memory"] = rss_kb("self", "VmHWM") - base  # what streaming it added to the process
         runs["psql"].append(psql_copy(db_url, workdir))
     figures = {}
     for name, measured in runs.items():
@@ -491,13 +493,30 @@ def psql_copy(db_url: str, workdir: Path) -> dict:
     target = workdir / "copy.csv"
     sql = " ".join(EXPORT_SQL.format(tenant=CONTOSO).split())
     t0 = time.perf_counter()
-    subprocess.run(["psql", db_url, "-q", "-c", f"\\copy ({sql}) TO '{target}' WITH CSV HEADER"], check=True)  # noqa: S607
+    psql = subprocess.Popen(["psql", db_url, "-q", "-c", f"\\copy ({sql}) TO '{target}' WITH CSV HEADER"])  # noqa: S607
+    _, status, usage = os.wait4(psql.pid, 0)  # its rusage: the peak RSS of psql itself
+    psql.returncode = os.waitstatus_to_exitcode(status)
     took = time.perf_counter() - t0
+    assert psql.returncode == 0, f"psql exited {psql.returncode}"
     with target.open("rb") as f:
         lines = sum(1 for _ in f)
     size = target.stat().st_size
     target.unlink()
-    return {"seconds": took, "bytes": size, "rows": lines - 1}
+    return {"seconds": took, "bytes": size, "rows": lines - 1, "memory": usage.ru_maxrss}
+
+
+def rss_kb(pid: int | str, field: str = "VmRSS") -> int:
+    """A process's resident memory (VmRSS) or its peak since the last reset (VmHWM), in KB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def peak_rss_reset(pid: int | str = "self") -> int:
+    """Reset a process's peak RSS to what it holds now (Linux: clear_refs 5); that, in KB."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    return rss_kb(pid)
 
 
 def readme_web_command(port: int) -> list[str]:
@@ -530,12 +549,17 @@ def gunicorn_exports(client, args, workdir: Path) -> dict:
                 break
             except requests.RequestException:  # still booting
                 time.sleep(0.2)
+        workers = [int(pid) for pid in Path(f"/proc/{web.pid}/task/{web.pid}/children").read_text().split()]
         for name, url in EXPORTS:
+            for pid in workers:
+                peak_rss_reset(pid)
             t0 = time.perf_counter()
             with requests.get(f"http://127.0.0.1:{port}{url}", cookies=cookies, stream=True, timeout=60) as answer:
                 answer.raise_for_status()
                 # A worker killed mid-download ends the body early: counted as what arrived, without an end line.
                 figures[name] = downloaded(answer.iter_content(1 << 20), t0, cut_by=requests.RequestException)
+            figures[name]["memory"] = max((rss_kb(pid, "VmHWM") for pid in workers if Path(f"/proc/{pid}").exists()),
+                                          default=0)  # the peak of the worker that served it, in all
     finally:
         web.terminate()
         web.wait(30)
@@ -624,25 +648,26 @@ def export_table(args, e: dict) -> list[str]:
     rows = [
         "",
         f"| export of every check of the tenant (median of {args.export_runs}) | time | first bytes after | size | "
-        "rows | / psql \\copy | target |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "rows | / psql \\copy | target | memory (peak RSS) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, label in (("csv", "CSV (/checks/export.csv)"), ("jsonl", "JSON Lines (/checks/export.jsonl)")):
         m, ratio = e[name], e[name]["seconds"] / psql
         rows.append(f"| {label} | {m['seconds']:.1f} s ({min(m['all']):.1f}-{max(m['all']):.1f}) | {ms(m['first'])} | {kb(m['bytes'])} | {m['rows'] or 0:,} | "
-                    f"{ratio:.1f}x | within {EXPORT_RATIO}x: {ok(ratio <= EXPORT_RATIO)} |")
+                    f"{ratio:.1f}x | within {EXPORT_RATIO}x: {ok(ratio <= EXPORT_RATIO)} | "
+                    f"+{kb(m['memory'] * 1024)} over the process |")
     rows.append(f"| `psql \\copy` of the same join (CSV) | {psql:.1f} s ({min(e['psql']['all']):.1f}-"
                 f"{max(e['psql']['all']):.1f}) | | {kb(e['psql']['bytes'])} | "
-                f"{e['psql']['rows']:,} | 1.0x | |")
+                f"{e['psql']['rows']:,} | 1.0x | | {kb(e['psql']['memory'] * 1024)} (psql) |")
     if "gunicorn" in e:
         g = e["gunicorn"]
         for name in ("csv", "jsonl"):
             whole = g[name]["rows"] == e["psql"]["rows"]  # its end line counts every row
             rows.append(f"| {name} from gunicorn, README command, default 30 s timeout | {g[name]['seconds']:.1f} s | "
                         f"{ms(g[name]['first'])} | {kb(g[name]['bytes'])} | {g[name]['rows'] or 0:,} | | "
-                        f"complete: {ok(whole)} |")
+                        f"complete: {ok(whole)} | {kb(g[name]['memory'] * 1024)} (the worker, in all) |")
         if g["killed"]:
-            rows.append("| (gunicorn logged WORKER TIMEOUT: a worker was killed mid-export) | | | | | | |")
+            rows.append("| (gunicorn logged WORKER TIMEOUT: a worker was killed mid-export) | | | | | | | |")
     return rows
 
 
