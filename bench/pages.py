@@ -418,9 +418,11 @@ def run_on_all(client, args) -> dict:
         if counting:
             figures["post_queries"] = len(queries)
             # The POST hands the queuing to a worker's fan_out task: run it here, timed, as a worker would.
+            base = peak_rss_reset()
             t0 = time.perf_counter()
             fanout.fan_out(batch.pk)
             figures["fan_out"] = time.perf_counter() - t0
+            figures["fan_out_memory"] = rss_kb("self", "VmHWM") - base
             figures["batch_size"] = batch.checks.count()
             figures["page"] = timed(client, f"/batches/{batch.pk}/", args.runs)
             page = client.get(f"/batches/{batch.pk}/").content.decode()
@@ -620,7 +622,7 @@ def report(args, built: dict, f: dict) -> str:
         f"| POST \"Run on all\" over the tenant's {ra['batch_size']:,} servers | {ms(post)} | {ms(max(ra['posts']))} "
         f"(worst) | {ra['post_queries']} | | < {RUN_ALL_S} s | {ok(post < RUN_ALL_S)} |",
         f"| its fan-out by a worker (queuing the {ra['batch_size']:,} checks and their tasks) | {ms(ra['fan_out'])} "
-        "| (one run) | | | | |",
+        f"| (one run) | | +{kb(ra['fan_out_memory'] * 1024)} peak RSS | | |",
         f"| batch page of those {ra['batch_size']:,} checks | {ms(ra['page']['median'])} | {ms(ra['page']['p95'])} | "
         f"{ra['page']['queries']} | {kb(ra['page']['bytes'])} | | |",
         f"| its poll, nothing changed | {ms(poll['median'])} | {ms(poll['p95'])} | {poll['queries']} ({ms(poll['sql'])}) | "
