@@ -1,9 +1,10 @@
 """One check's row of the history, written in Python rather than by the template engine: the one writer of it.
 
-Through the template partial a page of 50 rows was ~10 ms of template work (about 700 nodes resolved and escaped
-a page, two includes and a simple tag a row): most of the page's time, and what kept the history's filtered pages
-within 6x of the admin changelist's. Here a row is a few f-strings, ~30 us. What comes from a user or Azure (server
-and backup names, who ran it, ARM's codes, the summary) is escaped; our own words and numbers are not.
+Through the template partial a page of 50 rows was ~10 ms of template work (dozens of nodes a row resolved and
+escaped, two includes and a simple tag among them): most of the page's time, and what kept the history filtered
+by status within 6x of the admin changelist's same page. Here a row is a few f-strings, ~20 us. What comes from a
+user or Azure (server and backup names, who ran it, ARM's codes, the summary) is escaped; our own words and
+numbers are not.
 
 The history page and a server page's history draw their rows through `{% history_rows %}`
 (checks/templatetags/history_rows.py); the htmx poll of an active row (checks.views.history.check_row) answers

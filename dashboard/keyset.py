@@ -53,11 +53,17 @@ def decode(cursor: str, salt: str = SALT) -> tuple[str, datetime, int]:
     return direction, at, pk
 
 
-def paginate(checks, size: int, cursor: str | None, *, salt: str = SALT, noun: str = "check") -> KeysetPage:
+def paginate(checks, size: int, cursor: str | None, *, salt: str = SALT, noun: str = "check",
+             count_in_order: bool = False) -> KeysetPage:
     """The page of `checks` (ordered newest first) that `cursor` points at; the first page without one.
 
-    `salt` keeps one list's cursors from being replayed on another; `noun` names the rows in the count."""
-    count = checks.order_by().values("pk")[: COUNT_CAP + 1].count()
+    `salt` keeps one list's cursors from being replayed on another; `noun` names the rows in the count.
+    `count_in_order`: count the rows in the page's order, for a list unfiltered but for its tenant. Unordered,
+    PostgreSQL reads the first 10,001 rows of the table itself (most rows are the larger tenant's), 3-10 ms; in
+    order it reads them off the (tenant, created_at, id) index, ~1.5 ms. Filtered, the unordered count lets it
+    pick the index that has the filter's rows together (in order, a rare status + category took 3x longer)."""
+    counted = checks if count_in_order else checks.order_by()
+    count = counted.values("pk")[: COUNT_CAP + 1].count()
     if not cursor:
         return _first(checks, size, count, salt, noun)
     try:

@@ -56,10 +56,12 @@ def _filtered_history(request: HttpRequest) -> tuple[HistoryFilterForm, object]:
 @require_GET
 def history(request: HttpRequest) -> HttpResponse:
     form, checks = _filtered_history(request)
-    page = keyset.paginate(checks.for_history(), HISTORY_PAGE_SIZE, request.GET.get("cursor"))
     query = request.GET.copy()
     query.pop("cursor", None)
     query.pop("page", None)  # links from before the pages had cursors
+    unfiltered = not any(query.values())
+    page = keyset.paginate(checks.for_history(), HISTORY_PAGE_SIZE, request.GET.get("cursor"),
+                           count_in_order=unfiltered)
     return render(request, "checks/history.html", {"form": form, "page": page, "query": query.urlencode()})
 
 
