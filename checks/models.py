@@ -124,13 +124,11 @@ class CheckQuerySet(models.QuerySet):
     def newest_first(self) -> "CheckQuerySet":
         return self.order_by("-created_at", "-id")
 
-    # What a history row shows (checks.history_row), and nothing else; the batch decides an active row's poll.
+    # What a history row shows (read and written by checks.history_row), and nothing else; the batch decides an
+    # active row's poll.
     HISTORY_ROW_FIELDS = ("server__name", "server__subscription_id", "backup_name", "status", "category", "summary",
                           "created_at", "started_at", "finished_at", "number_of_containers", "error_code",
                           "error_details", "requested_by_name", "batch")
-
-    def for_history(self) -> "CheckQuerySet":
-        return self.select_related("server").only(*self.HISTORY_ROW_FIELDS).newest_first()
 
     def bulk_create(self, objs, *args, **kwargs):
         # Rows made in bulk (batches, schedules) skip save(): give them their server's tenant here too.

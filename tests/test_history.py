@@ -426,3 +426,18 @@ def test_active_rows_cost_no_query_each(client_alice, alice, django_assert_num_q
     with django_assert_num_queries(few):
         html = client_alice.get("/checks/").content.decode()
     assert html.count('hx-trigger="every ') == 4
+
+
+def test_the_rows_read_make_the_same_checks_as_the_orm(client_alice, alice, server):
+    """history_row.read makes Check and Server instances without Model.__init__: the same row as the ORM's
+    instances, and a field it did not read is still read when asked for."""
+    from checks import history_row
+
+    make_check(server, alice, status="failed", category="throttled", error_code="TooManyRequests", summary="slow")
+    make_check(server, alice, status="running", minutes_ago=1)
+    read = list(history_row.read(Check.objects.filter(server=server)))
+    orm = list(Check.objects.filter(server=server).select_related("server").order_by("-created_at", "-id"))
+    assert [c.pk for c in read] == [c.pk for c in orm] and read[0] == orm[0]
+    assert history_row.rows(read, subscription_names={}) == history_row.rows(orm, subscription_names={})
+    assert read[0].server.name == "pg-payments-01" and read[0].server.pk == server.pk
+    assert read[0].api_version == "2024-08-01" and read[0].requested_by == alice

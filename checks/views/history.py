@@ -59,9 +59,12 @@ def history(request: HttpRequest) -> HttpResponse:
     query = request.GET.copy()
     query.pop("cursor", None)
     query.pop("page", None)  # links from before the pages had cursors
-    unfiltered = not any(query.values())
-    page = keyset.paginate(checks.for_history(), HISTORY_PAGE_SIZE, request.GET.get("cursor"),
-                           count_in_order=unfiltered)
+    # Unfiltered, the first 10,001 checks are counted in the page's order, off the (tenant, created_at, id)
+    # index: unordered, PostgreSQL read them from the table itself (most rows are the larger tenant's), 3-10 ms
+    # where the index takes ~1.5. Filtered, unordered lets it pick the index that has the filter's rows together
+    # (in order, a rare status and category took 3x longer).
+    counted = checks if not any(query.values()) else checks.order_by()
+    page = keyset.paginate(history_row.read(checks), HISTORY_PAGE_SIZE, request.GET.get("cursor"), counted=counted)
     return render(request, "checks/history.html", {"form": form, "page": page, "query": query.urlencode()})
 
 
