@@ -1,6 +1,6 @@
 """One check's row of the history, written in Python rather than by the template engine: the one writer of it.
 
-Through the template partial a page of 50 rows was ~10 ms of template work (dozens of nodes a row resolved and
+Through the template partial a page of 50 rows was ~6 ms of template work (dozens of nodes a row resolved and
 escaped, two includes and a simple tag among them): most of the page's time, and what kept the history filtered
 by status within 6x of the admin changelist's same page. Here a row is a few f-strings, ~20 us. What comes from a
 user or Azure (server and backup names, who ran it, ARM's codes, the summary) is escaped; our own words and
