@@ -137,13 +137,11 @@ class CheckQuerySet(models.QuerySet):
     def newest_first(self) -> "CheckQuerySet":
         return self.order_by("-created_at", "-id")
 
-    # What a history row shows (templates/checks/history.html#check-row), and nothing else.
+    # What a history row shows (read and written by checks.history_row), and nothing else; the batch decides an
+    # active row's poll.
     HISTORY_ROW_FIELDS = ("server__name", "server__subscription_id", "backup_name", "status", "category", "summary",
                           "created_at", "started_at", "finished_at", "number_of_containers", "error_code",
-                          "error_details", "requested_by_name")
-
-    def for_history(self) -> "CheckQuerySet":
-        return self.select_related("server").only(*self.HISTORY_ROW_FIELDS).newest_first()
+                          "error_details", "requested_by_name", "batch")
 
     def bulk_create(self, objs, *args, **kwargs):
         # Rows made in bulk (batches, schedules) skip save(): give them their server's tenant here too.

@@ -377,3 +377,67 @@ def test_checks_carry_their_servers_tenant_however_they_are_made(alice, server, 
     assert Check.objects.get(pk=made.pk).tenant_id == Check.objects.get(pk=bulk.pk).tenant_id == FABRIKAM
     with pytest.raises(IntegrityError), transaction.atomic():
         Check.objects.filter(pk=made.pk).update(tenant_id="")
+
+
+# ---- One writer of a history row (checks.history_row): the history, a server's page and the row's poll.
+
+def test_a_row_is_the_same_on_the_history_on_its_servers_page_and_in_its_poll(client_alice, alice, server):
+    running = make_check(server, alice, status="running", summary="Asking <Azure>", minutes_ago=1)
+    html = client_alice.get("/checks/").content.decode()
+    polled = client_alice.get(f"/checks/{running.pk}/row/").content.decode()
+    assert polled.startswith(f'<tr id="check-{running.pk}" hx-get="/checks/{running.pk}/row/"') and polled in html
+    on_server = client_alice.get(f"/checks/{running.pk}/row/", {"of_server": "1"}).content.decode()
+    assert on_server in client_alice.get(f"/servers/{server.pk}/").content.decode()
+    assert f'hx-get="/checks/{running.pk}/row/?of_server=1"' in on_server and 'data-label="Server"' not in on_server
+    assert "Asking &lt;Azure&gt;" in polled and "Asking <Azure>" not in polled
+
+
+def test_a_row_escapes_every_text_from_a_user_or_azure(client_alice, alice):
+    evil = "<b>x</b>&\"'"
+    server = make_server(name=evil, subscription_id=evil)
+    check = make_check(server, alice, status="failed", category="throttled", backup_name=evil, summary=evil,
+                       requested_by_name=evil, error_code=evil, error_details=[{"code": evil}])
+    for url in ("/checks/", f"/servers/{server.pk}/", f"/checks/{check.pk}/row/"):
+        row = re.search(r'<tr id="check-\d+".*?</tr>', client_alice.get(url).content.decode(), re.S).group(0)
+        assert "<b>" not in row and "&lt;b&gt;x&lt;/b&gt;&amp;&quot;&#x27;" in row, url
+
+
+def test_a_row_says_what_the_status_and_result_partials_say(client_alice, alice, server, staging_server):
+    long_summary = "s" * 200
+    make_check(server, alice, status="failed", category="permission_missing", summary=long_summary,
+               error_code="AuthorizationFailed", error_details=[{"code": "LinkedAuthorizationFailed"}], minutes_ago=2)
+    make_check(staging_server, alice, status="succeeded", number_of_containers=1, minutes_ago=1)
+    html = client_alice.get("/checks/").content.decode()
+    assert '<span class="badge badge-failed check-status">Failed</span>' in html
+    assert '<span class="category">Permission missing</span>' in html and "What to do: Ask an owner" in html
+    assert '<code class="small" title="AuthorizationFailed">LinkedAuthorizationFailed</code>' in html
+    assert f'title="{long_summary}">{"s" * 159}…</div>' in html
+    assert '<span class="badge badge-succeeded check-status">Passed</span>' in html
+    assert "<strong>1</strong> container\n" in html or "<strong>1</strong> container<" in html
+
+
+def test_active_rows_cost_no_query_each(client_alice, alice, django_assert_num_queries):
+    """An active row's poll interval reads the check's batch: it is read with the row, not once a row."""
+    servers = [make_server(name=f"pg-active-{i}") for i in range(4)]
+    make_check(servers[0], alice, status="running")
+    few = history_queries(client_alice, "/checks/")
+    for s in servers[1:]:
+        make_check(s, alice, status="queued")
+    with django_assert_num_queries(few):
+        html = client_alice.get("/checks/").content.decode()
+    assert html.count('hx-trigger="every ') == 4
+
+
+def test_the_rows_read_make_the_same_checks_as_the_orm(client_alice, alice, server):
+    """history_row.read makes Check and Server instances without Model.__init__: the same row as the ORM's
+    instances, and a field it did not read is still read when asked for."""
+    from checks import history_row
+
+    make_check(server, alice, status="failed", category="throttled", error_code="TooManyRequests", summary="slow")
+    make_check(server, alice, status="running", minutes_ago=1)
+    read = list(history_row.read(Check.objects.filter(server=server)))
+    orm = list(Check.objects.filter(server=server).select_related("server").order_by("-created_at", "-id"))
+    assert [c.pk for c in read] == [c.pk for c in orm] and read[0] == orm[0]
+    assert history_row.rows(read, subscription_names={}) == history_row.rows(orm, subscription_names={})
+    assert read[0].server.name == "pg-payments-01" and read[0].server.pk == server.pk
+    assert read[0].api_version == "2024-08-01" and read[0].requested_by == alice

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
-from checks import copy_export
+from checks import copy_export, history_row
 from checks.forms import HistoryFilterForm
 from checks.models import Check
 from dashboard import keyset, subscriptions
@@ -43,9 +43,9 @@ def poll_response(response: HttpResponse, check: Check | None) -> HttpResponse:
 def check_row(request: HttpRequest, pk: int) -> HttpResponse:
     check = get_check_for_user(request, pk)
     # A row of a server's own page has no Server column (checks/server_detail.html); its poll keeps it so.
-    context = {"check": check, "of_server": request.GET.get("of_server") == "1"}
-    response = render(request, "checks/history.html#check-row", context)
-    return poll_response(response, check)
+    of_server = request.GET.get("of_server") == "1"
+    names = {} if of_server else subscriptions.names_for(request)
+    return poll_response(HttpResponse(history_row.row(check, of_server=of_server, subscription_names=names)), check)
 
 
 def _filtered_history(request: HttpRequest) -> tuple[HistoryFilterForm, object]:
@@ -56,10 +56,15 @@ def _filtered_history(request: HttpRequest) -> tuple[HistoryFilterForm, object]:
 @require_GET
 def history(request: HttpRequest) -> HttpResponse:
     form, checks = _filtered_history(request)
-    page = keyset.paginate(checks.for_history(), HISTORY_PAGE_SIZE, request.GET.get("cursor"))
     query = request.GET.copy()
     query.pop("cursor", None)
     query.pop("page", None)  # links from before the pages had cursors
+    # Unfiltered, the first 10,001 checks are counted in the page's order, off the (tenant, created_at, id)
+    # index: unordered, PostgreSQL read them from the table itself (most rows are the larger tenant's), 3-10 ms
+    # where the index takes ~1.5. Filtered, unordered lets it pick the index that has the filter's rows together
+    # (in order, a rare status and category took 3x longer).
+    counted = checks if not any(query.values()) else checks.order_by()
+    page = keyset.paginate(history_row.read(checks), HISTORY_PAGE_SIZE, request.GET.get("cursor"), counted=counted)
     return render(request, "checks/history.html", {"form": form, "page": page, "query": query.urlencode()})
 
 

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from backups import summary
-from checks import fleet_state, resume, strip
+from checks import fleet_state, history_row, resume, strip
 from checks.forms import RunCheckForm
 from checks.models import AlreadyActive, Check, ReadinessChange, TooManyActive, proposed_backup_name
 from checks.views.history import get_check_for_user, poll_response
@@ -74,8 +74,9 @@ def server_row(request: HttpRequest, pk: int) -> HttpResponse:
 def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A server's page; htmx asks for its history alone when a check of it is queued."""
     server = get_server_for_user(request, pk, active_only=False)
-    checks = Check.objects.filter(server=server).for_history()
-    page = keyset.paginate(checks, HISTORY_PER_PAGE, request.GET.get("cursor"))
+    checks = Check.objects.filter(server=server)
+    page = keyset.paginate(history_row.read(checks), HISTORY_PER_PAGE, request.GET.get("cursor"),
+                           counted=checks.order_by())
     template_name = "checks/server_detail.html"
     if request.htmx:
         return render(request, template_name + "#history", {"server": server, "page": page})
