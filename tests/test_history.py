@@ -429,8 +429,8 @@ def test_active_rows_cost_no_query_each(client_alice, alice, django_assert_num_q
 
 
 def test_the_rows_read_make_the_same_checks_as_the_orm(client_alice, alice, server):
-    """history_row.read makes Check and Server instances without Model.__init__: the same row as the ORM's
-    instances, and a field it did not read is still read when asked for."""
+    """history_row.read reads only the row's fields: the same row as the ORM's whole instances, and a field it
+    did not read is still read when asked for."""
     from checks import history_row
 
     make_check(server, alice, status="failed", category="throttled", error_code="TooManyRequests", summary="slow")
