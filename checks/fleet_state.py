@@ -21,7 +21,7 @@ from checks.readiness import State
 from dashboard import subscriptions
 from dashboard.models import Server, ServerQuerySet
 
-SERVERS_PER_PAGE = 100
+SERVERS_PER_PAGE = 50
 COUNTED_STATES = ("ready", "not_ready", "never", "stale")
 
 # ?sort=<key> sorts the worst or the oldest first, ?sort=-<key> the other way. Each key's columns are those of
@@ -122,17 +122,22 @@ def ordered(servers: ServerQuerySet, sort: str) -> ServerQuerySet:
     return servers.order_by(*(column.desc() if descending else column.asc() for column in SORTS[key][1]))
 
 
-def page_of_servers(selected: ServerQuerySet, request: HttpRequest) -> tuple[Page, list[Server]]:
+def page_of_servers(selected: ServerQuerySet, request: HttpRequest,
+                    total: int | None = None) -> tuple[Page, list[Server]]:
     """The requested page of the selected servers, in the sort asked for (SORTS), each with its
     last check, readiness, recent outcomes (checks.strip), last LTR backup and the user's own last attempt.
 
     Two steps: the page's ids from the servers alone (the tenant's servers sorted, without any join), then
-    those 100 servers with what each row shows. In one query the planner joined every server's last check
-    (a scan of the whole history) before it sorted and cut the page.
+    those 50 servers with what each row shows. In one query the planner joined every server's last check
+    (a scan of the whole history) before it sorted and cut the page. `total`: how many servers are
+    selected, when known already (no second COUNT).
     """
     tenant = request.user.tenant_id
     ids_in_order = ordered(selected, sort_of(request.GET)).values_list("pk", flat=True)
-    page = Paginator(ids_in_order, SERVERS_PER_PAGE).get_page(request.GET.get("page"))
+    paginator = Paginator(ids_in_order, SERVERS_PER_PAGE)
+    if total is not None:  # counted already (the counts at the top): not a second COUNT(*)
+        paginator.count = total
+    page = paginator.get_page(request.GET.get("page"))
     ids = list(page.object_list)
     rows = Server.objects.filter(pk__in=ids).select_related("last_check", "recent_outcomes")
     rows = with_my_last_attempt(summary.with_last_backup(rows, tenant), request.user)

@@ -3,12 +3,15 @@ filters."""
 
 from django import forms
 from django.db.models import Q
+from django.forms.utils import flatatt
 from django.urls import reverse_lazy
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 from armclient.outcomes import Category
 from backups import summary
 from checks.models import Check, proposed_backup_name
-from dashboard.forms import SubscriptionSelect, subscription_choices
+from dashboard.forms import subscription_choices
 from dashboard.models import Server
 from dashboard.validators import validate_backup_name
 
@@ -113,6 +116,32 @@ class HistoryFilterForm(forms.Form):
         return checks
 
 
+class QuickSelect(forms.Select):
+    """A <select> written in one f-string: Django renders each option through a template (~40 µs each), and the
+    server list draws its filters' dozens of options on every request. The same markup as forms.Select."""
+
+    def option_title(self, value: str, label: str) -> str:
+        return ""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        wanted, options, chosen = self.format_value(value), [], False
+        for option, label in self.choices:
+            option, label = str(option), str(label)
+            selected = not chosen and option in wanted
+            chosen = chosen or selected
+            options.append(f'<option value="{escape(option)}"{self.option_title(option, label)}'
+                           f'{" selected" if selected else ""}>{escape(label)}</option>')
+        attrs = flatatt(self.build_attrs(self.attrs, attrs))
+        return mark_safe(f'<select name="{escape(name)}"{attrs}>\n' + "\n".join(options) + "\n</select>")  # noqa: S308
+
+
+class QuickSubscriptionSelect(QuickSelect):
+    """dashboard.forms.SubscriptionSelect's options (a named subscription's GUID as its title), written quickly."""
+
+    def option_title(self, value: str, label: str) -> str:
+        return f' title="{escape(value)}"' if value and label != value else ""
+
+
 class ServerFilterForm(forms.Form):
     """The server list's search and filters (GET). Bad values are reported and match nothing."""
 
@@ -125,18 +154,20 @@ class ServerFilterForm(forms.Form):
         ("active", "Checking now"),
     ]
     q = forms.CharField(required=False, max_length=100, label="Search", error_messages=FILTER_ERRORS)
-    subscription = forms.ChoiceField(required=False, label="Subscription", error_messages=FILTER_ERRORS)
-    resource_group = forms.ChoiceField(required=False, label="Resource group", error_messages=FILTER_ERRORS)
-    state = forms.ChoiceField(required=False, label="State", choices=OUTCOMES, error_messages=FILTER_ERRORS)
+    subscription = forms.ChoiceField(required=False, label="Subscription", error_messages=FILTER_ERRORS,
+                                     widget=QuickSubscriptionSelect)
+    resource_group = forms.ChoiceField(required=False, label="Resource group", error_messages=FILTER_ERRORS,
+                                       widget=QuickSelect)
+    state = forms.ChoiceField(required=False, label="State", choices=OUTCOMES, error_messages=FILTER_ERRORS,
+                              widget=QuickSelect)
     backup = forms.ChoiceField(required=False, label="Last LTR backup", choices=summary.FILTER_CHOICES,
-                               error_messages=FILTER_ERRORS)
+                               error_messages=FILTER_ERRORS, widget=QuickSelect)
 
     def __init__(self, *args, places, subscription_names: dict[str, str] | None = None, **kwargs):
         """`places`: the (subscription id, resource group) pairs the tenant's servers are in."""
         super().__init__(*args, **kwargs)
         ids = {subscription for subscription, _ in places}
         groups = sorted({group for _, group in places}, key=str.lower)
-        self.fields["subscription"].widget = SubscriptionSelect()
         # A callable: the names are read only if the choices are (the counts fragment reads none).
         self.fields["subscription"].choices = lambda: subscription_choices(ids, subscription_names or {},
                                                                            "All subscriptions")

@@ -116,13 +116,21 @@ def legend() -> dict:
 SAID = {"ready": "passed", "not-ready": "not ready", "caller": "said nothing", "active": "in progress"}
 
 
+DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+PAIRS = [a + b for a in DIGITS for b in DIGITS]  # 00 .. zz: two digits a step (a page encodes 2,000 numbers)
+
+
 def _base36(n: int) -> str:
-    digits, sign, n = "", "-" if n < 0 else "", abs(n)
-    while True:
-        n, d = divmod(n, 36)
-        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[d] + digits
-        if not n:
-            return sign + digits
+    if n < 0:
+        return "-" + _base36(-n)
+    if n < 36:
+        return DIGITS[n]
+    low = []
+    while n >= 1296:
+        n, r = divmod(n, 1296)
+        low.append(PAIRS[r])
+    # n is 1..1295 here: its digits without a leading zero.
+    return (DIGITS[n] if n < 36 else PAIRS[n]) + "".join(reversed(low))
 
 
 def encode(ticks) -> str:
@@ -166,7 +174,7 @@ class Strip(list):
             return ""
         return mark_safe(  # noqa: S308 - the words and ticks are ours; the name is escaped
             f'<div class="strip" role="group" aria-label="{self.words()}" data-ticks="{encode(self)}">'
-            f'<a class="visually-hidden" href="{self.history}">All checks of {escape(self.name)}</a></div>')
+            f'<a href="{self.history}">All checks of {escape(self.name)}</a></div>')
 
 
 def strip_of(server) -> Strip:

@@ -94,7 +94,7 @@ def test_select_all_matching_is_offered_beyond_one_page_and_posts_every_matching
     signed_in(ALICE["upn"])
     html = client.get("/", {"q": "many"}).content.decode()
     assert "Select all 120 matching" in html and "Run on all 120 matching" in html
-    assert 'aria-label="Select the 100 servers on this page"' in html
+    assert 'aria-label="Select the 50 servers on this page"' in html
     response = client.post("/batches/", {"scope": "all", "q": "many"})
     assert response.status_code == 302
     fan_out_queued()  # the worker's queuing of the batch's checks
@@ -160,7 +160,12 @@ def test_the_row_htmx_brings_is_the_row_the_list_shows_and_the_page_has_one_csrf
     assert re.sub(r'<div id="live-announcer".*?</div>\n', "", polled) == listed
     # Sign-out, the bulk toolbar and the rows' one #run-one: not one a row.
     assert html.count('name="csrfmiddlewaretoken"') == 3
-    assert f'form="run-one" formaction="/servers/{server.pk}/run/" hx-post="/servers/{server.pk}/run/"' in listed
+    # Run's URL once (app.js gives htmx the formaction); the checkbox and Run named by the server's name cell.
+    assert f'form="run-one" formaction="/servers/{server.pk}/run/" id="run-{server.pk}"' in listed
+    assert "hx-post" not in listed and 'form="bulk-form"' not in listed
+    assert f'<strong id="n-{server.pk}">pg-a</strong>' in listed and listed.count("pg-a") == 2  # the name, the strip's link
+    assert f'aria-labelledby="w-sel n-{server.pk}"' in listed and f'aria-labelledby="w-run n-{server.pk}"' in listed
+    assert '<span id="w-sel" hidden>Select</span><span id="w-run" hidden>Run pre-backup check on</span>' in html
     assert "data-label" not in listed
 
 

@@ -48,7 +48,9 @@ def server_list(request: HttpRequest) -> HttpResponse:
     context = {"form": form, "counts": fleet_state.counts(everything)}
     if request.htmx:
         return render(request, "checks/server_list.html#fleet-counts", context)
-    page, servers = fleet_state.page_of_servers(selected, request)
+    # Unfiltered, the list is the counts' total.
+    total = context["counts"]["total"] if selected is everything else None
+    page, servers = fleet_state.page_of_servers(selected, request, total)
     filters = request.GET.copy()
     filters.pop("page", None)
     rows = [{"server": s, "strip": strip.strip_of(s), "my_last_attempt": fleet_state.my_last_attempt_note(s)}
