@@ -96,11 +96,19 @@ def apply_filters(servers: ServerQuerySet, data: dict, tenant_id: str = "") -> S
     return servers
 
 
-def counts(servers: ServerQuerySet) -> dict:
-    """How many servers are in each state, and in all: one query."""
-    return servers.aggregate(
-        total=Count("pk"), **{state: Count("pk", filter=state_q(state)) for state in COUNTED_STATES}
-    )
+def overview(servers: ServerQuerySet) -> tuple[dict, list[tuple[str, str]]]:
+    """How many servers are in each state, and in all, and the places (subscription, resource group) they are
+    in, for the filters' choices: one pass over the servers, grouped by place and summed here (the places
+    were a second scan of the tenant's servers)."""
+    totals = dict.fromkeys(("total", *COUNTED_STATES), 0)
+    places = []
+    grouped = servers.order_by().values("subscription_id", "resource_group").annotate(
+        total=Count("pk"), **{state: Count("pk", filter=state_q(state)) for state in COUNTED_STATES})
+    for group in grouped:
+        places.append((group["subscription_id"], group["resource_group"]))
+        for key in totals:
+            totals[key] += group[key]
+    return totals, places
 
 
 def sort_of(query) -> str:
@@ -153,14 +161,35 @@ def page_of_servers(selected: ServerQuerySet, request: HttpRequest,
     return page, [by_id[pk] for pk in ids if pk in by_id]
 
 
-def filtered_servers(request: HttpRequest, data) -> tuple[ServerFilterForm, ServerQuerySet, ServerQuerySet]:
-    """The tenant's active servers, the filter form over them, and the servers it selects."""
+def filtered_servers(request: HttpRequest, data,
+                     places=None) -> tuple[ServerFilterForm, ServerQuerySet, ServerQuerySet]:
+    """The tenant's active servers, the filter form over them, and the servers it selects. `places`: the
+    (subscription, resource group) pairs of the tenant's servers, when read already."""
     everything = Server.objects.for_tenant(request.user.tenant_id).active()
-    # The filters' choices from the distinct places (a few dozen), not from every server of the tenant.
-    places = everything.order_by().values_list("subscription_id", "resource_group").distinct()
-    form = ServerFilterForm(data or None, places=list(places),
+    if places is None:
+        # The filters' choices from the distinct places (a few dozen), not from every server of the tenant.
+        places = list(everything.order_by().values_list("subscription_id", "resource_group").distinct())
+    form = ServerFilterForm(data or None, places=places,
                             subscription_names=SimpleLazyObject(lambda: subscriptions.names_for(request)))
     if form.is_bound and not form.is_valid():
         return form, everything, everything.none()
     return form, everything, apply_filters(everything, form.cleaned_data if form.is_bound else {},
                                            request.user.tenant_id)
+
+
+def counted_total(form: ServerFilterForm, counts: dict) -> int | None:
+    """How many servers the list shows, when the counts at the top say it already: all of them (no filter),
+    or those of one counted state (the state filter alone); else None (counted with the page)."""
+    if form.is_bound and not form.is_valid():
+        return None
+    chosen = {name for name, value in (form.cleaned_data if form.is_bound else {}).items() if value}
+    if not chosen:
+        return counts["total"]
+    state = form.cleaned_data["state"] if chosen == {"state"} else ""
+    return counts[state] if state in COUNTED_STATES else None
+
+
+def counted_servers(request: HttpRequest, data) -> tuple[ServerFilterForm, ServerQuerySet, ServerQuerySet, dict]:
+    """filtered_servers, and the counts at the top of the list (the places from the same query)."""
+    counts, places = overview(Server.objects.for_tenant(request.user.tenant_id).active())
+    return (*filtered_servers(request, data, places), counts)

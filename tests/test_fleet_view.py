@@ -202,3 +202,17 @@ def test_a_row_says_each_thing_once_and_stays_under_1400_bytes(client, alice):
     assert row.count("pg-fleet-00042") == 2, "the name cell and the strip's link; the rest refers to the name cell"
     assert "title=" in row and row.count("datetime=") == 2 and "its state is Stopped" not in row
     assert len(row.encode()) < 1400, len(row.encode())  # 1,379 when written
+
+
+def test_the_list_counts_its_servers_once_when_the_counts_at_the_top_say_how_many(client, alice, four):
+    # The counts at the top and the filters' places come from one grouped query; the page's total is one of
+    # those counts when no filter or the state filter alone applies (no second COUNT), and counted otherwise.
+    client.force_login(alice)
+    for query, says, counted in (({}, "Run on all 4 servers", False), ({"state": "ready"}, "Run on all 2 matching", False),
+                                 ({"state": "ready", "q": "pg-b"}, "Run on all 1 matching", True),
+                                 ({"q": "pg-a"}, "Run on all 1 matching", True)):
+        with CaptureQueriesContext(connection) as queries:
+            html = " ".join(client.get("/", query).content.decode().split())
+        assert says in html, query
+        assert any("COUNT(*)" in q["sql"] for q in queries.captured_queries) == counted, query
+        assert not any("DISTINCT" in q["sql"] for q in queries.captured_queries), "the places: from the counts"
