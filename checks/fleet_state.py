@@ -3,12 +3,12 @@ stale, checking now; see checks.readiness), the filters over it, the counts at t
 servers with each one's recent outcomes (checks.strip), and the signed-in user's own last attempt where it
 failed for a reason of theirs."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, F, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce, Lower
+from django.db.models.functions import Coalesce, JSONObject, Lower
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
@@ -21,7 +21,7 @@ from checks.readiness import State
 from dashboard import subscriptions
 from dashboard.models import Server, ServerQuerySet
 
-SERVERS_PER_PAGE = 100
+SERVERS_PER_PAGE = 50
 COUNTED_STATES = ("ready", "not_ready", "never", "stale")
 
 # ?sort=<key> sorts the worst or the oldest first, ?sort=-<key> the other way. Each key's columns are those of
@@ -55,23 +55,31 @@ def state_q(state: str) -> Q:
 
 
 def with_my_last_attempt(servers: ServerQuerySet, user) -> ServerQuerySet:
-    """Each server with the category and time of `user`'s own newest finished check of it."""
+    """Each server with the category and time of `user`'s own newest finished check of it: `my_last`, both in
+    one subquery (as a JSON object: two subqueries walked the server's checks twice)."""
     mine = Check.objects.filter(server=OuterRef("pk"), requested_by=user, finished_at__isnull=False).order_by(
         "-created_at", "-id")
     return servers.select_related("readiness").annotate(
-        my_last_category=Subquery(mine.values("category")[:1]), my_last_at=Subquery(mine.values("finished_at")[:1]))
+        my_last=Subquery(mine.values(last=JSONObject(category="category", at="finished_at"))[:1]))
 
 
 def my_last_attempt_note(server) -> str:
     """ "Permission missing" when the user's own newest attempt failed for a reason of theirs (not the
     server's) after the server's last conclusive check; else ""."""
-    category = getattr(server, "my_last_category", None)
+    mine = getattr(server, "my_last", None) or {}
+    category = mine.get("category")
     if not category or Category(category).is_about_the_server:
         return ""
     readiness = getattr(server, "readiness", None)  # None when never conclusively checked
-    if readiness is not None and server.my_last_at <= readiness.last_conclusive_at:
+    if readiness is not None and _moment(mine["at"]) <= readiness.last_conclusive_at:
         return ""
     return Category(category).label
+
+
+def _moment(text: str) -> datetime:
+    """A time as JSON has it: ISO with its offset (PostgreSQL), or naive UTC (SQLite)."""
+    at = datetime.fromisoformat(text)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def apply_filters(servers: ServerQuerySet, data: dict, tenant_id: str = "") -> ServerQuerySet:
@@ -88,11 +96,19 @@ def apply_filters(servers: ServerQuerySet, data: dict, tenant_id: str = "") -> S
     return servers
 
 
-def counts(servers: ServerQuerySet) -> dict:
-    """How many servers are in each state, and in all: one query."""
-    return servers.aggregate(
-        total=Count("pk"), **{state: Count("pk", filter=state_q(state)) for state in COUNTED_STATES}
-    )
+def overview(servers: ServerQuerySet) -> tuple[dict, list[tuple[str, str]]]:
+    """How many servers are in each state, and in all, and the places (subscription, resource group) they are
+    in, for the filters' choices: one pass over the servers, grouped by place and summed here (the places
+    were a second scan of the tenant's servers)."""
+    totals = dict.fromkeys(("total", *COUNTED_STATES), 0)
+    places = []
+    grouped = servers.order_by().values("subscription_id", "resource_group").annotate(
+        total=Count("pk"), **{state: Count("pk", filter=state_q(state)) for state in COUNTED_STATES})
+    for group in grouped:
+        places.append((group["subscription_id"], group["resource_group"]))
+        for key in totals:
+            totals[key] += group[key]
+    return totals, places
 
 
 def sort_of(query) -> str:
@@ -122,17 +138,22 @@ def ordered(servers: ServerQuerySet, sort: str) -> ServerQuerySet:
     return servers.order_by(*(column.desc() if descending else column.asc() for column in SORTS[key][1]))
 
 
-def page_of_servers(selected: ServerQuerySet, request: HttpRequest) -> tuple[Page, list[Server]]:
+def page_of_servers(selected: ServerQuerySet, request: HttpRequest,
+                    total: int | None = None) -> tuple[Page, list[Server]]:
     """The requested page of the selected servers, in the sort asked for (SORTS), each with its
     last check, readiness, recent outcomes (checks.strip), last LTR backup and the user's own last attempt.
 
     Two steps: the page's ids from the servers alone (the tenant's servers sorted, without any join), then
-    those 100 servers with what each row shows. In one query the planner joined every server's last check
-    (a scan of the whole history) before it sorted and cut the page.
+    those 50 servers with what each row shows. In one query the planner joined every server's last check
+    (a scan of the whole history) before it sorted and cut the page. `total`: how many servers are
+    selected, when known already (no second COUNT).
     """
     tenant = request.user.tenant_id
     ids_in_order = ordered(selected, sort_of(request.GET)).values_list("pk", flat=True)
-    page = Paginator(ids_in_order, SERVERS_PER_PAGE).get_page(request.GET.get("page"))
+    paginator = Paginator(ids_in_order, SERVERS_PER_PAGE)
+    if total is not None:  # counted already (the counts at the top): not a second COUNT(*)
+        paginator.count = total
+    page = paginator.get_page(request.GET.get("page"))
     ids = list(page.object_list)
     rows = Server.objects.filter(pk__in=ids).select_related("last_check", "recent_outcomes")
     rows = with_my_last_attempt(summary.with_last_backup(rows, tenant), request.user)
@@ -140,14 +161,35 @@ def page_of_servers(selected: ServerQuerySet, request: HttpRequest) -> tuple[Pag
     return page, [by_id[pk] for pk in ids if pk in by_id]
 
 
-def filtered_servers(request: HttpRequest, data) -> tuple[ServerFilterForm, ServerQuerySet, ServerQuerySet]:
-    """The tenant's active servers, the filter form over them, and the servers it selects."""
+def filtered_servers(request: HttpRequest, data,
+                     places=None) -> tuple[ServerFilterForm, ServerQuerySet, ServerQuerySet]:
+    """The tenant's active servers, the filter form over them, and the servers it selects. `places`: the
+    (subscription, resource group) pairs of the tenant's servers, when read already."""
     everything = Server.objects.for_tenant(request.user.tenant_id).active()
-    # The filters' choices from the distinct places (a few dozen), not from every server of the tenant.
-    places = everything.order_by().values_list("subscription_id", "resource_group").distinct()
-    form = ServerFilterForm(data or None, places=list(places),
+    if places is None:
+        # The filters' choices from the distinct places (a few dozen), not from every server of the tenant.
+        places = list(everything.order_by().values_list("subscription_id", "resource_group").distinct())
+    form = ServerFilterForm(data or None, places=places,
                             subscription_names=SimpleLazyObject(lambda: subscriptions.names_for(request)))
     if form.is_bound and not form.is_valid():
         return form, everything, everything.none()
     return form, everything, apply_filters(everything, form.cleaned_data if form.is_bound else {},
                                            request.user.tenant_id)
+
+
+def counted_total(form: ServerFilterForm, counts: dict) -> int | None:
+    """How many servers the list shows, when the counts at the top say it already: all of them (no filter),
+    or those of one counted state (the state filter alone); else None (counted with the page)."""
+    if form.is_bound and not form.is_valid():
+        return None
+    chosen = {name for name, value in (form.cleaned_data if form.is_bound else {}).items() if value}
+    if not chosen:
+        return counts["total"]
+    state = form.cleaned_data["state"] if chosen == {"state"} else ""
+    return counts[state] if state in COUNTED_STATES else None
+
+
+def counted_servers(request: HttpRequest, data) -> tuple[ServerFilterForm, ServerQuerySet, ServerQuerySet, dict]:
+    """filtered_servers, and the counts at the top of the list (the places from the same query)."""
+    counts, places = overview(Server.objects.for_tenant(request.user.tenant_id).active())
+    return (*filtered_servers(request, data, places), counts)

@@ -27,7 +27,10 @@ def run(client, server, backup_name="pg-payments-01-ltr-1"):
 def test_the_list_has_a_small_run_and_the_server_page_proposes_an_editable_backup_name(client, alice_in, server):
     listed = client.get("/").content.decode()
     assert 'name="backup_name"' not in listed, "no backup name in every row"
-    assert 'aria-label="Run pre-backup check on pg-payments-01">Run</button>' in listed
+    # Named "Run pre-backup check on pg-payments-01": the page's hidden words, then the server's name.
+    assert f'aria-labelledby="w-run n-{server.pk}">Run</button>' in listed
+    assert '<span id="w-run" hidden>Run pre-backup check on</span>' in listed
+    assert f'<strong id="n-{server.pk}">pg-payments-01</strong>' in listed
     page = client.get(f"/servers/{server.pk}/").content.decode()
     assert 'name="backup_name" value="pg-payments-01-ltr-' in page and ">Run pre-backup check</button>" in page
 

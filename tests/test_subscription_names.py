@@ -51,7 +51,7 @@ def test_the_server_list_names_subscriptions_in_the_column_and_the_filter(client
     make_server(subscription_id=STAGING, resource_group="rg-staging", name="pg-staging-01")
     html = client.get("/").content.decode()
     assert NAMED in html
-    assert f'<span class="mono">{STAGING}</span>' in html, "no name known: the GUID itself"
+    assert f'<code>{STAGING}</code>' in html, "no name known: the GUID itself"
     assert f'<option value="{PROD}" title="{PROD}">Contoso Production</option>' in html
     assert f'<option value="{STAGING}">{STAGING}</option>' in html
     filtered = client.get("/", {"subscription": PROD}).content.decode()
@@ -100,7 +100,7 @@ def test_another_tenants_names_are_not_shown(client, logged_in):
     _name()  # Contoso's name for a GUID that Fabrikam also has a server in
     make_server(tenant_id=FABRIKAM, name="pg-odd")
     html = client.get("/").content.decode()
-    assert "Contoso Production" not in html and f'<span class="mono">{PROD}</span>' in html
+    assert "Contoso Production" not in html and f'<code>{PROD}</code>' in html
 
 
 def test_a_hostile_display_name_is_escaped(client, logged_in):

@@ -44,11 +44,11 @@ def server_row_context(request: HttpRequest, server: Server, form: RunCheckForm 
 @require_GET
 def server_list(request: HttpRequest) -> HttpResponse:
     """The list; htmx asks for the counts at the top alone when a check finishes."""
-    form, everything, selected = fleet_state.filtered_servers(request, request.GET)
-    context = {"form": form, "counts": fleet_state.counts(everything)}
+    form, _, selected, counts = fleet_state.counted_servers(request, request.GET)
+    context = {"form": form, "counts": counts}
     if request.htmx:
         return render(request, "checks/server_list.html#fleet-counts", context)
-    page, servers = fleet_state.page_of_servers(selected, request)
+    page, servers = fleet_state.page_of_servers(selected, request, fleet_state.counted_total(form, counts))
     filters = request.GET.copy()
     filters.pop("page", None)
     rows = [{"server": s, "strip": strip.strip_of(s), "my_last_attempt": fleet_state.my_last_attempt_note(s)}

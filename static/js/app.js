@@ -83,7 +83,8 @@ document.addEventListener("input", function (event) {
   const total = Number(form.dataset.total);
   let allMatching = false;
 
-  function rowBoxes() { return Array.from(document.querySelectorAll("input[data-select-row]")); }
+  // The rows' boxes: the list is inside the form, each box a field named "server".
+  function rowBoxes() { return Array.from(form.querySelectorAll("tbody input[name=server]")); }
 
   function update() {
     const boxes = rowBoxes();
@@ -114,11 +115,11 @@ document.addEventListener("input", function (event) {
     update();
   });
   document.addEventListener("change", function (event) {
-    if (event.target.matches("input[data-select-row]")) update();
+    if (event.target.matches("tbody input[name=server]")) update();
   });
   // A row swapped by htmx (its check ran) comes back unticked: tick it again if it was.
   document.addEventListener("htmx:beforeSwap", function (event) {
-    const box = event.detail.target && event.detail.target.querySelector("input[data-select-row]");
+    const box = event.detail.target && event.detail.target.querySelector("input[name=server]");
     if (box && box.checked) form.dataset.keep = (form.dataset.keep || "") + " " + box.value;
   });
   document.addEventListener("htmx:afterSettle", function () {
@@ -165,4 +166,21 @@ document.querySelectorAll("details[data-open-wide]").forEach(function (details) 
   }
   drawAll(document);
   document.addEventListener("htmx:load", function (event) { drawAll(event.detail.elt.parentNode || document); });
+})();
+
+// The server list's rows say each thing once (checks/fleet_row.py): a time's exact moment is its datetime (UTC),
+// made its tooltip here; Run's URL is its formaction (the plain form post without this script), given to htmx
+// as hx-post here, so a click swaps the row (hx-target and hx-swap come from the <tbody>).
+(function () {
+  function dress(root) {
+    root.querySelectorAll(".fleet time[datetime]:not([title])").forEach(function (time) {
+      time.title = time.getAttribute("datetime").slice(0, 19).replace("T", " ") + " UTC";
+    });
+    root.querySelectorAll(".fleet button[formaction]:not([hx-post])").forEach(function (button) {
+      button.setAttribute("hx-post", button.getAttribute("formaction"));
+      if (window.htmx) window.htmx.process(button);
+    });
+  }
+  dress(document);
+  document.addEventListener("htmx:load", function (event) { dress(event.detail.elt.parentNode || document); });
 })();
