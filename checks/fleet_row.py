@@ -24,6 +24,7 @@ from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.timezone import template_localtime
 
 from backups import summary
 from dashboard.subscriptions import name_of
@@ -76,8 +77,9 @@ def row(server, *, strip, my_last_attempt, can_operate: bool, subscription_names
 
 
 def _time(value) -> str:
-    """A time as the list shows it: "2 days ago", its exact moment (UTC) in datetime, the tooltip app.js makes."""
-    return f'<time datetime="{value.strftime("%Y-%m-%dT%H:%M:%SZ")}">{naturaltime(value)}</time>'
+    """A time as the list shows it: "2 days ago", its exact moment in datetime, in TIME_ZONE as every other page
+    says times (app.js makes it the tooltip)."""
+    return f'<time datetime="{template_localtime(value).isoformat(timespec="seconds")}">{naturaltime(value)}</time>'
 
 
 def _select(server, can_operate: bool) -> str:

@@ -217,3 +217,15 @@ def test_the_list_counts_its_servers_once_when_the_counts_at_the_top_say_how_man
         assert says in html, query
         assert any("COUNT(*)" in q["sql"] for q in queries.captured_queries) == counted, query
         assert not any("DISTINCT" in q["sql"] for q in queries.captured_queries), "the places: from the counts"
+
+
+def test_the_lists_exact_times_are_in_the_sites_time_zone_as_every_other_page_says_them(client, alice, settings):
+    # The tooltip app.js makes from <time datetime> reads like the history's and the timeline's times.
+    settings.TIME_ZONE = "Europe/Berlin"
+    server = make_server(name="pg-berlin")
+    make_check(server, alice, minutes_ago=60)
+    client.force_login(alice)
+    html = client.get("/").content.decode()
+    row = re.search(rf'<tr id="server-{server.pk}".*?</tr>', html, re.S).group(0)
+    moments = re.findall(r'<time datetime="([^"]+)"', row)
+    assert moments and all(m.endswith(("+01:00", "+02:00")) for m in moments), moments

@@ -168,13 +168,15 @@ document.querySelectorAll("details[data-open-wide]").forEach(function (details) 
   document.addEventListener("htmx:load", function (event) { drawAll(event.detail.elt.parentNode || document); });
 })();
 
-// The server list's rows say each thing once (checks/fleet_row.py): a time's exact moment is its datetime (UTC),
-// made its tooltip here; Run's URL is its formaction (the plain form post without this script), given to htmx
-// as hx-post here, so a click swaps the row (hx-target and hx-swap come from the <tbody>).
+// The server list's rows say each thing once (checks/fleet_row.py): a time's exact moment is its datetime (in
+// TIME_ZONE, with its offset, as other pages say times), made its tooltip here; Run's URL is its formaction (the
+// plain form post without this script), given to htmx as hx-post here, so a click swaps the row (hx-target and
+// hx-swap come from the <tbody>).
 (function () {
   function dress(root) {
     root.querySelectorAll(".fleet time[datetime]:not([title])").forEach(function (time) {
-      time.title = time.getAttribute("datetime").slice(0, 19).replace("T", " ") + " UTC";
+      var moment = time.getAttribute("datetime"), offset = moment.slice(19);  // "+01:00", "+00:00" or "Z"
+      time.title = moment.slice(0, 19).replace("T", " ") + " UTC" + (/^(Z|[+-]00:00)$/.test(offset) ? "" : offset);
     });
     root.querySelectorAll(".fleet button[formaction]:not([hx-post])").forEach(function (button) {
       button.setAttribute("hx-post", button.getAttribute("formaction"));
