@@ -12,6 +12,7 @@ import logging
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import cache
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, models, transaction
@@ -147,13 +148,35 @@ class CheckQuerySet(models.QuerySet):
         if preclaimed.get() != pk and not self.filter(pk=pk, status=Check.Status.QUEUED).update(
                 status=Check.Status.RUNNING, started_at=timezone.now()):
             return None
-        return self.select_related("server", "requested_by").only(*self.RUN_FIELDS).get(pk=pk)
+        return self.for_run(pk)
 
     # What running a check reads of it, its server and its requester (the rest of three wide rows was decoded
     # for nothing on every check): checks.tasks, Check.record, Readiness.observe.
     RUN_FIELDS = ("status", "tenant_id", "batch_id", "backup_name", "api_version", "created_at", "started_at",
                   "server__tenant_id", "server__subscription_id", "server__resource_group", "server__name",
                   "requested_by__tenant_id", "requested_by__object_id", "requested_by__home_account_id")
+
+    def for_run(self, pk: int) -> "Check":
+        """The check with RUN_FIELDS of it, its server and its requester, and the version of the requester's
+        stored token cache as `token_version` (dashboard.entra reuses its copy while that is unchanged), in one
+        statement written once: Django built the select_related read anew every check, and the version was a
+        statement of its own."""
+        connection = connections[self.db]
+        with connection.cursor() as cursor:
+            cursor.execute(_run_read_sql(), [pk])
+            row = cursor.fetchone()
+        if row is None:
+            raise Check.DoesNotExist(f"Check {pk} does not exist")
+        models_and_fields = _run_read_fields()
+        values = iter(row)
+        objects = []
+        for model, fields in models_and_fields:
+            taken = [_from_db(field, next(values), connection) for field in fields]
+            objects.append(None if taken[0] is None else model.from_db(self.db, [f.attname for f in fields], taken))
+        check, server, user = objects
+        check._state.fields_cache["server"], check._state.fields_cache["requested_by"] = server, user
+        check.token_version = next(values)
+        return check
 
     def claim_many(self, pks: list, now: datetime) -> set[int]:
         """Move the queued ones of these checks to running (call inside the transaction that claimed their
@@ -221,6 +244,35 @@ class CheckQuerySet(models.QuerySet):
         if count:
             log.warning("Marked %s check(s) interrupted: their worker or task was lost", count)
         return count
+
+
+def _run_read_fields() -> list:
+    """[(model, its fields read, in the model's order, primary key first)] for Check.objects.for_run."""
+    from dashboard.models import User
+
+    wanted = {Check: {"id", "status", "tenant_id", "batch_id", "backup_name", "api_version", "created_at",
+                      "started_at", "server_id", "requested_by_id"},
+              Server: {"id", "tenant_id", "subscription_id", "resource_group", "name"},
+              User: {"id", "tenant_id", "object_id", "home_account_id"}}
+    return [(model, [f for f in model._meta.concrete_fields if f.attname in names]) for model, names in wanted.items()]
+
+
+@cache
+def _run_read_sql() -> str:
+    (check, check_fields), (server, server_fields), (user, user_fields) = _run_read_fields()
+    columns = ", ".join([f"c.{f.column}" for f in check_fields] + [f"s.{f.column}" for f in server_fields]
+                        + [f"u.{f.column}" for f in user_fields] + ["t.version"])
+    return (f"SELECT {columns} FROM {check._meta.db_table} c "  # noqa: S608 (names from the models)
+            f"JOIN {server._meta.db_table} s ON s.id = c.server_id LEFT JOIN {user._meta.db_table} u "
+            "ON u.id = c.requested_by_id LEFT JOIN dashboard_tokencache t ON t.user_id = c.requested_by_id "
+            "WHERE c.id = %s")
+
+
+def _from_db(field, value, connection):
+    """A column as the ORM would give it: SQLite returns a naive datetime (UTC) where Django makes it aware."""
+    if value is not None and isinstance(field, models.DateTimeField) and timezone.is_naive(value):
+        return timezone.make_aware(value, connection.timezone)
+    return value
 
 
 class Check(models.Model):
@@ -489,20 +541,30 @@ class Check(models.Model):
 
         A check the reaper already marked interrupted, or a cancelled batch's, is history: it is not rewritten.
         """
+        return self._end(fields, readiness=False)
+
+    def _end(self, fields: dict, *, readiness: bool) -> bool:
+        """The check's end, its tick on the server's strip, its task row and (`readiness`) the server's
+        readiness, in one transaction: statements written once (checks.ending), one on PostgreSQL."""
         fields.setdefault("finished_at", timezone.now())
-        # The check's end and its tick on the server's strip, together; no savepoint inside record()'s
-        # transaction (an error here fails the whole end anyway).
+        task = running_task.get()
+        before = {name: self.__dict__[name] for name in fields if name in self.__dict__}
+        for name, value in fields.items():  # the tick and the task's return value are read from the check
+            setattr(self, name, value)
+        state = state_of(self.category) if readiness else None
+        kept = None if state is None else (state, "" if state == State.READY else self.category)
         with transaction.atomic(savepoint=False):
-            if not Check.objects.filter(pk=self.pk, status__in=Check.ACTIVE_STATUSES).update(**fields):
+            ended = ending.write(self, fields, task_id=task["id"] if task else None, readiness=kept)
+            if not ended.ended:
                 log.warning("Check %s had already ended; its late result was not recorded", self.pk)
+                for name in fields:  # the object says what the row says: not this end
+                    self.__dict__.pop(name, None)
+                self.__dict__.update(before)
                 return False
-            for name, value in fields.items():
-                setattr(self, name, value)
-            strip.record([self])
-            if (task := running_task.get()) is not None:
-                task["final"] = bool(DBTaskResult.objects.filter(pk=task["id"]).update(
-                    status=TaskResultStatus.SUCCESSFUL, finished_at=fields["finished_at"], return_value=self.status,
-                    exception_class_path="", traceback=""))
+            if task is not None:
+                task["final"] = ended.task_final
+            if kept is not None and not ended.readiness_kept:  # a change, or the server's first: the locked path
+                Readiness.observe(self, unchanged_tried=True)
         return True
 
     def record(self, result) -> bool:
@@ -513,14 +575,11 @@ class Check(models.Model):
             status = Check.Status.SIGNIN_REQUIRED
         else:
             status = Check.Status.FAILED
-        fields = {name: getattr(result, name) for name in self.RESULT_FIELDS}
+        fields = {"status": status, **{name: getattr(result, name) for name in self.RESULT_FIELDS}}
         fields["summary"] = fields["summary"][:500]
         fields["throttled_attempts"] = sum(1 for a in result.attempt_log if a.get("status") == 429)
-        with one_writer(), transaction.atomic():
-            if not self.finish(status=status, **fields):
-                return False
-            Readiness.observe(self)
-        return True
+        with one_writer():
+            return self._end(fields, readiness=True)
 
 
 class BatchQuerySet(models.QuerySet):
@@ -727,6 +786,6 @@ class Batch(models.Model):
 
 # The server's readiness, kept up to date by Check.record(), and its strip of recent outcomes, kept by
 # Check.finish(): their own modules, as each is its own idea.
-from checks import fanout, strip  # noqa: E402
-from checks.readiness import Readiness, ReadinessChange  # noqa: E402,F401
+from checks import ending, fanout, strip  # noqa: E402
+from checks.readiness import Readiness, ReadinessChange, State, state_of  # noqa: E402,F401
 from checks.strip import RecentOutcomes  # noqa: E402,F401
