@@ -178,15 +178,6 @@ class CheckQuerySet(models.QuerySet):
         check.token_version = next(values)
         return check
 
-    def claim_many(self, pks: list, now: datetime) -> set[int]:
-        """Move the queued ones of these checks to running (call inside the transaction that claimed their
-        tasks, which holds the rows' locks); the ids moved."""
-        queued = set(self.select_for_update().filter(pk__in=[pk for pk in pks if pk is not None],
-                                                     status=Check.Status.QUEUED).values_list("pk", flat=True))
-        if queued:
-            self.filter(pk__in=queued).update(status=Check.Status.RUNNING, started_at=now)
-        return queued
-
     def queue(self, server, user, backup_name: str, *, api_version: str = "", batch=None) -> "Check":
         """Record a queued check of `server` and hand it to a worker; AlreadyActive if one is in flight,
         TooManyActive if the tenant is at its cap."""
