@@ -554,8 +554,13 @@ class Check(models.Model):
                 return False
             if task is not None:
                 task["final"] = ended.task_final
-            if kept is not None and not ended.readiness_kept:  # a change, or the server's first: the locked path
+            if kept is not None and not ended.readiness_kept:  # a change: the locked path
                 Readiness.observe(self, unchanged_tried=True)
+            if ended.first_change is not None:
+                Readiness.announce(ReadinessChange(
+                    pk=ended.first_change, server_id=self.server_id, tenant_id=self.server.tenant_id,
+                    at=fields["finished_at"], from_state=State.UNKNOWN, to_state=kept[0], reason=kept[1],
+                    caused_by=self))
         return True
 
     def record(self, result) -> bool:

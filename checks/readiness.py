@@ -92,8 +92,13 @@ class Readiness(models.Model):
             server_id=check.server_id, tenant_id=current.tenant_id, at=at, from_state=previous, to_state=state,
             reason=reason, caused_by=check,
         )
-        transaction.on_commit(lambda: readiness_changed.send(sender=ReadinessChange, change=change))
+        cls.announce(change)
         return change
+
+    @staticmethod
+    def announce(change: "ReadinessChange") -> None:
+        """`readiness_changed` for this change once its transaction commits (checks.ending writes a first one)."""
+        transaction.on_commit(lambda: readiness_changed.send(sender=ReadinessChange, change=change))
 
 
 class ReadinessChange(models.Model):
