@@ -9,13 +9,11 @@ import contextvars
 import hashlib
 import json
 import logging
-import threading
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import cache
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, models, transaction
+from django.db import IntegrityError, connections, models, transaction
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.tasks import TaskResultStatus
@@ -23,6 +21,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django_tasks_db.models import DBTaskResult
 
+from armclient.onewriter import one_writer  # noqa: F401 (where checks' writers import it from)
 from armclient.outcomes import Category
 from dashboard.durations import duration_words
 from dashboard.models import Server
@@ -44,21 +43,6 @@ preclaimed: contextvars.ContextVar[int | None] = contextvars.ContextVar("preclai
 # marks that row successful in the same transaction (a worker killed a moment later leaves no task "running"
 # whose check has long finished), and sets "final" so the worker does not write it again.
 running_task: contextvars.ContextVar[dict | None] = contextvars.ContextVar("running_task", default=None)
-
-_sqlite_writer = threading.Lock()
-
-
-@contextmanager
-def one_writer():
-    """On SQLite, one write transaction at a time in this process. SQLite has one write lock, and a connection
-    that finds it taken sleeps 1-100 ms before it tries again: 64 worker threads doing so starved some of them
-    past the 20 s busy timeout. Threads queued on a lock of our own are woken at once. Nothing on PostgreSQL."""
-    if connections[DEFAULT_DB_ALIAS].vendor != "sqlite":
-        yield
-        return
-    with _sqlite_writer:
-        yield
-
 
 # For how long after its click a single check's row is polled every 200 ms rather than every second.
 YOUNG_CHECK_SECONDS = 5
