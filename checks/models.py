@@ -35,9 +35,10 @@ def proposed_backup_name(server_name: str, at: datetime | None = None) -> str:
     return f"{server_name[:100]}-ltr-{stamp}".lower()
 
 
-# The check the running task's worker already claimed (checks_worker claims a round's checks together with
-# their tasks, in one transaction); None when the task must claim it itself (any other worker, a test).
-preclaimed: contextvars.ContextVar[int | None] = contextvars.ContextVar("preclaimed", default=None)
+# The check the running task's worker already claimed and read for running (checks_worker claims a round's
+# checks together with their tasks, and reads them, in one transaction); None when the task must claim it
+# itself (any other worker, a test).
+preclaimed: contextvars.ContextVar["Check | None"] = contextvars.ContextVar("preclaimed", default=None)
 
 # The queue's row of the task running the check in this thread, when checks_worker runs it: the check's end
 # marks that row successful in the same transaction (a worker killed a moment later leaves no task "running"
@@ -129,10 +130,12 @@ class CheckQuerySet(models.QuerySet):
 
     def claim(self, pk: int) -> "Check | None":
         """Move a queued check to running; None if it was not queued (claimed by another worker, cancelled)."""
-        if preclaimed.get() != pk and not self.filter(pk=pk, status=Check.Status.QUEUED).update(
+        if (check := preclaimed.get()) is not None and check.pk == pk:
+            return check
+        if not self.filter(pk=pk, status=Check.Status.QUEUED).update(
                 status=Check.Status.RUNNING, started_at=timezone.now()):
             return None
-        return self.for_run(pk)
+        return self.for_run([pk])[pk]
 
     # What running a check reads of it, its server and its requester (the rest of three wide rows was decoded
     # for nothing on every check): checks.tasks, Check.record, Readiness.observe.
@@ -140,27 +143,32 @@ class CheckQuerySet(models.QuerySet):
                   "server__tenant_id", "server__subscription_id", "server__resource_group", "server__name",
                   "requested_by__tenant_id", "requested_by__object_id", "requested_by__home_account_id")
 
-    def for_run(self, pk: int) -> "Check":
-        """The check with RUN_FIELDS of it, its server and its requester, and the version of the requester's
-        stored token cache as `token_version` (dashboard.entra reuses its copy while that is unchanged), in one
-        statement written once: Django built the select_related read anew every check, and the version was a
-        statement of its own."""
+    def for_run(self, pks: list[int]) -> dict[int, "Check"]:
+        """These checks with RUN_FIELDS of them, their servers and their requesters, and the version of the
+        requester's stored token cache as `token_version` (dashboard.entra reuses its copy while that is
+        unchanged), in one statement written once: Django built the select_related read anew every check, and the
+        version was a statement of its own. checks_worker reads a claim's checks together."""
+        if not pks:
+            return {}
         connection = connections[self.db]
         with connection.cursor() as cursor:
-            cursor.execute(_run_read_sql(), [pk])
-            row = cursor.fetchone()
-        if row is None:
-            raise Check.DoesNotExist(f"Check {pk} does not exist")
-        models_and_fields = _run_read_fields()
-        values = iter(row)
-        objects = []
-        for model, fields in models_and_fields:
-            taken = [_from_db(field, next(values), connection) for field in fields]
-            objects.append(None if taken[0] is None else model.from_db(self.db, [f.attname for f in fields], taken))
-        check, server, user = objects
-        check._state.fields_cache["server"], check._state.fields_cache["requested_by"] = server, user
-        check.token_version = next(values)
-        return check
+            cursor.execute(_run_read_sql(len(pks)), list(pks))
+            rows = cursor.fetchall()
+        checks = {}
+        for row in rows:
+            values = iter(row)
+            objects = []
+            for model, fields in _run_read_fields():
+                taken = [_from_db(field, next(values), connection) for field in fields]
+                objects.append(None if taken[0] is None else model.from_db(self.db, [f.attname for f in fields], taken))
+            check, server, user = objects
+            check._state.fields_cache["server"], check._state.fields_cache["requested_by"] = server, user
+            check.token_version = next(values)
+            checks[check.pk] = check
+        missing = set(pks) - set(checks)
+        if missing:
+            raise Check.DoesNotExist(f"Check {min(missing)} does not exist")
+        return checks
 
     def queue(self, server, user, backup_name: str, *, api_version: str = "", batch=None) -> "Check":
         """Record a queued check of `server` and hand it to a worker; AlreadyActive if one is in flight,
@@ -233,14 +241,14 @@ def _run_read_fields() -> list:
 
 
 @cache
-def _run_read_sql() -> str:
+def _run_read_sql(n: int) -> str:
     (check, check_fields), (server, server_fields), (user, user_fields) = _run_read_fields()
     columns = ", ".join([f"c.{f.column}" for f in check_fields] + [f"s.{f.column}" for f in server_fields]
                         + [f"u.{f.column}" for f in user_fields] + ["t.version"])
     return (f"SELECT {columns} FROM {check._meta.db_table} c "  # noqa: S608 (names from the models)
             f"JOIN {server._meta.db_table} s ON s.id = c.server_id LEFT JOIN {user._meta.db_table} u "
             "ON u.id = c.requested_by_id LEFT JOIN dashboard_tokencache t ON t.user_id = c.requested_by_id "
-            "WHERE c.id = %s")
+            f"WHERE c.id IN ({', '.join(['%s'] * n)})")
 
 
 def _from_db(field, value, connection):

@@ -202,13 +202,14 @@ class Dispatcher:
             with one_writer(), exclusive_transaction(DEFAULT_DB_ALIAS):
                 now = timezone.now()
                 tasks = claiming.claim_tasks(n, now, self.worker_id)
-                claimed_checks = claiming.claim_checks([_check_id(task) for task in tasks], now)
+                claimed_checks = Check.objects.for_run(
+                    sorted(claiming.claim_checks([_check_id(task) for task in tasks], now)))
         except OperationalError as exc:
             if not is_locked_database_exception(exc):
                 raise
             return []  # SQLite busy: try again on the next round
         for task in tasks:
-            task.preclaimed = _check_id(task) in claimed_checks
+            task.preclaimed = claimed_checks.get(_check_id(task))
         self.claim_empty = not tasks
         return tasks
 
@@ -234,7 +235,7 @@ class Dispatcher:
             task, result = db_task.task, db_task.task_result
             backend = type(task.get_backend())
             task_started.send(sender=backend, task_result=result)
-            token = preclaimed.set(_check_id(db_task) if getattr(db_task, "preclaimed", False) else None)
+            token = preclaimed.set(getattr(db_task, "preclaimed", None))
             ending_token = running_task.set(ending)
             try:
                 db_task.return_value = task.call(*result.args, **result.kwargs)
