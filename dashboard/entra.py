@@ -29,7 +29,8 @@ _http: requests.Session | None = None
 _http_cache: dict = {}
 _end_session_endpoint: str | None = None
 # Each user's decrypted token cache and the MSAL app over it, kept by the process while the stored cache's
-# version is unchanged: decrypting and rebuilding them on every check was 11% of a worker's CPU.
+# version is unchanged (read with the check, checks.models.CheckQuerySet.for_run): decrypting and rebuilding them
+# on every check was 11% of a worker's CPU.
 # {user pk: _Held}; a sign-in, a refresh by another process or a sign-out moves or removes the version.
 _held: dict = {}
 

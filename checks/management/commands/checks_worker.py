@@ -1,12 +1,13 @@
 """The task worker for checks: django-tasks-db's tasks run by several threads of one process.
 
 A check spends nearly all its time waiting for ARM, so one process runs WORKER_THREADS checks side by side.
-One dispatcher per process claims tasks for the threads that are idle, several in one transaction (SELECT ...
-FOR UPDATE SKIP LOCKED on PostgreSQL, SQLite's write lock), and hands them over through an in-process queue;
-a thread that finishes wakes the dispatcher, which claims the next task at once (no polling gap between
-checks), and only an empty queue is polled, by that one thread, every `--interval` seconds (not by every
-thread). Each task then claims its check with a conditional update, so neither two threads nor two machines
-ever run the same check; a task is run by django-tasks-db's own `Worker.run_task` (signals, result row).
+One dispatcher per process claims tasks for the threads that are idle, several in one transaction (statements
+written once, checks.claiming: SKIP LOCKED on PostgreSQL, SQLite's write lock), claims their checks with a
+conditional update in it, so neither two threads nor two machines ever run the same check, reads those checks
+for running, and hands the tasks over through an in-process queue; a thread that finishes wakes the
+dispatcher, which claims the next task at once (after at most GATHER_SECONDS for a few more threads to free
+up; no polling gap between checks), and only an empty queue is polled, by that one thread, every `--interval`
+seconds (not by every thread). A task is run by django-tasks-db's own `Worker.run_task` (signals, result row).
 A task's row is final when the task ends: a check's in the transaction that writes the check's result (no
 write of its own), any other task's right after it. Every `--reap-interval` seconds it also marks checks whose
 worker died mid-check (SIGKILL, a lost machine) as interrupted, and batches whose queuing worker died as
