@@ -36,6 +36,7 @@ from django.core.signals import setting_changed
 from django.db import IntegrityError, transaction
 
 from armclient.models import RateBucket
+from armclient.onewriter import one_writer
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def _refilled(bucket: RateBucket, now: float) -> float:
 def try_acquire(key: BucketKey) -> Ticket | float:
     """Take one token: a Ticket, or the seconds to wait before trying again."""
     now = time.time()
-    with transaction.atomic():
+    with one_writer(), transaction.atomic():
         bucket = _locked(key, now)
         if bucket.blocked_until > now:
             return bucket.blocked_until - now
@@ -116,7 +117,7 @@ def observe(key: BucketKey, ticket: Ticket, *, remaining: int | None, blocked_fo
     if remaining is None and not blocked_for:
         return
     now = time.time()
-    with transaction.atomic():
+    with one_writer(), transaction.atomic():
         bucket = _locked(key, now)
         tokens = _refilled(bucket, now)
         if remaining is not None:
@@ -163,7 +164,7 @@ class _Local:
 
     def _lease(self, now: float) -> Ticket | float:
         rate = _limits(self.key.kind)[1]
-        with transaction.atomic():
+        with one_writer(), transaction.atomic():
             bucket = _locked(self.key, now)
             if bucket.blocked_until > now:
                 return bucket.blocked_until - now

@@ -9,9 +9,8 @@ import contextvars
 import hashlib
 import json
 import logging
-import threading
-from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import cache
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, models, transaction
@@ -22,6 +21,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django_tasks_db.models import DBTaskResult
 
+from armclient.onewriter import one_writer  # noqa: F401 (where checks' writers import it from)
 from armclient.outcomes import Category
 from dashboard.durations import duration_words
 from dashboard.models import Server
@@ -35,29 +35,15 @@ def proposed_backup_name(server_name: str, at: datetime | None = None) -> str:
     return f"{server_name[:100]}-ltr-{stamp}".lower()
 
 
-# The check the running task's worker already claimed (checks_worker claims a round's checks together with
-# their tasks, in one transaction); None when the task must claim it itself (any other worker, a test).
-preclaimed: contextvars.ContextVar[int | None] = contextvars.ContextVar("preclaimed", default=None)
+# The check the running task's worker already claimed and read for running (checks_worker claims a round's
+# checks together with their tasks, and reads them, in one transaction); None when the task must claim it
+# itself (any other worker, a test).
+preclaimed: contextvars.ContextVar["Check | None"] = contextvars.ContextVar("preclaimed", default=None)
 
 # The queue's row of the task running the check in this thread, when checks_worker runs it: the check's end
 # marks that row successful in the same transaction (a worker killed a moment later leaves no task "running"
 # whose check has long finished), and sets "final" so the worker does not write it again.
 running_task: contextvars.ContextVar[dict | None] = contextvars.ContextVar("running_task", default=None)
-
-_sqlite_writer = threading.Lock()
-
-
-@contextmanager
-def one_writer():
-    """On SQLite, one write transaction at a time in this process. SQLite has one write lock, and a connection
-    that finds it taken sleeps 1-100 ms before it tries again: 64 worker threads doing so starved some of them
-    past the 20 s busy timeout. Threads queued on a lock of our own are woken at once. Nothing on PostgreSQL."""
-    if connections[DEFAULT_DB_ALIAS].vendor != "sqlite":
-        yield
-        return
-    with _sqlite_writer:
-        yield
-
 
 def admitting(tenant_id: str) -> None:
     """Inside a transaction: wait until no other transaction is admitting a batch for this tenant, so that two
@@ -155,10 +141,12 @@ class CheckQuerySet(models.QuerySet):
 
     def claim(self, pk: int) -> "Check | None":
         """Move a queued check to running; None if it was not queued (claimed by another worker, cancelled)."""
-        if preclaimed.get() != pk and not self.filter(pk=pk, status=Check.Status.QUEUED).update(
+        if (check := preclaimed.get()) is not None and check.pk == pk:
+            return check
+        if not self.filter(pk=pk, status=Check.Status.QUEUED).update(
                 status=Check.Status.RUNNING, started_at=timezone.now()):
             return None
-        return self.select_related("server", "requested_by").only(*self.RUN_FIELDS).get(pk=pk)
+        return self.for_run([pk])[pk]
 
     # What running a check reads of it, its server and its requester (the rest of three wide rows was decoded
     # for nothing on every check): checks.tasks, Check.record, Readiness.observe.
@@ -166,14 +154,32 @@ class CheckQuerySet(models.QuerySet):
                   "server__tenant_id", "server__subscription_id", "server__resource_group", "server__name",
                   "requested_by__tenant_id", "requested_by__object_id", "requested_by__home_account_id")
 
-    def claim_many(self, pks: list, now: datetime) -> set[int]:
-        """Move the queued ones of these checks to running (call inside the transaction that claimed their
-        tasks, which holds the rows' locks); the ids moved."""
-        queued = set(self.select_for_update().filter(pk__in=[pk for pk in pks if pk is not None],
-                                                     status=Check.Status.QUEUED).values_list("pk", flat=True))
-        if queued:
-            self.filter(pk__in=queued).update(status=Check.Status.RUNNING, started_at=now)
-        return queued
+    def for_run(self, pks: list[int]) -> dict[int, "Check"]:
+        """These checks with RUN_FIELDS of them, their servers and their requesters, and the version of the
+        requester's stored token cache as `token_version` (dashboard.entra reuses its copy while that is
+        unchanged), in one statement written once: Django built the select_related read anew every check, and the
+        version was a statement of its own. checks_worker reads a claim's checks together."""
+        if not pks:
+            return {}
+        connection = connections[self.db]
+        with connection.cursor() as cursor:
+            cursor.execute(_run_read_sql(len(pks)), list(pks))
+            rows = cursor.fetchall()
+        checks = {}
+        for row in rows:
+            values = iter(row)
+            objects = []
+            for model, fields in _run_read_fields():
+                taken = [_from_db(field, next(values), connection) for field in fields]
+                objects.append(None if taken[0] is None else model.from_db(self.db, [f.attname for f in fields], taken))
+            check, server, user = objects
+            check._state.fields_cache["server"], check._state.fields_cache["requested_by"] = server, user
+            check.token_version = next(values)
+            checks[check.pk] = check
+        missing = set(pks) - set(checks)
+        if missing:
+            raise Check.DoesNotExist(f"Check {min(missing)} does not exist")
+        return checks
 
     def queue(self, server, user, backup_name: str, *, api_version: str = "", batch=None) -> "Check":
         """Record a queued check of `server` and hand it to a worker; AlreadyActive if one is in flight,
@@ -232,6 +238,35 @@ class CheckQuerySet(models.QuerySet):
         if count:
             log.warning("Marked %s check(s) interrupted: their worker or task was lost", count)
         return count
+
+
+def _run_read_fields() -> list:
+    """[(model, its fields read, in the model's order, primary key first)] for Check.objects.for_run."""
+    from dashboard.models import User
+
+    wanted = {Check: {"id", "status", "tenant_id", "batch_id", "backup_name", "api_version", "created_at",
+                      "started_at", "server_id", "requested_by_id"},
+              Server: {"id", "tenant_id", "subscription_id", "resource_group", "name"},
+              User: {"id", "tenant_id", "object_id", "home_account_id"}}
+    return [(model, [f for f in model._meta.concrete_fields if f.attname in names]) for model, names in wanted.items()]
+
+
+@cache
+def _run_read_sql(n: int) -> str:
+    (check, check_fields), (server, server_fields), (user, user_fields) = _run_read_fields()
+    columns = ", ".join([f"c.{f.column}" for f in check_fields] + [f"s.{f.column}" for f in server_fields]
+                        + [f"u.{f.column}" for f in user_fields] + ["t.version"])
+    return (f"SELECT {columns} FROM {check._meta.db_table} c "  # noqa: S608 (names from the models)
+            f"JOIN {server._meta.db_table} s ON s.id = c.server_id LEFT JOIN {user._meta.db_table} u "
+            "ON u.id = c.requested_by_id LEFT JOIN dashboard_tokencache t ON t.user_id = c.requested_by_id "
+            f"WHERE c.id IN ({', '.join(['%s'] * n)})")
+
+
+def _from_db(field, value, connection):
+    """A column as the ORM would give it: SQLite returns a naive datetime (UTC) where Django makes it aware."""
+    if value is not None and isinstance(field, models.DateTimeField) and timezone.is_naive(value):
+        return timezone.make_aware(value, connection.timezone)
+    return value
 
 
 class Check(models.Model):
@@ -500,20 +535,35 @@ class Check(models.Model):
 
         A check the reaper already marked interrupted, or a cancelled batch's, is history: it is not rewritten.
         """
+        return self._end(fields, readiness=False)
+
+    def _end(self, fields: dict, *, readiness: bool) -> bool:
+        """The check's end, its tick on the server's strip, its task row and (`readiness`) the server's
+        readiness, in one transaction: statements written once (checks.ending), one on PostgreSQL."""
         fields.setdefault("finished_at", timezone.now())
-        # The check's end and its tick on the server's strip, together; no savepoint inside record()'s
-        # transaction (an error here fails the whole end anyway).
+        task = running_task.get()
+        before = {name: self.__dict__[name] for name in fields if name in self.__dict__}
+        for name, value in fields.items():  # the tick and the task's return value are read from the check
+            setattr(self, name, value)
+        state = state_of(self.category) if readiness else None
+        kept = None if state is None else (state, "" if state == State.READY else self.category)
         with transaction.atomic(savepoint=False):
-            if not Check.objects.filter(pk=self.pk, status__in=Check.ACTIVE_STATUSES).update(**fields):
+            ended = ending.write(self, fields, task_id=task["id"] if task else None, readiness=kept)
+            if not ended.ended:
                 log.warning("Check %s had already ended; its late result was not recorded", self.pk)
+                for name in fields:  # the object says what the row says: not this end
+                    self.__dict__.pop(name, None)
+                self.__dict__.update(before)
                 return False
-            for name, value in fields.items():
-                setattr(self, name, value)
-            strip.record([self])
-            if (task := running_task.get()) is not None:
-                task["final"] = bool(DBTaskResult.objects.filter(pk=task["id"]).update(
-                    status=TaskResultStatus.SUCCESSFUL, finished_at=fields["finished_at"], return_value=self.status,
-                    exception_class_path="", traceback=""))
+            if task is not None:
+                task["final"] = ended.task_final
+            if kept is not None and not ended.readiness_kept:  # a change: the locked path
+                Readiness.observe(self, unchanged_tried=True)
+            if ended.first_change is not None:
+                Readiness.announce(ReadinessChange(
+                    pk=ended.first_change, server_id=self.server_id, tenant_id=self.server.tenant_id,
+                    at=fields["finished_at"], from_state=State.UNKNOWN, to_state=kept[0], reason=kept[1],
+                    caused_by=self))
         return True
 
     def record(self, result) -> bool:
@@ -524,14 +574,11 @@ class Check(models.Model):
             status = Check.Status.SIGNIN_REQUIRED
         else:
             status = Check.Status.FAILED
-        fields = {name: getattr(result, name) for name in self.RESULT_FIELDS}
+        fields = {"status": status, **{name: getattr(result, name) for name in self.RESULT_FIELDS}}
         fields["summary"] = fields["summary"][:500]
         fields["throttled_attempts"] = sum(1 for a in result.attempt_log if a.get("status") == 429)
-        with one_writer(), transaction.atomic():
-            if not self.finish(status=status, **fields):
-                return False
-            Readiness.observe(self)
-        return True
+        with one_writer():
+            return self._end(fields, readiness=True)
 
 
 class BatchQuerySet(models.QuerySet):
@@ -747,6 +794,6 @@ class Batch(models.Model):
 
 # The server's readiness, kept up to date by Check.record(), and its strip of recent outcomes, kept by
 # Check.finish(): their own modules, as each is its own idea.
-from checks import fanout, strip  # noqa: E402
-from checks.readiness import Readiness, ReadinessChange  # noqa: E402,F401
+from checks import ending, fanout, strip  # noqa: E402
+from checks.readiness import Readiness, ReadinessChange, State, state_of  # noqa: E402,F401
 from checks.strip import RecentOutcomes  # noqa: E402,F401

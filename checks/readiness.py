@@ -62,8 +62,9 @@ class Readiness(models.Model):
         return self.get_state_display()
 
     @classmethod
-    def observe(cls, check) -> "ReadinessChange | None":
-        """Take in a finished check; the change it caused, if any. Call inside the check's transaction."""
+    def observe(cls, check, *, unchanged_tried: bool = False) -> "ReadinessChange | None":
+        """Take in a finished check; the change it caused, if any. Call inside the check's transaction.
+        `unchanged_tried`: the conditional update below was already made, and matched nothing (checks.ending)."""
         state = state_of(check.category)
         if state is None:
             return None
@@ -71,7 +72,7 @@ class Readiness(models.Model):
         reason = "" if state == State.READY else check.category
         # Most checks say what the last one said: one conditional update, no locked read (a server has one
         # active check at a time, so nothing races it; a change or a first check takes the locked path below).
-        if cls.objects.filter(server_id=check.server_id, state=state, reason=reason).update(
+        if not unchanged_tried and cls.objects.filter(server_id=check.server_id, state=state, reason=reason).update(
                 last_conclusive=check, last_conclusive_at=at):
             return None
         current = cls.objects.select_for_update().filter(server_id=check.server_id).first()
@@ -91,8 +92,13 @@ class Readiness(models.Model):
             server_id=check.server_id, tenant_id=current.tenant_id, at=at, from_state=previous, to_state=state,
             reason=reason, caused_by=check,
         )
-        transaction.on_commit(lambda: readiness_changed.send(sender=ReadinessChange, change=change))
+        cls.announce(change)
         return change
+
+    @staticmethod
+    def announce(change: "ReadinessChange") -> None:
+        """`readiness_changed` for this change once its transaction commits (checks.ending writes a first one)."""
+        transaction.on_commit(lambda: readiness_changed.send(sender=ReadinessChange, change=change))
 
 
 class ReadinessChange(models.Model):

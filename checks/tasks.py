@@ -44,7 +44,7 @@ def ask_azure(check: Check) -> PreBackupResult:
                                summary="The account that asked for this check no longer exists.")
     server = check.server
     return ltr_pre_backup(
-        tokens=entra.token_source(user),
+        tokens=entra.token_source(user, stored_version=getattr(check, "token_version", entra.UNREAD)),
         principal_oid=user.object_id,
         subscription_id=server.subscription_id,
         resource_group=server.resource_group,

@@ -356,7 +356,8 @@ TASKS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_tokens": {"()": "dashboard.log_redaction.RedactTokensFilter"}},
+    "filters": {"redact_tokens": {"()": "dashboard.log_redaction.RedactTokensFilter"},
+                "one_line_per_check": {"()": "checks.log_lines.OneLinePerCheck"}},
     "formatters": {
         "plain": {"()": "dashboard.log_redaction.RedactingFormatter",
                   "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
@@ -379,6 +380,8 @@ LOGGING = {
         "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},
         # Django's default config gives "django" a console handler of its own (unredacted, DEBUG only): ours only.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
+        # A check's task starting and ending: the check's own line (checks.tasks) says it, once.
+        "django.tasks": {"filters": ["one_line_per_check"]},
         "gunicorn.error": {"handlers": ["console"], "propagate": False},
         "gunicorn.access": {"handlers": ["console"], "propagate": False},
     },

@@ -29,7 +29,8 @@ _http: requests.Session | None = None
 _http_cache: dict = {}
 _end_session_endpoint: str | None = None
 # Each user's decrypted token cache and the MSAL app over it, kept by the process while the stored cache's
-# version is unchanged: decrypting and rebuilding them on every check was 11% of a worker's CPU.
+# version is unchanged (read with the check, checks.models.CheckQuerySet.for_run): decrypting and rebuilding them
+# on every check was 11% of a worker's CPU.
 # {user pk: _Held}; a sign-in, a refresh by another process or a sign-out moves or removes the version.
 _held: dict = {}
 
@@ -157,10 +158,16 @@ class _Held:
     lock: threading.Lock
 
 
-def _held_for(user: User) -> _Held:
+# `stored_version` not read by the caller: read it here.
+UNREAD = object()
+
+
+def _held_for(user: User, version=UNREAD) -> _Held:
     """The user's cache and app as stored now: this process's copy while the stored version is unchanged
-    (one small read), else read and decrypted again."""
-    version = tokencache.stored_version(user)
+    (one small read, or `version` as the caller just read it: None when none is stored), else read and
+    decrypted again."""
+    if version is UNREAD:
+        version = tokencache.stored_version(user)
     with _lock:
         held = _held.get(user.pk)
     if held is not None and version is not None and held.cache.version == version:
@@ -176,9 +183,10 @@ def _held_for(user: User) -> _Held:
 
 
 @sensitive_variables("cache", "result")
-def arm_token(user: User, *, claims_challenge: str | None = None) -> TokenAnswer:
-    """The user's ARM token, silently from their cache; never prompts."""
-    held = _held_for(user)
+def arm_token(user: User, *, claims_challenge: str | None = None, stored_version=UNREAD) -> TokenAnswer:
+    """The user's ARM token, silently from their cache; never prompts. `stored_version`: the version of the
+    user's stored cache, when the caller read it with its own data a moment ago (checks' claim read)."""
+    held = _held_for(user, stored_version)
     # One thread at a time per cache: a refresh is then done once, and written back once (compare-and-swap).
     with held.lock:
         app = held.app
@@ -213,13 +221,16 @@ def _save(user: User, held: _Held) -> None:
             del _held[user.pk]
 
 
-def token_source(user: User, first: TokenAnswer | None = None):
+def token_source(user: User, first: TokenAnswer | None = None, *, stored_version=UNREAD):
     """What armclient asks for a token: `user`'s ARM token for a claims challenge (or None), silently from their
-    cache; `first`, when given, answers the first ask (a token the caller already fetched)."""
+    cache; `first`, when given, answers the first ask (a token the caller already fetched). `stored_version`
+    (as arm_token's) serves the first ask only: a renewal for a claims challenge reads it again."""
 
     def tokens(claims: str | None) -> TokenAnswer:
         if claims is None and first is not None:
             return first
+        if claims is None:
+            return arm_token(user, stored_version=stored_version)
         return arm_token(user, claims_challenge=claims)
 
     return tokens

@@ -86,3 +86,28 @@ def test_the_readmes_production_web_command_logs_no_callback_code(tmp_path: Path
     assert answer.status_code == 400, written
     assert "/auth/callback/" in written, "the request itself is logged"
     assert "SECRETCODE123456" not in written and "STATE1234567" not in written
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_check_is_one_line_in_the_workers_log_and_other_tasks_keep_theirs(client, signed_in, log_stream,
+                                                                             monkeypatch):
+    """checks.log_lines: Django's two lines for a check's task are left out (the check's own line says it); the
+    fan-out task that queued the checks is still logged starting and ending."""
+    from django.core.management import call_command
+
+    from checks.models import Check
+    from tests.conftest import make_server
+
+    # django-tasks-db's own worker (the `worker` fixture of other tests) sets this logger's level for the process.
+    tasks_logger = logging.getLogger("django.tasks")
+    monkeypatch.setattr(tasks_logger, "level", tasks_logger.level)  # restored after the test
+    tasks_logger.setLevel(logging.NOTSET)
+    signed_in(ALICE["upn"])
+    make_server(name="pg-payments-01")
+    client.post("/batches/", {"scope": "all"})
+    call_command("checks_worker", "--batch", "--threads", "2", "--interval", "0.05")
+    lines = log_stream.getvalue().splitlines()
+    check = Check.objects.get()
+    assert [line for line in lines if "checks.tasks.run_check" in line] == []
+    assert len([line for line in lines if f"Check {check.pk} finished: succeeded" in line]) == 1
+    assert len([line for line in lines if "path=checks.tasks.fan_out" in line]) == 2

@@ -103,3 +103,16 @@ def test_the_encoded_ticks_carry_each_checks_id_and_minute(alice, server):
         (c.pk, int(c.created_at.timestamp()) // 60) for c in checks]
     legend = strip.legend()
     assert legend["href"] == "/checks/{}/" and legend["kinds"][shown[0].code] == ["ready", "Passed"]
+
+
+def test_checks_ending_one_by_one_keep_the_last_20_on_the_strip(alice, server):
+    """checks.ending appends a check's tick in SQL on the row (SQLite's json functions, PostgreSQL's jsonb): the
+    strip still holds the last LENGTH, oldest first, as strip.record keeps them."""
+    ended = []
+    for k in range(strip.LENGTH + 5):
+        check = Check.objects.queue(server, alice, f"b-{k}", api_version="2024-08-01")
+        assert check.finish(status=Check.Status.FAILED if k % 2 else Check.Status.SUCCEEDED,
+                            category="server_not_ready" if k % 2 else "passed")
+        ended.append(check)
+    server.recent_outcomes.refresh_from_db()
+    assert server.recent_outcomes.outcomes == [strip.entry(c) for c in ended[-strip.LENGTH:]]

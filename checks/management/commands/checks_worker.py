@@ -1,12 +1,13 @@
 """The task worker for checks: django-tasks-db's tasks run by several threads of one process.
 
 A check spends nearly all its time waiting for ARM, so one process runs WORKER_THREADS checks side by side.
-One dispatcher per process claims tasks for the threads that are idle, several in one transaction (SELECT ...
-FOR UPDATE SKIP LOCKED on PostgreSQL, SQLite's write lock), and hands them over through an in-process queue;
-a thread that finishes wakes the dispatcher, which claims the next task at once (no polling gap between
-checks), and only an empty queue is polled, by that one thread, every `--interval` seconds (not by every
-thread). Each task then claims its check with a conditional update, so neither two threads nor two machines
-ever run the same check; a task is run by django-tasks-db's own `Worker.run_task` (signals, result row).
+One dispatcher per process claims tasks for the threads that are idle, several in one transaction (statements
+written once, checks.claiming: SKIP LOCKED on PostgreSQL, SQLite's write lock), claims their checks with a
+conditional update in it, so neither two threads nor two machines ever run the same check, reads those checks
+for running, and hands the tasks over through an in-process queue; a thread that finishes wakes the
+dispatcher, which claims the next task at once (after at most GATHER_SECONDS for a few more threads to free
+up; no polling gap between checks), and only an empty queue is polled, by that one thread, every `--interval`
+seconds (not by every thread). A task is run by django-tasks-db's own `Worker.run_task` (signals, result row).
 A task's row is final when the task ends: a check's in the transaction that writes the check's result (no
 write of its own), any other task's right after it. Every `--reap-interval` seconds it also marks checks whose
 worker died mid-check (SIGKILL, a lost machine) as interrupted, and batches whose queuing worker died as
@@ -44,10 +45,14 @@ from django_tasks_db.compat import task_finished, task_started
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
-from checks import fanout
+from checks import claiming, fanout
 from checks.models import Check, one_writer, preclaimed, running_task
 
 log = logging.getLogger("checks.worker")
+
+# How long the dispatcher waits for more threads to free up before it claims for the few that have (Dispatcher.
+# gather): a claim is a write transaction, better shared by several tasks; a check waits at most this for its turn.
+GATHER_SECONDS = 0.01
 
 
 class Command(BaseCommand):
@@ -161,6 +166,7 @@ class Dispatcher:
                 with self.wake:
                     while self.running and self.idle == 0:
                         self.wake.wait()
+                    self.gather()
                     wanted = self.idle
                 if not self.running:
                     break
@@ -179,24 +185,32 @@ class Dispatcher:
                 self.tasks.put(None)
             connections.close_all()
 
+    def gather(self) -> None:
+        """While other threads still run, wait a moment (GATHER_SECONDS at most) for a few more to free up, so that
+        one claim serves several: checks that end one at a time (0 ms ARM latency) each woke a claim of one task,
+        a write transaction of its own. Call holding `wake`."""
+        until = time.monotonic() + GATHER_SECONDS
+        enough = max(1, self.threads // 4)
+        while self.running and self.idle < min(enough, self.threads) and (left := until - time.monotonic()) > 0:
+            self.wake.wait(left)
+
     def claim(self, n: int) -> list[DBTaskResult]:
         """Up to `n` ready tasks marked running by this worker, and their queued checks claimed, in one
         transaction."""
         self.claim_empty = False
         close_old_connections()
-        ready = DBTaskResult.objects.ready().filter(backend_name="default", queue_name__in=["default"])
         try:
-            with one_writer(), exclusive_transaction(ready.db):
-                tasks = list(ready.select_for_update(skip_locked=True)[:n])
+            with one_writer(), exclusive_transaction(DEFAULT_DB_ALIAS):
                 now = timezone.now()
-                _mark_running(tasks, now, self.worker_id)
-                claimed_checks = Check.objects.claim_many([_check_id(task) for task in tasks], now)
+                tasks = claiming.claim_tasks(n, now, self.worker_id)
+                claimed_checks = Check.objects.for_run(
+                    sorted(claiming.claim_checks([_check_id(task) for task in tasks], now)))
         except OperationalError as exc:
             if not is_locked_database_exception(exc):
                 raise
             return []  # SQLite busy: try again on the next round
         for task in tasks:
-            task.preclaimed = _check_id(task) in claimed_checks
+            task.preclaimed = claimed_checks.get(_check_id(task))
         self.claim_empty = not tasks
         return tasks
 
@@ -222,7 +236,7 @@ class Dispatcher:
             task, result = db_task.task, db_task.task_result
             backend = type(task.get_backend())
             task_started.send(sender=backend, task_result=result)
-            token = preclaimed.set(_check_id(db_task) if getattr(db_task, "preclaimed", False) else None)
+            token = preclaimed.set(getattr(db_task, "preclaimed", None))
             ending_token = running_task.set(ending)
             try:
                 db_task.return_value = task.call(*result.args, **result.kwargs)
@@ -251,19 +265,6 @@ def _commit_without_flush_wait(sender, connection, **kwargs) -> None:
 def _check_id(task: DBTaskResult) -> int | None:
     args = (task.args_kwargs or {}).get("args") or []
     return args[0] if task.task_path == "checks.tasks.run_check" and args else None
-
-
-def _mark_running(tasks: list[DBTaskResult], now, worker_id: str) -> None:
-    """One UPDATE per distinct worker list (nearly always one: tasks never claimed before), not bulk_update's
-    CASE per task and field, which Django builds anew for every claim."""
-    by_workers: dict[tuple, list[DBTaskResult]] = {}
-    for task in tasks:
-        task.status, task.started_at = TaskResultStatus.RUNNING, now
-        task.worker_ids = [*task.worker_ids, worker_id]
-        by_workers.setdefault(tuple(task.worker_ids), []).append(task)
-    for worker_ids, group in by_workers.items():
-        DBTaskResult.objects.filter(pk__in=[task.pk for task in group]).update(
-            status=TaskResultStatus.RUNNING, started_at=now, worker_ids=list(worker_ids))
 
 
 def _mark_successful(tasks: list[DBTaskResult]) -> None:

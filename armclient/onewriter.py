@@ -1,0 +1,50 @@
+"""One write transaction at a time on SQLite, among the threads of a process and the processes that use it.
+
+SQLite has one write lock, and a connection that finds it taken sleeps 1-100 ms before it tries again: 64 worker
+threads doing so starved some of them past the 20 s busy timeout, and with two worker processes each one's
+writers slept while the other wrote (at 0 ms ARM latency the machine sat half idle, and a pacing lease that
+slept so held every thread of its subscription: 230 ms a check). Threads queued on a lock of our own, and
+processes on a lock file next to the database (flock), are woken at once. Nothing on PostgreSQL.
+
+Here, in the lowest layer that writes on a worker's hot path (armclient.pacing's leases), so that the checks'
+writes (checks.models re-exports it) and the leases queue on the same lock.
+"""
+
+import fcntl
+import os
+import threading
+from contextlib import contextmanager
+
+from django.db import DEFAULT_DB_ALIAS, connections
+
+_sqlite_writer = threading.Lock()
+_writer_files: dict[str, int] = {}
+
+
+@contextmanager
+def one_writer():
+    """On SQLite, hold the database's one writer's place (this process's lock, then the lock file); nothing on
+    PostgreSQL. Wrap a write transaction in it, not a statement."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with _sqlite_writer:
+        descriptor = _writer_file(str(connection.settings_dict["NAME"]))
+        if descriptor is None:  # an in-memory database: one process
+            yield
+            return
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+
+
+def _writer_file(name: str) -> int | None:
+    """This process's descriptor of the database's lock file (opened once); None for an in-memory database."""
+    if name not in _writer_files:
+        if name.startswith("file:") or ":memory:" in name or not name:
+            return None
+        _writer_files[name] = os.open(f"{name}.writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    return _writer_files[name]
