@@ -150,11 +150,19 @@ def page_of_servers(selected: ServerQuerySet, request: HttpRequest,
     """
     tenant = request.user.tenant_id
     ids_in_order = ordered(selected, sort_of(request.GET)).values_list("pk", flat=True)
+    first = None
+    if total is None and request.GET.get("page", "1") == "1":
+        # Page 1 of a search or filter: its ids and one more tell whether it is the only page; if it is (a
+        # search finds a few), they are counted by reading them, not by a COUNT(*) over the tenant's servers.
+        first = list(ids_in_order[:SERVERS_PER_PAGE + 1])
+        if len(first) <= SERVERS_PER_PAGE:
+            total = len(first)
     paginator = Paginator(ids_in_order, SERVERS_PER_PAGE)
-    if total is not None:  # counted already (the counts at the top): not a second COUNT(*)
+    if total is not None:  # counted already (the counts at the top, or page 1): not a second COUNT(*)
         paginator.count = total
     page = paginator.get_page(request.GET.get("page"))
-    ids = list(page.object_list)
+    ids = first[:SERVERS_PER_PAGE] if first is not None else list(page.object_list)
+    page.object_list = ids
     rows = Server.objects.filter(pk__in=ids).select_related("last_check", "recent_outcomes")
     rows = with_my_last_attempt(summary.with_last_backup(rows, tenant), request.user)
     by_id = {server.pk: server for server in rows}

@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from checks import fleet_state
 from checks.models import Batch, Check
 from checks.readiness import Readiness
 from dashboard.models import Server
@@ -205,13 +206,17 @@ def test_a_row_says_each_thing_once_and_stays_under_1450_bytes(client, alice):
     assert len(row.encode()) < 1450, len(row.encode())
 
 
-def test_the_list_counts_its_servers_once_when_the_counts_at_the_top_say_how_many(client, alice, four):
+def test_the_list_counts_its_servers_once_when_the_counts_at_the_top_say_how_many(client, alice, four, monkeypatch):
     # The counts at the top and the filters' places come from one grouped query; the page's total is one of
-    # those counts when no filter or the state filter alone applies (no second COUNT), and counted otherwise.
+    # those counts when no filter or the state filter alone applies (no second COUNT), the rows of page 1 when
+    # they are all there are (a search that finds a few), and counted otherwise.
     client.force_login(alice)
     for query, says, counted in (({}, "Run on all 4 servers", False), ({"state": "ready"}, "Run on all 2 matching", False),
-                                 ({"state": "ready", "q": "pg-b"}, "Run on all 1 matching", True),
-                                 ({"q": "pg-a"}, "Run on all 1 matching", True)):
+                                 ({"state": "ready", "q": "pg-b"}, "Run on all 1 matching", False),
+                                 ({"q": "pg-a"}, "Run on all 1 matching", False),
+                                 ({"q": "pg-", "per_page": 3}, "Run on all 4 matching", True),
+                                 ({"q": "pg-", "per_page": 3, "page": 2}, "Run on all 4 matching", True)):
+        monkeypatch.setattr(fleet_state, "SERVERS_PER_PAGE", query.pop("per_page", 50))
         with CaptureQueriesContext(connection) as queries:
             html = " ".join(client.get("/", query).content.decode().split())
         assert says in html, query
