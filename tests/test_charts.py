@@ -2,6 +2,7 @@
 and 0%), and the charts' URLs: the tenant's servers only, the list's filters, and a number of queries that does
 not grow with the fleet or its history."""
 
+import html
 import re
 from datetime import UTC, date, datetime, timedelta
 
@@ -225,6 +226,18 @@ def test_the_list_and_the_server_page_load_their_charts_after_the_page(client, l
     assert f'hx-get="/servers/{server.pk}/timeline/"' in detail
     never = client.get(f"/servers/{server.pk}/timeline/", headers={"HX-Request": "true"}).content.decode()
     assert never.count('class="seg seg-unknown"') == 1 and "Never checked" in never
+
+
+@pytest.mark.django_db
+def test_the_fleet_chart_asks_for_itself_again_with_its_days_and_filters_when_a_check_finishes(client, logged_in):
+    make_server(name="pg-prod", added_at=timezone.now() - timedelta(days=2))
+    make_server(name="pg-other", added_at=timezone.now() - timedelta(days=2))
+    logged_in(ALICE["upn"])
+    chart = client.get("/servers/chart/?days=7&q=pg-prod", headers={"HX-Request": "true"}).content.decode()
+    section = re.search(r'<section id="fleet-chart"[^>]*>', chart).group(0)
+    assert 'hx-trigger="check-finished from:body throttle:5s"' in section
+    again = client.get(html.unescape(re.search(r'hx-get="([^"]+)"', section).group(1)), headers={"HX-Request": "true"})
+    assert again.context["days"] == 7 and again.context["per_day"][-1].total == 1, "the same window and filters"
 
 
 @pytest.mark.django_db
