@@ -52,10 +52,12 @@ def queue_next_chunk(batch: Batch) -> str:
         if row["fan_out"] != Batch.FanOut.QUEUING:
             return row["fan_out"]  # a cancel stopped it (or another delivery of the task finished it)
         part = batch.server_ids[row["fanned_out"]:row["fanned_out"] + handoff.QUEUE_CHUNK]
-        # Servers archived since the click are not checked.
-        servers = list(Server.objects.for_tenant(batch.tenant_id).active().filter(pk__in=part)
-                       .only("pk", "name", "tenant_id"))
-        lost = handoff.queue_chunk(batch, servers, batch.started_by, "") if servers else []
+        # Servers archived since the click are not checked; the others keep their place in the batch's order.
+        found = {server.pk: server for server in Server.objects.for_tenant(batch.tenant_id).active()
+                 .filter(pk__in=part).only("pk", "name", "tenant_id")}
+        servers = [found[pk] for pk in part if pk in found]
+        lost = (handoff.queue_chunk(batch, servers, batch.started_by, "", first_position=row["fanned_out"])
+                if servers else [])
         done = row["fanned_out"] + len(part)
         state = Batch.FanOut.DONE if done >= batch.server_count else Batch.FanOut.QUEUING
         Batch.objects.filter(pk=batch.pk).update(

@@ -23,14 +23,17 @@ from dashboard.models import Server
 QUEUE_CHUNK = 500
 
 
-def queue_chunk(batch, servers: list, user, api_version: str) -> list:
-    """Queue a check of each server in `batch`; the servers left out because a check of theirs is in flight."""
+def queue_chunk(batch, servers: list, user, api_version: str, *, first_position: int) -> list:
+    """Queue a check of each server in `batch` (`servers` in the batch's order, the first at `first_position`);
+    the servers left out because a check of theirs is in flight."""
     with transaction.atomic():
         prototype = Check.new_queued(servers[0], user, "", api_version=api_version, batch=batch)
         stamp = timezone.now()
+        positions = {server.pk: first_position + n for n, server in enumerate(servers)}
         # What differs from one check of the chunk to the next; every other field is the prototype's.
         per_server = {"server_id": lambda server: server.pk,
-                      "backup_name": lambda server: proposed_backup_name(server.name, stamp)}
+                      "backup_name": lambda server: proposed_backup_name(server.name, stamp),
+                      "batch_position": lambda server: positions[server.pk]}
         insert_rows(Check, prototype, per_server, servers, ignore_conflicts=True)
         made = dict(Check.objects.filter(batch=batch, server_id__in=[s.pk for s in servers], status=Check.Status.QUEUED)
                     .values_list("server_id", "pk"))

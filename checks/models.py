@@ -15,7 +15,7 @@ from functools import cache
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, models, transaction
 from django.db.models import Q
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 from django.tasks import TaskResultStatus
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -293,7 +293,12 @@ class Check(models.Model):
     server = models.ForeignKey("dashboard.Server", on_delete=models.PROTECT, related_name="checks")
     # The server's tenant, copied so the history's indexes can start with the tenant (servers never move).
     tenant_id = models.CharField(max_length=36)
-    batch = models.ForeignKey("checks.Batch", on_delete=models.PROTECT, null=True, blank=True, related_name="checks")
+    batch = models.ForeignKey("checks.Batch", on_delete=models.PROTECT, null=True, blank=True, related_name="checks",
+                              db_index=False)  # check_batch_position_idx leads with it
+    # The check's place in its batch, in its server's name order (set when a batch is queued; none for a single
+    # check): the batch page's rows, and each poll's, are read off check_batch_position_idx in that order rather
+    # than by joining and sorting every check of the batch by its server's name (17 ms a poll at 9,000).
+    batch_position = models.PositiveIntegerField(null=True, blank=True)
     backup_name = models.CharField(max_length=128)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     category = models.CharField(max_length=32, choices=Category.choices, blank=True)
@@ -362,6 +367,8 @@ class Check(models.Model):
             # planner read every check of the category to keep the user's (175 ms at a million checks).
             models.Index(fields=["tenant_id", "requested_by_oid", "category", "-created_at", "-id"],
                          name="check_tenant_by_category_idx"),
+            # A batch's checks in its page order (batch_position), and any lookup by batch.
+            models.Index(fields=["batch", "batch_position", "id"], name="check_batch_position_idx"),
             # The reaper: queued checks created too long ago.
             models.Index(fields=["status", "-created_at"], name="check_status_created_idx"),
             # The worker's reaper: running checks that started too long ago.
@@ -581,6 +588,17 @@ class Check(models.Model):
             return self._end(fields, readiness=True)
 
 
+def in_name_order(tenant_id: str, server_ids: list[int]) -> list[int]:
+    """`server_ids` in the batch page's order (the servers' names): the order a batch queues them in, which each
+    check keeps as its batch_position. One read of the tenant's server ids, whatever the number asked for."""
+    wanted = set(server_ids)
+    servers = Server.objects.for_tenant(tenant_id)
+    if len(wanted) <= 1000:  # a selection: those alone (a longer IN list costs more than the tenant's ids)
+        servers = servers.filter(pk__in=wanted)
+    ordered = servers.order_by(Lower("name"), "pk").values_list("pk", flat=True)
+    return [pk for pk in ordered.iterator(chunk_size=5000) if pk in wanted]
+
+
 class BatchQuerySet(models.QuerySet):
     def for_tenant(self, tenant_id: str) -> "BatchQuerySet":
         return self.filter(tenant_id=tenant_id)
@@ -600,7 +618,7 @@ class BatchQuerySet(models.QuerySet):
         if (previous := previous.order_by("-created_at").first()) is not None:
             raise BatchInProgress(previous)
         busy = set(Check.objects.for_tenant(user.tenant_id).active().values_list("server_id", flat=True))
-        todo = [pk for pk in server_ids if pk not in busy]
+        todo = in_name_order(user.tenant_id, [pk for pk in server_ids if pk not in busy])
         skipped = [pk for pk in server_ids if pk in busy]
         if not todo:
             raise NothingToQueue(skipped)
@@ -639,14 +657,15 @@ class BatchQuerySet(models.QuerySet):
         with one_writer(), transaction.atomic():  # the batch appears whole or not at all (one commit, not per chunk)
             admitting(user.tenant_id)
             todo_ids, _, server_set = self.admit([server.pk for server in servers], user)
-            todo_set = set(todo_ids)
-            todo = [server for server in servers if server.pk in todo_set]
-            skipped = [server for server in servers if server.pk not in todo_set]
+            by_pk = {server.pk: server for server in servers}
+            todo = [by_pk[pk] for pk in todo_ids]  # in name order: their batch_position
+            skipped = [server for server in servers if server.pk not in set(todo_ids)]
             batch = self.create(tenant_id=user.tenant_id, started_by=user, started_by_name=str(user),
                                 rerun_of=rerun_of, server_set=server_set, server_count=len(todo),
                                 fanned_out=len(todo), skipped_count=len(skipped))
             for start in range(0, len(todo), handoff.QUEUE_CHUNK):
-                skipped += handoff.queue_chunk(batch, todo[start:start + handoff.QUEUE_CHUNK], user, api_version)
+                skipped += handoff.queue_chunk(batch, todo[start:start + handoff.QUEUE_CHUNK], user, api_version,
+                                               first_position=start)
             if len(skipped) == len(servers):  # every server lost a race with a single "Run" meanwhile
                 transaction.set_rollback(True)
             elif skipped:  # named on the batch page, as a clicked batch's are (checks.views.batches)

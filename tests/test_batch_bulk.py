@@ -359,3 +359,31 @@ def test_two_batches_started_at_once_cannot_both_pass_the_tenants_cap(alice, set
     assert sorted(outcomes, key=str) == [2, "Your organisation already has 2 checks queued or running; 2 more would "
                                             "pass the limit of 3. Nothing was started: wait for some to finish (or "
                                             "cancel a batch) and try again."]
+
+
+def test_a_batch_lists_its_servers_by_name_from_the_places_its_checks_were_given(client, alice_in, monkeypatch):
+    # Made in an order that is not their names' (ids and names disagree), queued across chunks of 2.
+    from checks import handoff
+
+    monkeypatch.setattr(handoff, "QUEUE_CHUNK", 2)
+    names = ["pg-order-d", "pg-order-B", "pg-order-a", "pg-order-C", "pg-order-e"]
+    Server.objects.bulk_create([Server(tenant_id=ALICE["tid"], subscription_id=STAGING, resource_group="order",
+                                       name=name) for name in names])
+    run_all(client, "order")
+    fan_out_queued()
+    batch = Batch.objects.get()
+    placed = list(batch.checks.order_by("batch_position").values_list("server__name", "batch_position"))
+    assert placed == [("pg-order-a", 0), ("pg-order-B", 1), ("pg-order-C", 2), ("pg-order-d", 3), ("pg-order-e", 4)]
+    page = client.get(f"/batches/{batch.pk}/").content.decode()
+    assert [page.index(name) for name in sorted(names, key=str.lower)] == sorted(page.index(n) for n in names)
+
+
+def test_a_batch_queued_by_a_schedule_places_its_checks_by_name_too(alice_in, monkeypatch):
+    from checks import handoff
+
+    monkeypatch.setattr(handoff, "QUEUE_CHUNK", 2)
+    servers = Server.objects.bulk_create([Server(tenant_id=ALICE["tid"], subscription_id=STAGING,
+                                                 resource_group="sched", name=name) for name in ("pg-z", "pg-y", "pg-x")])
+    batch, _ = Batch.objects.queue(servers, alice_in)
+    placed = list(batch.checks.order_by("batch_position").values_list("server__name", "batch_position"))
+    assert placed == [("pg-x", 0), ("pg-y", 1), ("pg-z", 2)]

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 from django.contrib import messages
+from django.db.models import F
 from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -78,10 +79,15 @@ def _page_number(request: HttpRequest, total: int) -> tuple[int, int]:
     return min(max(number, 1), pages), pages
 
 
+# A batch's rows by server name: the place each check was given when the batch was queued (Check.batch_position,
+# read off its index); a batch queued before there were places, in the order its checks were made.
+BATCH_ORDER = (F("batch_position").asc(nulls_last=True), "pk")
+
+
 def _page_of_checks(batch: Batch, number: int):
     """The checks on page `number`, by server name (the batch's rows are paginated, ROWS_PER_PAGE a page)."""
     start = (number - 1) * ROWS_PER_PAGE
-    return batch.checks.order_by(Lower("server__name"), "pk")[start:start + ROWS_PER_PAGE]
+    return batch.checks.order_by(*BATCH_ORDER)[start:start + ROWS_PER_PAGE]
 
 
 def _cursor(stamp: datetime | None) -> str:
@@ -170,7 +176,7 @@ def batch_progress(request: HttpRequest, pk: int) -> HttpResponse:
     context["new_rows"] = since is None or request.GET.get("rows") != str(context["rows_shown"])
     if not context["new_rows"] and not context["progress"]["finished"]:
         changed = changed.alias(changed_at=Check.changed_at()).filter(changed_at__gt=since)
-    context["changed"] = changed.select_related("server").order_by(Lower("server__name"), "pk")
+    context["changed"] = changed.select_related("server").order_by(*BATCH_ORDER)
     response = render(request, "checks/batch.html#progress", context)
     if context["progress"]["finished"]:
         response.status_code = HttpResponseStopPolling.status_code
