@@ -46,5 +46,6 @@ def _writer_file(name: str) -> int | None:
     if name not in _writer_files:
         if name.startswith("file:") or ":memory:" in name or not name:
             return None
-        _writer_files[name] = os.open(f"{name}.writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        # Group-writable (the umask permitting): the web process and the workers may run as two users of one group.
+        _writer_files[name] = os.open(f"{name}.writer-lock", os.O_RDWR | os.O_CREAT, 0o660)
     return _writer_files[name]

@@ -87,7 +87,11 @@ def save(user: User, cache: msal.SerializableTokenCache, *, force: bool = False)
 
 
 def forget(user: User) -> None:
-    TokenCache.objects.filter(user=user).delete()
+    """Sign-out: the stored cache emptied and its version moved on. The row stays: deleted, the next sign-in would
+    create it again at version 1, the version a worker's copy of the old session may still hold, and that copy
+    (its tokens) would be taken as current (entra._held_for)."""
+    blank = encrypt(UserTokenCache().serialize())
+    TokenCache.objects.filter(user=user).update(encrypted=blank, version=F("version") + 1)
 
 
 def rotate_all() -> int:

@@ -387,3 +387,38 @@ def test_a_batch_queued_by_a_schedule_places_its_checks_by_name_too(alice_in, mo
     batch, _ = Batch.objects.queue(servers, alice_in)
     placed = list(batch.checks.order_by("batch_position").values_list("server__name", "batch_position"))
     assert placed == [("pg-x", 0), ("pg-y", 1), ("pg-z", 2)]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite's IMMEDIATE transaction sees one state")
+def test_a_fan_out_chunk_committed_mid_admission_does_not_let_a_batch_pass_the_cap(alice, settings,
+                                                                                    monkeypatch):
+    import threading
+
+    from checks import fanout, handoff
+    from checks.models import BatchQuerySet, QueueRefused
+
+    # Found in review: admit() read the checks in flight, then what batches still had to queue; a worker's chunk
+    # committed between the two reads moved its servers from the second to the first unseen: counted in neither.
+    settings.MAX_ACTIVE_CHECKS_PER_TENANT = 3
+    monkeypatch.setattr(handoff, "QUEUE_CHUNK", 2)
+    first, second = many_servers(2, "first"), many_servers(2, "second")
+    queuing = Batch.objects.start([s.pk for s in first], alice)  # 2 servers still to queue: 1 more fits
+    counted = BatchQuerySet.still_to_queue
+
+    def chunk_commits_then_count(self, tenant_id):
+        # The worker's fan-out commits its chunk between admit()'s two reads (its own connection).
+        worker = threading.Thread(target=lambda: (fanout.queue_next_chunk(Batch.objects.get(pk=queuing.pk)),
+                                                  connection.close()))
+        worker.start()
+        worker.join()
+        return counted(self, tenant_id)
+
+    monkeypatch.setattr(BatchQuerySet, "still_to_queue", chunk_commits_then_count)
+    try:
+        Batch.objects.start([s.pk for s in second], alice)
+    except QueueRefused:
+        pass
+    in_flight = Check.objects.for_tenant(alice.tenant_id).active().count() + BatchQuerySet.still_to_queue(
+        Batch.objects, alice.tenant_id)
+    assert in_flight <= 3, f"{in_flight} checks in flight or to queue under a cap of 3"
