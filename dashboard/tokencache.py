@@ -94,6 +94,13 @@ def forget(user: User) -> None:
     TokenCache.objects.filter(user=user).update(encrypted=blank, version=F("version") + 1)
 
 
+def holds_tokens(user: User) -> bool:
+    """Whether the user's stored cache holds a refresh or an access token (not once they signed out)."""
+    cache = load(user)
+    return any(cache.find(kind) for kind in (msal.TokenCache.CredentialType.REFRESH_TOKEN,
+                                             msal.TokenCache.CredentialType.ACCESS_TOKEN))
+
+
 def rotate_all() -> int:
     """Re-encrypt every cache under the first key; returns how many rows were rewritten."""
     fernet = _fernet()

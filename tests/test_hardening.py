@@ -66,10 +66,10 @@ def test_signing_in_again_moves_the_token_cache_version_on_not_back_to_one(clien
 
 def test_the_admins_logout_forgets_the_refresh_token(client, signed_in):
     user = signed_in(ALICE["upn"])
-    assert TokenCache.objects.filter(user=user).exists()
+    assert TokenCache.objects.filter(user=user).exists() and tokencache.holds_tokens(user)
     response = client.post("/admin/logout/")
     assert response.status_code == 302
-    assert not TokenCache.objects.filter(user=user).exists()
+    assert not tokencache.holds_tokens(user), "emptied (its row kept, its version moved on)"
 
 
 @pytest.mark.django_db
