@@ -453,6 +453,12 @@ class Check(models.Model):
         return "Waiting for a worker…" if self.status == self.Status.QUEUED else "Asking Azure…"
 
     @property
+    def summary_names_category(self) -> bool:
+        """Whether the summary begins with the category's own words ("Throttled by Azure: ..."): the check's page
+        then does not say them twice."""
+        return self.summary.lower().startswith(self.get_category_display().lower())
+
+    @property
     def result_label(self) -> str:
         """The result of a finished check that did not pass: its category, else its status."""
         return self.get_category_display() or self.get_status_display()
@@ -469,13 +475,13 @@ class Check(models.Model):
 
     @property
     def attempts_note(self) -> str:
-        """Each HTTP attempt in a few words: "HTTP 503, Retry-After 1 s; ConnectTimeout"."""
+        """Each HTTP attempt in a few words: "HTTP 503, Retry-After 1.0 s; ConnectTimeout"."""
         notes = []
         for attempt in self.attempt_log or []:
             if not attempt.get("status"):
                 notes.append(str(attempt.get("error", "")))
             elif attempt.get("retry_after") is not None:
-                notes.append(f"HTTP {attempt['status']}, Retry-After {int(attempt['retry_after'] + 0.5)} s")
+                notes.append(f"HTTP {attempt['status']}, Retry-After {duration_words(attempt['retry_after'])}")
             else:
                 notes.append(f"HTTP {attempt['status']}")
         return "; ".join(notes)

@@ -264,3 +264,15 @@ def test_the_bands_hover_and_its_table_give_the_same_times_outside_utc(client, l
     first_row = re.search(r"<tbody>\s*<tr><td>([^<]+)</td>", html).group(1)
     hover = re.search(r'<rect class="seg seg-unknown"[^>]*>\s*<title>([^<]+)</title>', html).group(1)
     assert f": {first_row} to " in hover, (first_row, hover)
+
+
+@pytest.mark.django_db
+def test_without_javascript_the_charts_are_a_link_to_their_own_pages(client, logged_in):
+    server = make_server()
+    logged_in(ALICE["upn"])
+    for page, link in (("/?q=pg", "/servers/chart/?q=pg"), (f"/servers/{server.pk}/", f"/servers/{server.pk}/timeline/")):
+        noscript = re.search(r"<noscript>(.*?)</noscript>", client.get(page).content.decode(), re.S).group(1)
+        href = html.unescape(re.search(r'href="([^"]+)"', noscript).group(1))
+        assert href == link
+        whole = client.get(href)  # without htmx: the whole page, the chart in it
+        assert whole.status_code == 200 and "<html" in whole.content.decode() and 'class="chart' in whole.content.decode()

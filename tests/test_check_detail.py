@@ -78,3 +78,14 @@ def test_an_active_check_polls_for_its_own_part_of_the_page_only(client_alice, a
     check.save()
     done = client_alice.get(f"/checks/{check.pk}/", headers={"HX-Request": "true"}).content.decode()
     assert "hx-get" not in done and "Passed" in done
+
+
+def test_a_throttled_checks_page_says_throttled_once_and_its_retry_after_as_every_duration(client_alice, alice, server):
+    # Found in a walkthrough: "Throttled by Azure. Throttled by Azure: try again..." and the same Retry-After as
+    # "30 s" in the attempts' summary and "30.0 s" in their table: now both as every duration is said.
+    check = make_check(server, alice, status="failed", category="throttled",
+                       summary="Throttled by Azure: try again after the time it gave.",
+                       attempt_log=[{"n": 1, "status": 429, "retry_after": 30.0, "waited": 0}])
+    page = " ".join(client_alice.get(f"/checks/{check.pk}/").content.decode().split())
+    assert page.count("Throttled by Azure") == 1 + page.count("<title>Throttled by Azure"), page
+    assert page.count("Retry-After 30.0 s") == 2 and "Retry-After 30 s" not in page

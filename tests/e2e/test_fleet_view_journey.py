@@ -40,6 +40,10 @@ def test_select_a_page_then_all_matching_and_run(page, app, demo_fleet):
     toolbar = page.locator("#bulk-form")
     run = toolbar.locator("[data-run-selected]")
     expect(run).to_have_text("Run check on selected")
+    # Nothing ticked yet: "Select all 110 matching" and "Clear selection" are not offered (found in a
+    # walkthrough: the buttons' own display rule showed them, hidden attribute and all).
+    expect(toolbar.get_by_role("button", name="Select all 110 matching")).to_be_hidden()
+    expect(toolbar.get_by_role("button", name="Clear selection")).to_be_hidden()
 
     server_row(page, "pg-bulk-000").get_by_role("checkbox").check()
     server_row(page, "pg-bulk-001").get_by_role("checkbox").check()
