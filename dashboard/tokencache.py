@@ -97,8 +97,8 @@ def forget(user: User) -> None:
 def holds_tokens(user: User) -> bool:
     """Whether the user's stored cache holds a refresh or an access token (not once they signed out)."""
     cache = load(user)
-    return any(cache.find(kind) for kind in (msal.TokenCache.CredentialType.REFRESH_TOKEN,
-                                             msal.TokenCache.CredentialType.ACCESS_TOKEN))
+    return any(next(iter(cache.search(kind)), None) for kind in (msal.TokenCache.CredentialType.REFRESH_TOKEN,
+                                                                 msal.TokenCache.CredentialType.ACCESS_TOKEN))
 
 
 def rotate_all() -> int:
