@@ -610,10 +610,12 @@ def report(args, built: dict, f: dict) -> str:
         ratio = admin["median"] / ours["median"] if admin else None
         listing = name.startswith(("server list", "history"))
         verdict = ""
-        if listing:
-            good = ours["median"] * 1000 < LIST_TARGET_MS and ours["bytes"] < PAGE_KB * 1024
-            good = good and (ratio is None or ratio >= ADMIN_RATIO)
-            verdict = ok(good)
+        if listing:  # each part of the target on its own: which one a page misses matters
+            parts = [f"{LIST_TARGET_MS} ms: {ok(ours['median'] * 1000 < LIST_TARGET_MS)}",
+                     f"{PAGE_KB} KB: {ok(ours['bytes'] < PAGE_KB * 1024)}"]
+            if ratio is not None:
+                parts.append(f"{ADMIN_RATIO}x: {ok(ratio >= ADMIN_RATIO)}")
+            verdict = ", ".join(parts)
         lines.append(f"| {name} | {ms(ours['median'])} | {ms(ours['p95'])} | {ours['queries']} ({ms(ours['sql'])}) | "
                      f"{kb(ours['bytes'])} | {kb(ours['gzip'])} | "
                      + (f"{ms(admin['median'])}, {admin['queries']}" if admin else "(no such admin page)")
@@ -628,7 +630,7 @@ def report(args, built: dict, f: dict) -> str:
         f"| POST \"Run on all\" over the tenant's {ra['batch_size']:,} servers | {ms(post)} | {ms(max(ra['posts']))} "
         f"(worst) | {ra['post_queries']} | | < {RUN_ALL_S} s | {ok(post < RUN_ALL_S)} |",
         f"| its fan-out by a worker (queuing the {ra['batch_size']:,} checks and their tasks) | {ms(ra['fan_out'])} "
-        f"| (one run) | | +{kb(ra['fan_out_memory'] * 1024)} peak RSS | | |",
+        f"| (one run) | | +{kb(max(0, ra['fan_out_memory']) * 1024)} peak RSS | | |",
         f"| batch page of those {ra['batch_size']:,} checks | {ms(ra['page']['median'])} | {ms(ra['page']['p95'])} | "
         f"{ra['page']['queries']} | {kb(ra['page']['bytes'])} | | |",
         f"| its poll, nothing changed | {ms(poll['median'])} | {ms(poll['p95'])} | {poll['queries']} ({ms(poll['sql'])}) | "
@@ -663,7 +665,7 @@ def export_table(args, e: dict) -> list[str]:
         m, ratio = e[name], e[name]["seconds"] / psql
         rows.append(f"| {label} | {m['seconds']:.1f} s ({min(m['all']):.1f}-{max(m['all']):.1f}) | {ms(m['first'])} | {kb(m['bytes'])} | {m['rows'] or 0:,} | "
                     f"{ratio:.1f}x | within {EXPORT_RATIO}x: {ok(ratio <= EXPORT_RATIO)} | "
-                    f"+{kb(m['memory'] * 1024)} over the process |")
+                    f"+{kb(max(0, m['memory']) * 1024)} over the process |")
     rows.append(f"| `psql \\copy` of the same join (CSV) | {psql:.1f} s ({min(e['psql']['all']):.1f}-"
                 f"{max(e['psql']['all']):.1f}) | | {kb(e['psql']['bytes'])} | "
                 f"{e['psql']['rows']:,} | 1.0x | | {kb(e['psql']['memory'] * 1024)} (psql) |")
