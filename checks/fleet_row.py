@@ -27,6 +27,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import template_localtime
 
 from backups import summary
+from checks.readiness import unknown_words
 from dashboard.subscriptions import name_of
 
 SENTINEL = 987654321  # a primary key, replaced in each reversed URL by the row's
@@ -69,7 +70,7 @@ def row(server, *, strip, my_last_attempt, can_operate: bool, subscription_names
     return mark_safe(  # noqa: S308 - every part from a user or Azure is escaped where it is put in
         f'<tr id="server-{server.pk}" class="server-row"{poll}>\n'
         f"{_select(server, can_operate)}\n{_name(server)}\n{_where(server, subscription_names)}\n"
-        f"{_readiness(readiness)}\n"
+        f"{_readiness(readiness, server.last_check_id is not None)}\n"
         f"<td>{_time(readiness.since) if readiness else ''}</td>\n"
         f"<td>{strip.__html__() if strip else ''}</td>\n"
         f"{_last_check(server, check, my_last_attempt, announce)}\n{_last_backup(server)}\n"
@@ -103,9 +104,11 @@ def _where(server, subscription_names) -> str:
     return f"<td><code>{escape(server.resource_group)}</code> · {subscription}</td>"
 
 
-def _readiness(readiness) -> str:
+def _readiness(readiness, checked: bool) -> str:
     if not readiness:
-        return '<td><span class="badge badge-never">Never checked</span></td>'
+        words, title = unknown_words(checked)
+        title = f' title="{title}"' if title else ""
+        return f'<td><span class="badge badge-never"{title}>{words}</span></td>'
     said = _readiness_words(readiness.state, readiness.reason)
     words = escape(said)
     # The title has the whole reason where a one-line row may end it in "…"; a short one is never cut.

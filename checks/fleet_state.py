@@ -29,7 +29,7 @@ COUNTED_STATES = ("ready", "not_ready", "never", "stale")
 # changed counts as since the server was added, never checked as check 0. The last LTR backup: backups.summary.
 SORTS = {
     "name": ("Sort by name", [Lower("name"), F("resource_group"), F("subscription_id")]),
-    "readiness": ("Sort by readiness: never checked, then not ready, then ready",
+    "readiness": ("Sort by readiness: not known yet, then not ready, then ready",
                   [F("readiness_state"), Lower("name"), F("id")]),
     "changed": ("Sort by when the readiness last changed, oldest first",
                 [Coalesce("readiness_since", "added_at"), F("id")]),

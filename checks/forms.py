@@ -156,7 +156,7 @@ class ServerFilterForm(forms.Form):
         ("", "Any state"),
         ("ready", "Ready"),
         ("not_ready", "Not ready"),
-        ("never", "Never checked"),
+        ("never", "Not known yet (never checked, or no check said)"),
         ("stale", "Stale (last conclusive check too old)"),
         ("active", "Checking now"),
     ]

@@ -20,6 +20,14 @@ from dashboard.models import Server
 readiness_changed = django.dispatch.Signal()
 
 
+def unknown_words(checked: bool) -> tuple[str, str]:
+    """What a server without a readiness says (its words, and a title): never checked, or checked only by checks
+    that said nothing about it (about the caller or the path to Azure), which "Never checked" misstated."""
+    if checked:
+        return "Not known yet", "No check has said yet whether this server is ready: see its last check."
+    return "Never checked", ""
+
+
 class State(models.TextChoices):
     UNKNOWN = "unknown", "Never checked"
     READY = "ready", "Ready"

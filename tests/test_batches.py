@@ -133,7 +133,7 @@ def test_the_server_list_counts_filters_and_shows_the_outcome_strip(client, alic
     worker()
     html = client.get("/").content.decode()
     assert "<strong>1</strong> ready" in html and "<strong>1</strong> not ready" in html
-    assert "<strong>12</strong> never checked" in html
+    assert "<strong>12</strong> not known yet" in html
     assert sorted(kind for ticks in re.findall(r'data-ticks="([^"]*)"', html)
                   for _, kind, _ in strip.decode(ticks)) == ["not-ready", "ready"]
     failing = client.get("/", {"state": "not_ready"}).content.decode()
@@ -171,5 +171,5 @@ def test_a_finished_check_refreshes_only_the_counts_fragment_in_one_counting_que
     html = response.content.decode()
     assert html.lstrip().startswith('<ul class="counts" id="fleet-counts"') and "<html" not in html
     assert "<strong>1</strong> ready" in html and "<strong>1</strong> not ready" in html
-    assert "<strong>12</strong> never checked" in html and 'class="server-row"' not in html
+    assert "<strong>12</strong> not known yet" in html and 'class="server-row"' not in html
     assert sum("COUNT(" in q["sql"].upper() for q in queries.captured_queries) == 1

@@ -234,3 +234,21 @@ def test_the_lists_exact_times_are_in_the_sites_time_zone_as_every_other_page_sa
     row = re.search(rf'<tr id="server-{server.pk}".*?</tr>', html, re.S).group(0)
     moments = re.findall(r'<time datetime="([^"]+)"', row)
     assert moments and all(m.endswith(("+01:00", "+02:00")) for m in moments), moments
+
+
+def test_a_server_whose_checks_said_nothing_about_it_reads_not_known_yet_not_never_checked(client, alice):
+    # Found in a walkthrough: servers checked many times (permission missing: about the caller) read "Never
+    # checked" and were counted so. The list's row and the server's own page say the same words.
+    checked = make_server(name="pg-asked")
+    make_check(checked, alice, status="failed", category="permission_missing", minutes_ago=5)
+    Server.objects.filter(pk=checked.pk).update(last_check=Check.objects.get(server=checked))
+    make_server(name="pg-never")
+    client.force_login(alice)
+    html = client.get("/").content.decode()
+    asked = re.search(rf'<tr id="server-{checked.pk}".*?</tr>', html, re.S).group(0)
+    never = re.search(r'<tr id="server-\d+"[^>]*>(?:(?!</tr>).)*pg-never.*?</tr>', html, re.S).group(0)
+    assert ">Not known yet</span>" in asked and "Never checked" not in asked
+    assert ">Never checked</span>" in never
+    assert "<strong>2</strong> not known yet" in " ".join(html.split())
+    page = client.get(f"/servers/{checked.pk}/").content.decode()
+    assert 'title="No check has said yet whether this server is ready: see its last check.">Not known yet' in page

@@ -12,6 +12,7 @@ from backups import summary
 from checks import fleet_state, history_row, resume, strip
 from checks.forms import RunCheckForm
 from checks.models import AlreadyActive, Check, ReadinessChange, TooManyActive, proposed_backup_name
+from checks.readiness import unknown_words
 from checks.views.history import get_check_for_user, poll_response
 from dashboard import audit, entra, keyset
 from dashboard.audit import Action
@@ -38,6 +39,7 @@ def server_row_context(request: HttpRequest, server: Server, form: RunCheckForm 
         "notice": notice,
         "on_detail": "on_detail" in query,
         "strip": strip.strip_of(server) if with_strip else None,
+        "unknown": unknown_words(server.last_check_id is not None),  # what a server without a readiness says
     }
 
 
