@@ -227,7 +227,7 @@ def share_of_time(pieces: list[Segment]) -> dict[str, int]:
 
 def timeline_summary(pieces: list[Segment], checks: list[tuple[datetime, str, str]], window_days: int) -> str:
     shares = share_of_time(pieces)
-    names = {"ready": "ready", "not_ready": "not ready", STALE: "stale", "unknown": "never checked"}
+    names = {"ready": "ready", "not_ready": "not ready", STALE: "stale", "unknown": "not known"}
     parts = ", ".join(f"{names[s]} {p}%" for s, p in sorted(shares.items(), key=lambda kv: -kv[1]))
     failed = sum(1 for _, status, category in checks if tick_kind(status, category) == "failed")
     return (f"Readiness over the last {window_days} days: {parts or 'nothing to show'}; "

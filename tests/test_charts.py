@@ -67,7 +67,7 @@ def test_a_server_never_checked_is_one_unknown_segment_across_the_window():
     [rect] = charts.band(START, END, pieces)
     assert (rect.x, rect.width, rect.css) == (charts.LEFT, INNER, "unknown")
     assert charts.timeline_summary(pieces, [], 30) == (
-        "Readiness over the last 30 days: never checked 100%; 0 checks, 0 not passed.")
+        "Readiness over the last 30 days: not known 100%; 0 checks, 0 not passed.")
 
 
 def test_changes_cut_the_band_and_a_ready_stretch_goes_stale_after_its_last_confirmation():
@@ -225,7 +225,7 @@ def test_the_list_and_the_server_page_load_their_charts_after_the_page(client, l
     detail = client.get(f"/servers/{server.pk}/").content.decode()
     assert f'hx-get="/servers/{server.pk}/timeline/"' in detail
     never = client.get(f"/servers/{server.pk}/timeline/", headers={"HX-Request": "true"}).content.decode()
-    assert never.count('class="seg seg-unknown"') == 1 and "Never checked" in never
+    assert never.count('class="seg seg-unknown"') == 1 and "Not known (no check had said)" in never
 
 
 @pytest.mark.django_db
