@@ -29,7 +29,7 @@ def unknown_words(checked: bool) -> tuple[str, str]:
 
 
 class State(models.TextChoices):
-    UNKNOWN = "unknown", "Never checked"
+    UNKNOWN = "unknown", "Not known"  # never checked, or no check has said anything about the server
     READY = "ready", "Ready"
     NOT_READY = "not_ready", "Not ready"
 

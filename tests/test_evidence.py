@@ -91,7 +91,7 @@ def test_csv_and_json_carry_the_same_rows_and_facts_and_end_with_a_marker(client
     assert (good["gap_no_ltr_success_in_period"], good["gap_not_ready_at_end"]) == ("no", "no")
     bare = by_name["pg-orders"]
     assert (bare["readiness_at_end"], bare["gap_no_ltr_success_in_period"], bare["gap_not_ready_at_end"]) == (
-        "Never checked", "yes", "yes")
+        "Not known", "yes", "yes")
     assert ["# end of evidence report: 2 rows"] == marks[-1]
     assert [f"# generated_by: {alice} ({alice.upn})"] in marks and [f"# tenant_id: {CONTOSO}"] in marks
     data = json.loads(client.get("/evidence/report.json", {"start": f"{at(30):%Y-%m-%d}"}).content)

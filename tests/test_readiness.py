@@ -104,7 +104,7 @@ def test_the_server_page_shows_readiness_since_and_its_timeline(client, signed_i
     html = " ".join(client.get(f"/servers/{server.pk}/").content.decode().split())
     assert "Not ready: Server not ready</span> since" in html
     assert "Ready → <strong>Not ready</strong> (Server not ready) for" in html and "so far" in html
-    assert "Never checked → <strong>Ready</strong>" in html
+    assert "Not known → <strong>Ready</strong>" in html
     assert f'href="/checks/{stopped.pk}/">the check that said so' in html
 
 

@@ -30,7 +30,7 @@ def test_the_evidence_report_prints_without_cut_rows_and_downloads_as_csv(page, 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Evidence").click()
     expect(page.get_by_role("heading", name="Evidence of LTR backups")).to_be_visible()
     row = page.locator(f"#evidence-{server.pk}")
-    expect(row).to_contain_text("Never checked → Ready")
+    expect(row).to_contain_text("Not known → Ready")
     expect(row).to_contain_text("1 passed · 0 not passed")
     expect(row).to_contain_text("1 succeeded · 1 failed")
     orders = page.locator("tr.evidence-row", has=page.get_by_role("link", name="pg-orders", exact=True))

@@ -132,7 +132,7 @@ def test_the_server_page_chooses_the_backup_name_and_says_each_fact_once(page, a
     assert Check.objects.get().backup_name == "pg-payments-01-before-upgrade"
     # The readiness just found starts the server's timeline; the page still fits, the backup name still editable.
     page.reload()
-    expect(page.locator("ol.timeline li").first).to_contain_text("Never checked → Ready", timeout=SLOW)
+    expect(page.locator("ol.timeline li").first).to_contain_text("Not known → Ready", timeout=SLOW)
     assert_fits_the_screen(page)
     assert_tappable(page, page.get_by_role("button", name="Run pre-backup check"))
     expect(page.get_by_label("Backup name")).to_be_editable()

@@ -105,7 +105,7 @@ def test_a_schedule_runs_a_server_flips_and_the_alert_is_delivered(
     expect(changes).to_have_count(2)
     expect(changes.first).to_contain_text("Ready → Not ready")
     expect(changes.first).to_contain_text("so far")
-    expect(changes.last).to_contain_text("Never checked → Ready")
+    expect(changes.last).to_contain_text("Not known → Ready")
     snap(page, "server-timeline")
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Alerts").click()
