@@ -169,3 +169,18 @@ def test_another_tasks_waiting_row_with_the_same_argument_does_not_keep_a_lost_c
     DBTaskResult.objects.filter(args_kwargs__args__0=lost.pk).update(status="FAILED")
     read_names_as.enqueue(lost.pk)  # waits its turn, with the same number as its argument
     assert Check.objects.mark_interrupted() == 1
+
+
+def test_sqlites_writer_lock_file_is_shared_by_a_group(tmp_path):
+    # The README: web and workers take turns on <db>.writer-lock, which two users of one group can both open.
+    from armclient import onewriter
+
+    database = str(tmp_path / "shared.sqlite3")
+    old = os.umask(0o002)
+    try:
+        descriptor = onewriter._writer_file(database)
+    finally:
+        os.umask(old)
+        onewriter._writer_files.pop(database, None)
+    os.close(descriptor)
+    assert oct(os.stat(database + ".writer-lock").st_mode & 0o777) == oct(0o660)
