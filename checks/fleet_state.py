@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, F, OuterRef, Q, Subquery, Value
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, JSONObject, Lower
 from django.http import HttpRequest
 from django.utils import timezone
@@ -17,7 +17,7 @@ from armclient.outcomes import Category
 from backups import summary
 from checks.forms import ServerFilterForm
 from checks.models import Check
-from checks.readiness import State
+from checks.readiness import Readiness, State
 from dashboard import subscriptions
 from dashboard.models import Server, ServerQuerySet
 
@@ -37,6 +37,10 @@ SORTS = {
     summary.SORT_KEY: ("Sort by the last successful LTR backup, oldest (and none) first", None),
 }
 DEFAULT_SORT = "name"
+# What a row of the list never shows of its server's last check (checks.fleet_row): the check's page has them.
+# Not read: the JSON ones were most of a page's decoding, the texts most of its bytes from the database.
+ROW_LEAVES_OUT = [f"last_check__{name}" for name in (
+    "attempt_log", "error_additional_info", "error_message", "response_excerpt", "claims_challenge", "error_target")]
 
 
 def stale_before():
@@ -47,8 +51,10 @@ def state_q(state: str) -> Q:
     """The servers in `state`, judged by their readiness (what the last conclusive check said)."""
     return {
         "ready": Q(readiness__state=State.READY, readiness__last_conclusive_at__gte=stale_before()),
-        "not_ready": Q(readiness__state=State.NOT_READY),
-        "never": Q(readiness__isnull=True),
+        # These two from the server's own copy of its readiness's state (kept with it: checks.readiness, .ending),
+        # read off the list's indexes of the servers' table without a join.
+        "not_ready": Q(readiness_state=State.NOT_READY),
+        "never": Q(readiness_state=""),
         "stale": Q(readiness__state=State.READY, readiness__last_conclusive_at__lt=stale_before()),
         "active": Q(last_check__status__in=Check.ACTIVE_STATUSES),
     }[state]
@@ -96,19 +102,32 @@ def apply_filters(servers: ServerQuerySet, data: dict, tenant_id: str = "") -> S
     return servers
 
 
-def overview(servers: ServerQuerySet) -> tuple[dict, list[tuple[str, str]]]:
+def overview(servers: ServerQuerySet, tenant_id: str) -> tuple[dict, list[tuple[str, str]]]:
     """How many servers are in each state, and in all, and the places (subscription, resource group) they are
-    in, for the filters' choices: one pass over the servers, grouped by place and summed here (the places
-    were a second scan of the tenant's servers)."""
+    in, for the filters' choices. Two small reads: the servers grouped by place and by the copy of their
+    readiness's state they keep (an index of the servers' table alone: dashboard.Server's server_places_state_idx),
+    then how many of the ready ones were checked recently (the readiness rows of the tenant's ready servers); the
+    rest of the ready are stale. The one query that joined every server to its readiness was most of the list's
+    database time (7.8 ms at 9,000 servers, against 1.6 + 2.3 ms)."""
     totals = dict.fromkeys(("total", *COUNTED_STATES), 0)
-    places = []
-    grouped = servers.order_by().values("subscription_id", "resource_group").annotate(
-        total=Count("pk"), **{state: Count("pk", filter=state_q(state)) for state in COUNTED_STATES})
-    for group in grouped:
-        places.append((group["subscription_id"], group["resource_group"]))
-        for key in totals:
-            totals[key] += group[key]
-    return totals, places
+    places = {}
+    ready = 0
+    grouped = servers.order_by().values_list("subscription_id", "resource_group", "readiness_state").annotate(
+        n=Count("pk"))
+    for subscription, group, state, n in grouped:
+        places[subscription, group] = True
+        totals["total"] += n
+        if state == State.READY:
+            ready += n
+        else:
+            totals["never" if not state else "not_ready"] += n
+    if ready:
+        archived = Server.objects.filter(pk=OuterRef("server_id"), archived_at__isnull=False)
+        totals["ready"] = Readiness.objects.filter(
+            tenant_id=tenant_id, state=State.READY, last_conclusive_at__gte=stale_before()).exclude(
+            Exists(archived)).aggregate(n=Count("server_id"))["n"]
+    totals["stale"] = ready - totals["ready"]
+    return totals, list(places)
 
 
 def sort_of(query) -> str:
@@ -163,7 +182,7 @@ def page_of_servers(selected: ServerQuerySet, request: HttpRequest,
     page = paginator.get_page(request.GET.get("page"))
     ids = first[:SERVERS_PER_PAGE] if first is not None else list(page.object_list)
     page.object_list = ids
-    rows = Server.objects.filter(pk__in=ids).select_related("last_check", "recent_outcomes")
+    rows = Server.objects.filter(pk__in=ids).select_related("last_check", "recent_outcomes").defer(*ROW_LEAVES_OUT)
     rows = with_my_last_attempt(summary.with_last_backup(rows, tenant), request.user)
     by_id = {server.pk: server for server in rows}
     return page, [by_id[pk] for pk in ids if pk in by_id]
@@ -199,5 +218,6 @@ def counted_total(form: ServerFilterForm, counts: dict) -> int | None:
 
 def counted_servers(request: HttpRequest, data) -> tuple[ServerFilterForm, ServerQuerySet, ServerQuerySet, dict]:
     """filtered_servers, and the counts at the top of the list (the places from the same query)."""
-    counts, places = overview(Server.objects.for_tenant(request.user.tenant_id).active())
+    tenant_id = request.user.tenant_id
+    counts, places = overview(Server.objects.for_tenant(tenant_id).active(), tenant_id)
     return (*filtered_servers(request, data, places), counts)

@@ -252,3 +252,24 @@ def test_a_server_whose_checks_said_nothing_about_it_reads_not_known_yet_not_nev
     assert "<strong>2</strong> not known yet" in " ".join(html.split())
     page = client.get(f"/servers/{checked.pk}/").content.decode()
     assert 'title="No check has said yet whether this server is ready: see its last check.">Not known yet' in page
+
+
+def test_each_count_at_the_top_is_how_many_its_link_lists(client, alice, four, settings):
+    # The counts come from the servers' copy of their readiness's state and a count of the recently checked ready
+    # ones (checks.fleet_state.overview), the filters from the readiness rows: both must say the same of a fleet
+    # with a stale server, a ready one archived, one only checked by a check that said nothing of it (not known
+    # yet), and another tenant's ready server.
+    stale = make_server(name="pg-stale")
+    conclude(stale, alice, "passed", 60 * (settings.STALE_AFTER_HOURS + 2))
+    archived = make_server(name="pg-archived")
+    conclude(archived, alice, "passed", 10)
+    Server.objects.filter(pk=archived.pk).update(archived_at=timezone.now())
+    make_check(make_server(name="pg-unknown"), alice, status="failed", category="permission_missing")
+    conclude(make_server(tenant_id="22222222-2222-4222-8222-222222222222", name="pg-elsewhere"), alice, "passed", 10)
+    client.force_login(alice)
+    html = client.get("/").content.decode()
+    counts = dict(re.findall(r'<a href="\?state=(\w+)"><strong>(\d+)</strong>', html))
+    assert counts == {"ready": "2", "not_ready": "1", "never": "2", "stale": "1"}, counts
+    for state, n in counts.items():
+        listed = client.get("/", {"state": state}).content.decode()
+        assert len(re.findall(r'<tr id="server-\d+"', listed)) == int(n), state
