@@ -273,3 +273,19 @@ def test_each_count_at_the_top_is_how_many_its_link_lists(client, alice, four, s
     for state, n in counts.items():
         listed = client.get("/", {"state": state}).content.decode()
         assert len(re.findall(r'<tr id="server-\d+"', listed)) == int(n), state
+
+
+def test_the_server_pages_last_check_says_its_failure_once(client, alice):
+    # Found in a walkthrough: the server page's row said the category and the code, then the result said both again
+    # above Azure's message. Now: the status, when, and the result (category, code, message, what to do) once.
+    server = make_server(name="pg-once-failed")
+    conclude(server, alice, "server_not_ready", 5)
+    Check.objects.filter(server=server).update(error_code="ServerNotReadyForLongTermBackup",
+                                               summary="The server is stopped.")
+    Server.objects.filter(pk=server.pk).update(last_check=Check.objects.get(server=server))
+    client.force_login(alice)
+    page = client.get(f"/servers/{server.pk}/").content.decode()
+    row = re.search(rf'<tr id="server-{server.pk}".*?</tr>', page, re.S).group(0)
+    cell = re.search(r'<td class="check-cell".*?</td>', row, re.S).group(0)
+    assert cell.count(">Server not ready</span>") == 1, cell
+    assert cell.count(">ServerNotReadyForLongTermBackup</code>") == 1 and "The server is stopped." in cell

@@ -186,3 +186,13 @@ document.querySelectorAll("details[data-open-wide]").forEach(function (details) 
   dress(document);
   document.addEventListener("htmx:load", function (event) { dress(event.detail.elt.parentNode || document); });
 })();
+
+// A list cell too narrow for its words ends them in "…" (app.css): on hover its whole text becomes its title, so
+// what was cut can be read without opening the server (a title on every cell would cost each row its bytes twice).
+(function () {
+  document.addEventListener("mouseover", function (event) {
+    var cell = event.target.closest && event.target.closest(".fleet td");
+    if (!cell || cell.hasAttribute("title") || cell.scrollWidth <= cell.clientWidth) return;
+    cell.title = cell.textContent.replace(/\s+/g, " ").trim();
+  });
+})();

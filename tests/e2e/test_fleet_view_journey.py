@@ -107,6 +107,15 @@ def test_the_small_run_updates_its_row_live_at_the_same_height(page, app, demo_f
     assert wrap.evaluate("e => e.scrollWidth - e.clientWidth") <= 0
     assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
     snap(page, "fleet-list-1366", docs="server-list")
+    # A cell too narrow for its words ends them in "…"; hovered, it shows them whole as its title (app.js).
+    cut = server_row(page, "pg-payments-02").locator("td").nth(6)
+    cut.evaluate("e => e.style.maxWidth = '60px'")  # (the CSP allows no <style> of a test's own)
+    assert cut.evaluate("e => e.scrollWidth > e.clientWidth")
+    cut.hover()
+    expect(cut).to_have_attribute("title", re.compile(r"^Passed .* ago \d+ containers? · "))
+    whole = server_row(page, "pg-payments-02").locator("td").nth(4)  # "since": never cut
+    whole.hover()
+    expect(whole).not_to_have_attribute("title", re.compile(".*"))
 
 
 def run_on_all_and_back(page, servers: int) -> None:
@@ -124,6 +133,18 @@ def test_the_server_page_chooses_the_backup_name_and_says_each_fact_once(page, a
     expect(page.get_by_role("heading", name=re.compile("pg-payments-01"))).to_be_visible()
     main = page.locator("main")
     expect(main.get_by_text("rg-payments-prod", exact=True)).to_have_count(1)
+    # A refused name is said on a line of its own: the label, the field and the button stay where they were.
+    form = [page.get_by_text("Backup name", exact=True), page.get_by_label("Backup name"),
+            page.get_by_role("button", name="Run pre-backup check")]
+    where = "e => { const r = e.getBoundingClientRect(); return [r.x + scrollX, r.y + scrollY, r.width]; }"
+    before = [part.evaluate(where) for part in form]
+    page.get_by_label("Backup name").fill("-not a name-")
+    page.get_by_role("button", name="Run pre-backup check").click()
+    expect(page.locator(".field-error")).to_contain_text("Backup name: A backup name is 1 to 128")
+    after = [part.evaluate(where) for part in form]
+    # (The same line; across, a few pixels at most: the row's other cells say "seconds ago" anew.)
+    assert all(abs(a[0] - b[0]) < 12 and round(a[1]) == round(b[1]) and a[2] == b[2]
+               for a, b in zip(after, before, strict=True)), (before, after)
     page.get_by_label("Backup name").fill("pg-payments-01-before-upgrade")
     page.get_by_role("button", name="Run pre-backup check").click()
     row = page.locator("tr.server-row")
