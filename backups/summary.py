@@ -7,7 +7,9 @@ alerts agree on what a gap is. Reads one row per server (a join), never the back
 
 from datetime import timedelta
 
-from django.db.models import F, Q, QuerySet, Value
+from django.conf import settings
+from django.db.models import F, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from backups.models import STATUS_WORDS, LtrAlertSetting
@@ -30,7 +32,9 @@ def with_last_backup(servers: QuerySet, tenant_id: str) -> QuerySet:
         last_backup_started_at=F("ltr_refresh__last_started_at"),
         last_backup_succeeded_at=F("ltr_refresh__last_succeeded_at"),
         last_backup_read_at=F("ltr_refresh__refreshed_at"),
-        gap_days=Value(LtrAlertSetting.days_for(tenant_id)),
+        # The tenant's setting read in the same query (a round trip less on every list page and row).
+        gap_days=Coalesce(Subquery(LtrAlertSetting.objects.filter(tenant_id=tenant_id).order_by("pk").values(
+            "days_without_success")[:1]), Value(settings.LTR_GAP_DAYS)),
     )
 
 

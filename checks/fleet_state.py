@@ -104,28 +104,28 @@ def apply_filters(servers: ServerQuerySet, data: dict, tenant_id: str = "") -> S
 
 def overview(servers: ServerQuerySet, tenant_id: str) -> tuple[dict, list[tuple[str, str]]]:
     """How many servers are in each state, and in all, and the places (subscription, resource group) they are
-    in, for the filters' choices. Two small reads: the servers grouped by place and by the copy of their
-    readiness's state they keep (an index of the servers' table alone: dashboard.Server's server_places_state_idx),
-    then how many of the ready ones were checked recently (the readiness rows of the tenant's ready servers); the
-    rest of the ready are stale. The one query that joined every server to its readiness was most of the list's
-    database time (7.8 ms at 9,000 servers, against 1.6 + 2.3 ms)."""
+    in, for the filters' choices, in one statement: the servers grouped by place and by the copy of their
+    readiness's state they keep (an index of the servers' table alone: dashboard.Server's
+    server_places_state_idx), with how many of the ready ones were checked recently (their readiness rows, read
+    once: a subquery that does not depend on the group); the rest of the ready are stale. Joining every server to
+    its readiness instead was most of the list's database time (7.8 ms at 9,000 servers, against 1.6 + 2.3 ms)."""
+    archived = Server.objects.filter(pk=OuterRef("server_id"), archived_at__isnull=False)
+    fresh = Readiness.objects.filter(tenant_id=tenant_id, state=State.READY, last_conclusive_at__gte=stale_before(),
+                                     ).exclude(Exists(archived)).order_by().values("tenant_id").annotate(
+        n=Count("server_id")).values("n")
+    grouped = servers.order_by().values_list("subscription_id", "resource_group", "readiness_state").annotate(
+        n=Count("pk"), fresh=Coalesce(Subquery(fresh), 0))
     totals = dict.fromkeys(("total", *COUNTED_STATES), 0)
     places = {}
     ready = 0
-    grouped = servers.order_by().values_list("subscription_id", "resource_group", "readiness_state").annotate(
-        n=Count("pk"))
-    for subscription, group, state, n in grouped:
+    for subscription, group, state, n, fresh_ready in grouped:
         places[subscription, group] = True
         totals["total"] += n
+        totals["ready"] = fresh_ready
         if state == State.READY:
             ready += n
         else:
             totals["never" if not state else "not_ready"] += n
-    if ready:
-        archived = Server.objects.filter(pk=OuterRef("server_id"), archived_at__isnull=False)
-        totals["ready"] = Readiness.objects.filter(
-            tenant_id=tenant_id, state=State.READY, last_conclusive_at__gte=stale_before()).exclude(
-            Exists(archived)).aggregate(n=Count("server_id"))["n"]
     totals["stale"] = ready - totals["ready"]
     return totals, list(places)
 
