@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
+from django.db import connection
+from django.db.models import F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, JSONObject, Lower
 from django.http import HttpRequest
 from django.utils import timezone
@@ -17,7 +18,7 @@ from armclient.outcomes import Category
 from backups import summary
 from checks.forms import ServerFilterForm
 from checks.models import Check
-from checks.readiness import Readiness, State
+from checks.readiness import State
 from dashboard import subscriptions
 from dashboard.models import Server, ServerQuerySet
 
@@ -102,19 +103,30 @@ def apply_filters(servers: ServerQuerySet, data: dict, tenant_id: str = "") -> S
     return servers
 
 
-def overview(servers: ServerQuerySet, tenant_id: str) -> tuple[dict, list[tuple[str, str]]]:
-    """How many servers are in each state, and in all, and the places (subscription, resource group) they are
-    in, for the filters' choices, in one statement: the servers grouped by place and by the copy of their
-    readiness's state they keep (an index of the servers' table alone: dashboard.Server's
-    server_places_state_idx), with how many of the ready ones were checked recently (their readiness rows, read
-    once: a subquery that does not depend on the group); the rest of the ready are stale. Joining every server to
-    its readiness instead was most of the list's database time (7.8 ms at 9,000 servers, against 1.6 + 2.3 ms)."""
-    archived = Server.objects.filter(pk=OuterRef("server_id"), archived_at__isnull=False)
-    fresh = Readiness.objects.filter(tenant_id=tenant_id, state=State.READY, last_conclusive_at__gte=stale_before(),
-                                     ).exclude(Exists(archived)).order_by().values("tenant_id").annotate(
-        n=Count("server_id")).values("n")
-    grouped = servers.order_by().values_list("subscription_id", "resource_group", "readiness_state").annotate(
-        n=Count("pk"), fresh=Coalesce(Subquery(fresh), 0))
+# The counts at the top, in one statement written once (Django built it anew for every page: 2 ms of 6): the tenant's
+# active servers grouped by place and by the copy of their readiness's state they keep, read off one index
+# (dashboard.Server's server_places_state_idx: PostgreSQL reads no table), each group with how many of the tenant's
+# ready servers were checked since the cut-off (their readiness rows, less archived servers': one subquery that
+# does not depend on the group, read once). Joining every server to its readiness instead was most of the
+# list's database time (7.8 ms at 9,000 servers). Plain SQL that SQLite runs too.
+_OVERVIEW = """
+SELECT s.subscription_id, s.resource_group, s.readiness_state, COUNT(s.id),
+       (SELECT COUNT(r.server_id) FROM checks_readiness r
+        WHERE r.tenant_id = %s AND r.state = %s AND r.last_conclusive_at >= %s
+          AND NOT EXISTS (SELECT 1 FROM dashboard_server a WHERE a.id = r.server_id AND a.archived_at IS NOT NULL))
+FROM dashboard_server s
+WHERE s.tenant_id = %s AND s.archived_at IS NULL
+GROUP BY s.subscription_id, s.resource_group, s.readiness_state
+"""
+
+
+def overview(tenant_id: str) -> tuple[dict, list[tuple[str, str]]]:
+    """How many of the tenant's active servers are in each state, and in all (stale: ready, but not checked
+    since the cut-off), and the places (subscription, resource group) they are in, for the filters' choices."""
+    with connection.cursor() as cursor:
+        cutoff = connection.ops.adapt_datetimefield_value(stale_before())  # (SQLite: the text Django stores)
+        cursor.execute(_OVERVIEW, [tenant_id, State.READY, cutoff, tenant_id])
+        grouped = cursor.fetchall()
     totals = dict.fromkeys(("total", *COUNTED_STATES), 0)
     places = {}
     ready = 0
@@ -218,6 +230,5 @@ def counted_total(form: ServerFilterForm, counts: dict) -> int | None:
 
 def counted_servers(request: HttpRequest, data) -> tuple[ServerFilterForm, ServerQuerySet, ServerQuerySet, dict]:
     """filtered_servers, and the counts at the top of the list (the places from the same query)."""
-    tenant_id = request.user.tenant_id
-    counts, places = overview(Server.objects.for_tenant(tenant_id).active(), tenant_id)
+    counts, places = overview(request.user.tenant_id)
     return (*filtered_servers(request, data, places), counts)
