@@ -1,5 +1,6 @@
-"""Each server's last LTR backup, for the server list: a queryset helper that annotates, filters and sorts by
-the summary every refresh keeps (LtrRefresh), and the words of the list's cell (backups/_last_backup_cell.html).
+"""Each server's last LTR backup, for the server list: queryset helpers that filter and sort by the summary every
+refresh keeps (LtrRefresh; checks.fleet_read reads it with each row), and the words of the list's cell
+(backups/_last_backup_cell.html).
 
 "Recent" means within the tenant's "no successful LTR backup in N days" (LtrAlertSetting), so the list and the
 alerts agree on what a gap is. Reads one row per server (a join), never the backups themselves.
@@ -7,9 +8,7 @@ alerts agree on what a gap is. Reads one row per server (a join), never the back
 
 from datetime import timedelta
 
-from django.conf import settings
-from django.db.models import F, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from backups.models import STATUS_WORDS, LtrAlertSetting
@@ -23,19 +22,6 @@ FILTER_CHOICES = [
     ("unread", "Not read from Azure yet"),
 ]
 SORT_KEY = "last_backup"  # ?sort=last_backup (oldest success first), ?sort=-last_backup (newest first)
-
-
-def with_last_backup(servers: QuerySet, tenant_id: str) -> QuerySet:
-    """`servers` with last_backup_status, _started_at, _succeeded_at, _read_at and the tenant's gap_days."""
-    return servers.annotate(
-        last_backup_status=F("ltr_refresh__last_status"),
-        last_backup_started_at=F("ltr_refresh__last_started_at"),
-        last_backup_succeeded_at=F("ltr_refresh__last_succeeded_at"),
-        last_backup_read_at=F("ltr_refresh__refreshed_at"),
-        # The tenant's setting read in the same query (a round trip less on every list page and row).
-        gap_days=Coalesce(Subquery(LtrAlertSetting.objects.filter(tenant_id=tenant_id).order_by("pk").values(
-            "days_without_success")[:1]), Value(settings.LTR_GAP_DAYS)),
-    )
 
 
 def last_backup_q(value: str, days: int) -> Q:
@@ -74,7 +60,8 @@ def sort_link(query) -> dict:
 
 
 def cell(server) -> dict:
-    """What the list's cell says of `server` (annotated by with_last_backup): a badge and words."""
+    """What the list's cell says of `server` (read with its last_backup_* values and gap_days by
+    checks.fleet_read): a badge and words."""
     read_at = getattr(server, "last_backup_read_at", None)
     if read_at is None:
         return {"badge": "never", "words": "Not read yet", "when": None}

@@ -8,14 +8,15 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import F, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce, JSONObject, Lower
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce, Lower
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
 from armclient.outcomes import Category
 from backups import summary
+from checks import fleet_read
 from checks.forms import ServerFilterForm
 from checks.models import Check
 from checks.readiness import State
@@ -38,11 +39,6 @@ SORTS = {
     summary.SORT_KEY: ("Sort by the last successful LTR backup, oldest (and none) first", None),
 }
 DEFAULT_SORT = "name"
-# What a row of the list never shows of its server's last check (checks.fleet_row): the check's page has them.
-# Not read: the JSON ones were most of a page's decoding, the texts most of its bytes from the database.
-ROW_LEAVES_OUT = [f"last_check__{name}" for name in (
-    "attempt_log", "error_additional_info", "error_message", "response_excerpt", "claims_challenge", "error_target")]
-
 
 def stale_before():
     return timezone.now() - timedelta(hours=settings.STALE_AFTER_HOURS)
@@ -59,15 +55,6 @@ def state_q(state: str) -> Q:
         "stale": Q(readiness__state=State.READY, readiness__last_conclusive_at__lt=stale_before()),
         "active": Q(last_check__status__in=Check.ACTIVE_STATUSES),
     }[state]
-
-
-def with_my_last_attempt(servers: ServerQuerySet, user) -> ServerQuerySet:
-    """Each server with the category and time of `user`'s own newest finished check of it: `my_last`, both in
-    one subquery (as a JSON object: two subqueries walked the server's checks twice)."""
-    mine = Check.objects.filter(server=OuterRef("pk"), requested_by=user, finished_at__isnull=False).order_by(
-        "-created_at", "-id")
-    return servers.select_related("readiness").annotate(
-        my_last=Subquery(mine.values(last=JSONObject(category="category", at="finished_at"))[:1]))
 
 
 def my_last_attempt_note(server) -> str:
@@ -175,11 +162,10 @@ def page_of_servers(selected: ServerQuerySet, request: HttpRequest,
     last check, readiness, recent outcomes (checks.strip), last LTR backup and the user's own last attempt.
 
     Two steps: the page's ids from the servers alone (the tenant's servers sorted, without any join), then
-    those 50 servers with what each row shows. In one query the planner joined every server's last check
-    (a scan of the whole history) before it sorted and cut the page. `total`: how many servers are
+    those 50 servers with what each row shows (checks.fleet_read). In one query the planner joined every
+    server's last check (a scan of the whole history) before it sorted and cut the page. `total`: how many servers are
     selected, when known already (no second COUNT).
     """
-    tenant = request.user.tenant_id
     ids_in_order = ordered(selected, sort_of(request.GET)).values_list("pk", flat=True)
     first = None
     if total is None and request.GET.get("page", "1") == "1":
@@ -194,10 +180,7 @@ def page_of_servers(selected: ServerQuerySet, request: HttpRequest,
     page = paginator.get_page(request.GET.get("page"))
     ids = first[:SERVERS_PER_PAGE] if first is not None else list(page.object_list)
     page.object_list = ids
-    rows = Server.objects.filter(pk__in=ids).select_related("last_check", "recent_outcomes").defer(*ROW_LEAVES_OUT)
-    rows = with_my_last_attempt(summary.with_last_backup(rows, tenant), request.user)
-    by_id = {server.pk: server for server in rows}
-    return page, [by_id[pk] for pk in ids if pk in by_id]
+    return page, fleet_read.servers(ids, request.user)
 
 
 def filtered_servers(request: HttpRequest, data,

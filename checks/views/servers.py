@@ -8,8 +8,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from backups import summary
-from checks import fleet_state, history_row, resume, strip
+from checks import fleet_read, fleet_state, history_row, resume, strip
 from checks.forms import RunCheckForm
 from checks.models import AlreadyActive, Check, ReadinessChange, TooManyActive, proposed_backup_name
 from checks.readiness import unknown_words
@@ -28,9 +27,7 @@ def server_row_context(request: HttpRequest, server: Server, form: RunCheckForm 
                        notice: str = "", *, with_strip: bool = True) -> dict:
     """One server's row: the same on the list and on the server's page (without the checkbox and link)."""
     query = request.GET if request.method == "GET" else request.POST
-    server = fleet_state.with_my_last_attempt(summary.with_last_backup(
-        Server.objects.filter(pk=server.pk).select_related("last_check", "recent_outcomes"), request.user.tenant_id),
-        request.user).get()
+    server = fleet_read.servers([server.pk], request.user)[0]
     return {
         "server": server,
         "my_last_attempt": fleet_state.my_last_attempt_note(server),
