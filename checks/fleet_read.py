@@ -40,7 +40,7 @@ def servers(ids: list[int], user) -> list[Server]:
     if not ids:
         return []
     parts = _parts(connection.vendor)
-    params = [user.tenant_id, settings.LTR_GAP_DAYS, user.pk, *ids]
+    params = [user.tenant_id, settings.LTR_GAP_DAYS, user.pk, user.tenant_id, *ids]
     with connection.cursor() as cursor:
         cursor.execute(_sql(connection.vendor, len(ids)), params)
         rows = cursor.fetchall()
@@ -129,5 +129,5 @@ def _sql(vendor: str, n: int) -> str:
         "LEFT JOIN checks_readiness r ON r.server_id = s.id "
         "LEFT JOIN checks_recentoutcomes o ON o.server_id = s.id "
         "LEFT JOIN backups_ltrrefresh l ON l.server_id = s.id "
-        f"WHERE s.id IN ({marks})"
+        f"WHERE s.tenant_id = %s AND s.id IN ({marks})"  # (the ids are the tenant's: said again, to be sure)
     )

@@ -289,3 +289,12 @@ def test_the_server_pages_last_check_says_its_failure_once(client, alice):
     cell = re.search(r'<td class="check-cell".*?</td>', row, re.S).group(0)
     assert cell.count(">Server not ready</span>") == 1, cell
     assert cell.count(">ServerNotReadyForLongTermBackup</code>") == 1 and "The server is stopped." in cell
+
+
+def test_the_rows_reader_keeps_to_the_users_tenant_whatever_ids_it_is_given(alice):
+    # checks.fleet_read is handed ids the tenant's queries chose; it keeps to the tenant itself too.
+    from checks import fleet_read
+
+    mine = make_server(name="pg-mine")
+    theirs = make_server(tenant_id="22222222-2222-4222-8222-222222222222", name="pg-theirs")
+    assert [s.name for s in fleet_read.servers([theirs.pk, mine.pk], alice)] == ["pg-mine"]
