@@ -61,7 +61,24 @@ def sort_link(query) -> dict:
 
 def cell(server) -> dict:
     """What the list's cell says of `server` (read with its last_backup_* values and gap_days by
-    checks.fleet_read): a badge and words."""
+    checks.fleet_read): a badge and words; and `page`, the
+    server page's badge, which names the LTR backup (there it sits by the check's own "Passed now", where a bare
+    "Running 11 minutes ago" reads as the check running), `started` when `when` is the backup's start."""
+    b = _cell(server)
+    b["page"] = PAGE_WORDS.get(b["badge"], "") or f"No LTR backup in {_days(b['days'])}"
+    b["started"] = b["badge"] in ("running", "failed")
+    return b
+
+
+PAGE_WORDS = {"never": "LTR backups not read yet", "running": "LTR backup running", "failed": "LTR backup failed",
+              "ready": "LTR backup succeeded"}
+
+
+def _days(days: int) -> str:
+    return f"{days} day{'s' if days != 1 else ''}"
+
+
+def _cell(server) -> dict:
     read_at = getattr(server, "last_backup_read_at", None)
     if read_at is None:
         return {"badge": "never", "words": "Not read yet", "when": None}
@@ -74,5 +91,5 @@ def cell(server) -> dict:
                 "recent": recent, "days": days}
     if recent:
         return {"badge": "ready", "words": "Succeeded", "when": succeeded, "recent": True, "days": days}
-    return {"badge": "not_ready", "words": f"None in {days} day{'s' if days != 1 else ''}", "when": None,
-            "succeeded": succeeded, "days": days}
+    return {"badge": "not_ready", "words": f"None in {_days(days)}", "when": None, "succeeded": succeeded,
+            "days": days}

@@ -43,6 +43,9 @@ MOST_TICKS = 2000  # a server checked every hour for 90 days; older checks beyon
 WIDTH, LEFT, RIGHT = 720, 40, 8
 BARS_TOP, BARS_HEIGHT = 8, 120
 BAND_TOP, BAND_HEIGHT, TICKS_TOP, TICKS_HEIGHT = 8, 28, 42, 12
+# A band's stretch is drawn at least this wide (about 2.5 px on a 390 px phone, 7 px at full width), whatever
+# its time: a few minutes ready on a 30-day band would be under a pixel, so not seen at all.
+MIN_SEGMENT = 5
 
 
 def window(value) -> int:
@@ -185,6 +188,7 @@ class Rect:
     width: float
     css: str
     title: str
+    widened: bool = False  # a stretch drawn wider than its time (band's MIN_SEGMENT)
 
 
 def scale(start: datetime, end: datetime):
@@ -196,10 +200,29 @@ def scale(start: datetime, end: datetime):
 
 def band(start: datetime, end: datetime, pieces: list[Segment]) -> list[Rect]:
     x = scale(start, end)
+    edges = visible_edges([x(s.start) for s in pieces] + [x(end)] if pieces else [])
     # Times in words as the table under the band gives them: in the dashboard's time zone (TIME_ZONE).
     local = timezone.localtime
-    return [Rect(x(s.start), max(round(x(s.end) - x(s.start), 2), 0.5), s.state.replace("_", "-"),
-                 f"{s.label}: {local(s.start):%Y-%m-%d %H:%M} to {local(s.end):%Y-%m-%d %H:%M}") for s in pieces]
+    return [Rect(a, round(b - a, 2), s.state.replace("_", "-"),
+                 f"{s.label}: {local(s.start):%Y-%m-%d %H:%M} to {local(s.end):%Y-%m-%d %H:%M}",
+                 widened=round(b - a, 2) > round(x(s.end) - x(s.start), 2) + 0.01)
+            for s, a, b in zip(pieces, edges, edges[1:], strict=False)]
+
+
+def visible_edges(edges: list[float]) -> list[float]:
+    """The band's segment edges (x, left to right) moved so each segment is at least MIN_SEGMENT wide (or an
+    equal share when there are too many): a few minutes ready on a 30-day band is under a pixel, so it takes
+    that width from its neighbours (the others keep their places within MIN_SEGMENT each; the ends stay put)."""
+    n = len(edges) - 1
+    if n < 1:
+        return edges
+    least = min(MIN_SEGMENT, (edges[-1] - edges[0]) / n)
+    moved = list(edges)
+    for i in range(1, n):  # forward: a short segment pushes its right edge out
+        moved[i] = max(moved[i], moved[i - 1] + least)
+    for i in range(n - 1, 0, -1):  # backward: none is pushed past the end, the last ones take from the left
+        moved[i] = min(moved[i], moved[i + 1] - least)
+    return [round(e, 2) for e in moved]
 
 
 def tick_kind(status: str, category: str) -> str:

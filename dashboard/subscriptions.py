@@ -42,11 +42,18 @@ def name_of(names: dict[str, str], subscription_id: str) -> str:
     return names.get(str(subscription_id).lower(), "")
 
 
+# A list read empty is kept as one row with no subscription id and no name (never shown: pages read named
+# rows, exports match real ids), so its time says the tenant was read and a sign-in does not queue it again.
+NOTHING_READ = ""
+
+
 def remember(user: User, seen: list[inventory.Subscription]) -> None:
-    """Keep the names `user`'s token just read (one statement whatever their number)."""
+    """Keep the names `user`'s token just read (one statement whatever their number); none, as NOTHING_READ."""
     now = timezone.now()
     rows = [SubscriptionName(tenant_id=user.tenant_id, subscription_id=s.id, display_name=s.name, state=s.state,
-                             fetched_at=now, fetched_by=user) for s in seen]
+                             fetched_at=now, fetched_by=user) for s in seen] or [
+        SubscriptionName(tenant_id=user.tenant_id, subscription_id=NOTHING_READ, display_name="", fetched_at=now,
+                         fetched_by=user)]
     SubscriptionName.objects.bulk_create(
         rows, update_conflicts=True, unique_fields=["tenant_id", "subscription_id"],
         update_fields=["display_name", "state", "fetched_at", "fetched_by"],
@@ -84,7 +91,8 @@ def refresh_old_names() -> int:
 
 def read_after_sign_in(user: User) -> None:
     """After a sign-in through Entra ID: a tenant without names, or with old ones, has them read as this person,
-    in the worker (the sign-in answers at once; ARM's list can take seconds for a large tenant)."""
+    in the worker (the sign-in answers at once; ARM's list can take seconds for a large tenant). A tenant whose
+    list was read empty lately is not read again (remember's NOTHING_READ row): only when that row is old."""
     tenant_id = user.tenant_id
     if not settings.SUBSCRIPTION_NAMES_AT_SIGN_IN:
         return

@@ -276,3 +276,33 @@ def test_without_javascript_the_charts_are_a_link_to_their_own_pages(client, log
         assert href == link
         whole = client.get(href)  # without htmx: the whole page, the chart in it
         assert whole.status_code == 200 and "<html" in whole.content.decode() and 'class="chart' in whole.content.decode()
+
+
+def test_a_few_minutes_ready_on_a_30_day_band_is_drawn_wide_enough_to_see():
+    """3 minutes of 30 days is 0.05 units of 672: drawn MIN_SEGMENT wide, taken from its neighbours, which keep
+    their places; the band still spans the drawing area, and the rect says it was widened."""
+    ready_at = START + timedelta(days=12)
+    changes = [(START + timedelta(days=2), "not_ready"), (ready_at, "ready"), (ready_at + timedelta(minutes=3),
+                                                                                 "not_ready")]
+    end = START + timedelta(days=30)
+    pieces = charts.segments(START, end, "unknown", changes, [ready_at], timedelta(hours=24))
+    assert [p.state for p in pieces] == ["unknown", "not_ready", "ready", "not_ready"]
+    rects = charts.band(START, end, pieces)
+    short = rects[2]
+    assert short.css == "ready" and short.width == pytest.approx(charts.MIN_SEGMENT) and short.widened
+    assert short.x == pytest.approx(charts.LEFT + INNER * 12 / 30, abs=0.01)
+    assert not any(r.widened for r in rects if r is not short)
+    assert rects[0].width == pytest.approx(INNER * 2 / 30, abs=0.01)
+    assert sum(r.width for r in rects) == pytest.approx(INNER, abs=0.05)
+    assert all(a.x + a.width == pytest.approx(b.x, abs=0.01) for a, b in zip(rects, rects[1:], strict=False))
+
+
+def test_a_short_stretch_at_now_takes_its_width_from_the_one_before_and_many_share_the_band():
+    pieces = [charts.Segment(START, END - timedelta(minutes=1), "not_ready"),
+              charts.Segment(END - timedelta(minutes=1), END, "ready")]
+    last = charts.band(START, END, pieces)[-1]
+    assert last.x + last.width == pytest.approx(charts.WIDTH - charts.RIGHT) and last.width == charts.MIN_SEGMENT
+    hour = timedelta(hours=1)
+    many = [charts.Segment(START + i * hour, START + (i + 1) * hour, ("ready", "stale")[i % 2]) for i in range(720)]
+    rects = charts.band(START, END, many)
+    assert all(r.width == pytest.approx(INNER / 720, abs=0.02) for r in rects), "too many to widen: equal shares"

@@ -102,6 +102,31 @@ def test_the_list_row_polled_alone_keeps_the_cell(client, alice, four):
     assert "Succeeded</span>" in cells(html, {"pg-a-ok": four["pg-a-ok"]})["pg-a-ok"]
 
 
+def test_the_server_page_names_the_ltr_backup_beside_the_check_and_the_list_stays_short(client, alice, four):
+    """On the server page the backup's badge sits by the check's "Passed now": its words say it is the LTR
+    backup's, and a running or failed one's time is when it started; the list's one-line cell keeps its word."""
+    client.force_login(alice)
+    running = make_server(name="pg-e-running")
+    summarised(running, "Running", 3)
+
+    def page_cell(name):
+        html = (four | {"pg-e-running": running})[name]
+        html = client.get(f"/servers/{html.pk}/").content.decode()
+        cell = html[html.index('class="last-backup"'):]
+        return " ".join(cell[cell.index(">") + 1:cell.index("</td>")].split())
+
+    text = page_cell("pg-e-running")
+    assert '"badge badge-running">LTR backup running</span>' in text and "started <time" in text
+    assert "2 hours ago</time>" in text
+    assert '"badge badge-failed">LTR backup failed</span>' in page_cell("pg-b-failed")
+    assert '"badge badge-ready">LTR backup succeeded</span>' in page_cell("pg-a-ok")
+    assert "started" not in page_cell("pg-a-ok")
+    assert '"badge badge-not_ready">No LTR backup in 7 days</span>' in page_cell("pg-c-gap")
+    assert '"badge badge-never">LTR backups not read yet</span>' in page_cell("pg-d-unread")
+    listed = cells(client.get("/").content.decode(), {"pg-e-running": running})["pg-e-running"]
+    assert '"badge badge-running">Running</span>' in listed and "LTR" not in listed
+
+
 def test_the_list_takes_the_same_queries_for_5_or_50_servers_with_backups(client, alice,
                                                                           django_assert_max_num_queries):
     client.force_login(alice)

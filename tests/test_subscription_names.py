@@ -193,3 +193,24 @@ def test_a_sign_in_to_a_tenant_with_old_names_reads_them_again(client, signed_in
     signed_in(ALICE["upn"])
     worker()
     assert SubscriptionName.objects.get(subscription_id=PROD).display_name == "Contoso Production"
+
+
+@pytest.mark.usefixtures("names_at_sign_in")
+def test_a_tenant_with_no_subscriptions_is_read_once_not_at_every_sign_in(client, signed_in, sim, worker):
+    """ARM lists nothing: the empty read is remembered (a row named nothing, never shown), so the next sign-in
+    queues no read; once that row is old, a sign-in reads again."""
+    sim.world.subscriptions.clear()
+    signed_in(ALICE["upn"])
+    worker()
+    assert len(_subscription_reads(sim)) == 1
+    client.logout()
+    signed_in(ALICE["upn"])
+    worker()
+    assert len(_subscription_reads(sim)) == 1, "nothing to read: the second sign-in queues no read"
+    make_server(name="pg-orders")
+    assert '<span class="subscription"' not in client.get("/").content.decode()
+    SubscriptionName.objects.update(fetched_at=timezone.now() - timedelta(days=2))
+    client.logout()
+    signed_in(ALICE["upn"])
+    worker()
+    assert len(_subscription_reads(sim)) == 2

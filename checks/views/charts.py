@@ -37,6 +37,7 @@ def fleet_chart(request: HttpRequest) -> HttpResponse:
         "days": days, "windows": charts.WINDOWS, "filters": filters, "per_day": per_day, "bars": drawn,
         "summary": charts.fleet_summary(per_day, days), "axis": charts.fleet_axis(drawn),
         "gridlines": charts.gridlines(), "width": charts.WIDTH, "left": charts.LEFT,
+        "plot_width": charts.WIDTH - charts.LEFT,
     }
     return render(request, _template(request, "_chart_fleet"), context)
 
@@ -47,9 +48,10 @@ def server_timeline(request: HttpRequest, pk: int) -> HttpResponse:
     server = get_server_for_user(request, pk, active_only=False)
     days = charts.window(request.GET.get("days"))
     data = charts.server_timeline(server, days)
+    band = charts.band(data["start"], data["end"], data["segments"])
     context = {
-        "server": server, "days": days, "windows": charts.WINDOWS, "segments": data["segments"],
-        "band": charts.band(data["start"], data["end"], data["segments"]),
+        "server": server, "days": days, "windows": charts.WINDOWS, "segments": data["segments"], "band": band,
+        "widened": any(r.widened for r in band), "left": charts.LEFT, "plot_width": charts.WIDTH - charts.LEFT,
         "ticks": charts.ticks(data["start"], data["end"], data["checks"]), "truncated": data["truncated"],
         "most_ticks": charts.MOST_TICKS, "axis": charts.time_axis(data["start"], data["end"]),
         "summary": charts.timeline_summary(data["segments"], data["checks"], days), "width": charts.WIDTH,

@@ -109,3 +109,55 @@ def test_on_a_phone_the_fleet_chart_fits_the_screen(page, app, fleet_with_histor
     box = page.locator("#fleet-chart svg").bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
     page.screenshot(path=str(ARTIFACTS / "charts-list-phone.png"))  # the first screen
+
+
+# A label's size on screen: its CSS font size, times the SVG's scale when it is drawn inside one (an SVG's text
+# shrinks with the SVG: 15 units were 7 px at 390 px wide).
+RENDERED_SIZES = """els => els.map(e => parseFloat(getComputedStyle(e).fontSize)
+    * (e.ownerSVGElement ? e.getScreenCTM().a : 1))"""
+AXIS_WORDS = "svg text, .chart-axis li, .chart-axis span"
+
+
+def fits_the_screen(page, width: int) -> None:
+    assert page.evaluate("document.documentElement.scrollWidth") <= width, "no scrolling sideways"
+
+
+@pytest.mark.parametrize("width", [390, 1366])
+def test_the_charts_words_are_readable_and_a_few_minutes_ready_can_be_seen(page, app, fleet_with_history, width):
+    """Axis words at 12 px or more on screen (a phone too) beside their gridlines, without scrolling sideways;
+    a server ready for 3 minutes 12 days ago shows a green stretch at least 2 px wide on its 30-day band."""
+    staging = fleet_with_history["pg-staging-01"]
+    for state, minutes_ago in (("server_not_ready", 20_000), ("passed", 17_280), ("server_not_ready", 17_277)):
+        conclude(staging, state, minutes_ago / (24 * 60))
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in(page, app)
+    chart = page.locator("#fleet-chart")
+    expect(chart.locator(".chart-day")).to_have_count(30)
+    sizes = chart.locator(AXIS_WORDS).evaluate_all(RENDERED_SIZES)
+    assert len(sizes) == 6 and min(sizes) >= 12, sizes  # 100%, 50%, 0%; the first, middle and last day
+    for i, label in enumerate(("100%", "50%", "0%")):
+        word = chart.locator(".chart-y li").nth(i)
+        assert word.text_content() == label
+        word = word.bounding_box()
+        line = chart.locator(f"line[data-label='{label}']").bounding_box()
+        assert abs(word["y"] + word["height"] / 2 - (line["y"] + line["height"] / 2)) <= 2, (label, word, line)
+    plot, days = chart.locator("svg").bounding_box(), chart.locator(".chart-x span")
+    assert abs(days.first.bounding_box()["x"] - plot["x"]) <= 2
+    fits_the_screen(page, width)
+
+    page.goto(f"{app}/servers/{staging.pk}/")
+    band = page.locator("#server-timeline")
+    expect(band.locator("svg[role='img']")).to_have_attribute("data-days", "30")
+    sizes = band.locator(AXIS_WORDS).evaluate_all(RENDERED_SIZES)
+    assert len(sizes) == 3 and min(sizes) >= 12, sizes
+    assert band.locator(".chart-x span").last.text_content() == "now"
+    ready = band.locator("rect.seg-ready")
+    expect(ready).to_have_count(1)
+    assert ready.bounding_box()["width"] >= 2, ready.bounding_box()
+    expect(band.locator(".chart-widened")).to_contain_text("drawn a little wider")
+    fits_the_screen(page, width)
+    band.screenshot(path=str(ARTIFACTS / f"server-band-{width}.png"))
+    chart_shot = ARTIFACTS / f"fleet-chart-{width}.png"
+    page.goto(app + "/")
+    page.locator("#fleet-chart .chart-x").wait_for()
+    page.locator("#fleet-chart").screenshot(path=str(chart_shot))
