@@ -61,9 +61,9 @@ def sort_link(query) -> dict:
 
 def cell(server) -> dict:
     """What the list's cell says of `server` (read with its last_backup_* values and gap_days by
-    checks.fleet_read): a badge and words; and `page`, the
-    server page's badge, which names the LTR backup (there it sits by the check's own "Passed now", where a bare
-    "Running 11 minutes ago" reads as the check running), `started` when `when` is the backup's start."""
+    checks.fleet_read): a badge and words; and `page`, the server page's badge, which names the LTR backup
+    (there it sits by the check's own "Passed now", where a bare "Running 11 minutes ago" reads as the check
+    running), `started` when `when` is the backup's start."""
     b = _cell(server)
     b["page"] = PAGE_WORDS.get(b["badge"], "") or f"No LTR backup in {_days(b['days'])}"
     b["started"] = b["badge"] in ("running", "failed")
