@@ -53,6 +53,8 @@ def servers(ids: list[int], user) -> list[Server]:
             # As select_related leaves it: the related object, or None known (no query when it is asked for).
             related = _instance(model, fields, values) if values[key] is not None else None
             Server._meta.get_field(name).set_cached_value(server, related)
+            if related is not None:  # (each of them is of this server: its `server` is known too)
+                model._meta.get_field("server").set_cached_value(related, server)
         for attribute, index in parts["extra"].items():
             setattr(server, attribute, values[index])
         by_id[server.pk] = server

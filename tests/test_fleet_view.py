@@ -298,3 +298,21 @@ def test_the_rows_reader_keeps_to_the_users_tenant_whatever_ids_it_is_given(alic
     mine = make_server(name="pg-mine")
     theirs = make_server(tenant_id="22222222-2222-4222-8222-222222222222", name="pg-theirs")
     assert [s.name for s in fleet_read.servers([theirs.pk, mine.pk], alice)] == ["pg-mine"]
+
+
+def test_a_row_read_by_fleet_read_asks_nothing_more_of_the_database(alice, django_assert_num_queries):
+    # The list's rows (and a single row's answers) are read in one statement: every object a row or the server
+    # page reaches from the server is there, known present or known absent.
+    from checks import fleet_read
+
+    checked, never = make_server(name="pg-read"), make_server(name="pg-unread")
+    conclude(checked, alice, "server_not_ready", 5)
+    Server.objects.filter(pk=checked.pk).update(last_check=Check.objects.get(server=checked))
+    with django_assert_num_queries(1):
+        read = fleet_read.servers([checked.pk, never.pk], alice)
+        a, b = read
+        assert (a.last_check.server, a.readiness.server, a.recent_outcomes.server) == (a, a, a)
+        assert a.readiness.state == "not_ready" and len(a.recent_outcomes.outcomes) == 1 and a.gap_days == 7
+        assert a.my_last["category"] == "server_not_ready"
+        assert b.last_check is None and getattr(b, "readiness", None) is None
+        assert getattr(b, "recent_outcomes", None) is None and b.my_last is None
