@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django_tasks_db.models import DBTaskResult
 
-from armclient.onewriter import one_writer
+from armclient.onewriter import one_writer  # checks' writers import it from here
 from armclient.outcomes import Category
 from dashboard.durations import duration_words
 from dashboard.models import Server
