@@ -17,6 +17,7 @@ from django.utils import timezone
 from alerts import Alert
 from alerts.models import Channel, Delivery
 from alerts.transports import SendFailed, send
+from armclient.onewriter import one_writer
 
 log = logging.getLogger(__name__)
 
@@ -28,23 +29,25 @@ def raise_alert(alert: Alert) -> list[Delivery]:
 
 def queue_delivery(channel: Channel, alert: Alert) -> Delivery:
     """One delivery of `alert` to `channel` (enabled or not: the test button uses this too)."""
-    delivery = Delivery.objects.create(
-        tenant_id=channel.tenant_id, channel=channel, channel_name=channel.name[:130], kind=str(alert.kind),
-        title=alert.title[:300], payload=alert.as_payload(), next_attempt_at=timezone.now(),
-    )
-    try:
-        deliver.enqueue(delivery.pk, 1)
-    except Exception:
-        log.exception("Could not queue alert delivery %s", delivery.pk)
-        _fail(delivery.pk, "Could not be handed to the task queue.")
+    with one_writer():  # the row and its task (a worker raises alerts: a writer like the checks' own)
+        delivery = Delivery.objects.create(
+            tenant_id=channel.tenant_id, channel=channel, channel_name=channel.name[:130], kind=str(alert.kind),
+            title=alert.title[:300], payload=alert.as_payload(), next_attempt_at=timezone.now(),
+        )
+        try:
+            deliver.enqueue(delivery.pk, 1)
+        except Exception:
+            log.exception("Could not queue alert delivery %s", delivery.pk)
+            _fail(delivery.pk, "Could not be handed to the task queue.")
     return delivery
 
 
 @task()
 def deliver(delivery_id: int, attempt: int) -> str:
-    claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.QUEUED, attempts=attempt - 1).update(
-        attempts=attempt, next_attempt_at=None, sending_since=timezone.now()
-    )
+    with one_writer():
+        claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.QUEUED, attempts=attempt - 1).update(
+            attempts=attempt, next_attempt_at=None, sending_since=timezone.now()
+        )
     if not claimed:
         return "not queued"
     delivery = Delivery.objects.select_related("channel").get(pk=delivery_id)
@@ -61,8 +64,9 @@ def deliver(delivery_id: int, attempt: int) -> str:
     except Exception as error:  # a bug must not leave the delivery queued forever
         log.error("Alert delivery %s crashed: %s", delivery_id, type(error).__name__)
         return _after_failure(delivery, attempt, f"Internal error ({type(error).__name__}); it was logged.", True)
-    Delivery.objects.filter(pk=delivery_id).update(status=Delivery.Status.SENT, sent_at=timezone.now(), last_error="",
-                                                   sending_since=None)
+    with one_writer():
+        Delivery.objects.filter(pk=delivery_id).update(status=Delivery.Status.SENT, sent_at=timezone.now(),
+                                                       last_error="", sending_since=None)
     log.info("Alert delivery %s sent to channel %s (%s) on attempt %s", delivery_id, delivery.channel_id,
              delivery.channel.kind, attempt)
     return Delivery.Status.SENT
@@ -76,15 +80,18 @@ def _after_failure(delivery: Delivery, attempt: int, error: str, retry: bool) ->
                     delivery.channel_id, attempt, error)
         return Delivery.Status.FAILED
     when = timezone.now() + timedelta(seconds=delays[attempt - 1])
-    Delivery.objects.filter(pk=delivery.pk).update(last_error=error[:300], next_attempt_at=when, sending_since=None)
-    deliver.using(run_after=when).enqueue(delivery.pk, attempt + 1)
+    with one_writer():
+        Delivery.objects.filter(pk=delivery.pk).update(last_error=error[:300], next_attempt_at=when,
+                                                       sending_since=None)
+        deliver.using(run_after=when).enqueue(delivery.pk, attempt + 1)
     log.info("Alert delivery %s attempt %s failed (%s); retrying at %s", delivery.pk, attempt, error, when.isoformat())
     return "retrying"
 
 
 def _fail(delivery_id: int, error: str) -> None:
-    Delivery.objects.filter(pk=delivery_id).update(status=Delivery.Status.FAILED, last_error=error[:300],
-                                                   next_attempt_at=None, sending_since=None)
+    with one_writer():
+        Delivery.objects.filter(pk=delivery_id).update(status=Delivery.Status.FAILED, last_error=error[:300],
+                                                       next_attempt_at=None, sending_since=None)
 
 
 def reap_stuck(stale_after: float | None = None) -> int:
@@ -95,7 +102,10 @@ def reap_stuck(stale_after: float | None = None) -> int:
     stuck = Delivery.objects.filter(status=Delivery.Status.QUEUED, sending_since__lt=cutoff).select_related("channel")
     count = 0
     for delivery in stuck:
-        if Delivery.objects.filter(pk=delivery.pk, sending_since=delivery.sending_since).update(sending_since=None):
+        with one_writer():
+            taken = Delivery.objects.filter(pk=delivery.pk, sending_since=delivery.sending_since).update(
+                sending_since=None)
+        if taken:
             _after_failure(delivery, delivery.attempts, "The worker stopped while sending this message.", True)
             count += 1
     return count

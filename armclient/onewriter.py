@@ -7,7 +7,10 @@ slept so held every thread of its subscription: 230 ms a check). Threads queued 
 processes on a lock file next to the database (flock), are woken at once. Nothing on PostgreSQL.
 
 Here, in the lowest layer that writes on a worker's hot path (armclient.pacing's leases), so that the checks'
-writes (checks.models re-exports it) and the leases queue on the same lock.
+writes (checks.models re-exports it) and the leases queue on the same lock. Every write transaction a worker
+process makes goes through it (a SQLite writer outside it sleeps in the busy handler while the ones inside are
+woken at once), so it nests: a thread already holding the place goes on (a check's end raising an alert,
+whose delivery row is written by a function that queues on its own when called alone).
 """
 
 import fcntl
@@ -19,17 +22,19 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 _sqlite_writer = threading.Lock()
 _writer_files: dict[str, int] = {}
+_held = threading.local()  # .inside: this thread is in a one_writer block (only the outermost takes and frees it)
 
 
 @contextmanager
 def one_writer():
     """On SQLite, hold the database's one writer's place (this process's lock, then the lock file); nothing on
-    PostgreSQL. Wrap a write transaction in it, not a statement."""
+    PostgreSQL. Wrap a write transaction in it (a statement outside a transaction is one), never a wait on
+    anything else (ARM, a webhook): every writer of the database would wait with it."""
     connection = connections[DEFAULT_DB_ALIAS]
-    if connection.vendor != "sqlite":
+    if connection.vendor != "sqlite" or getattr(_held, "inside", False):
         yield
         return
-    with _sqlite_writer:
+    with _sqlite_writer, _holding():
         descriptor = _writer_file(str(connection.settings_dict["NAME"]))
         if descriptor is None:  # an in-memory database: one process
             yield
@@ -39,6 +44,15 @@ def one_writer():
             yield
         finally:
             fcntl.flock(descriptor, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _holding():
+    _held.inside = True
+    try:
+        yield
+    finally:
+        _held.inside = False
 
 
 def _writer_file(name: str) -> int | None:

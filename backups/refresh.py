@@ -10,6 +10,7 @@ from django.db.models import F, Max
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from armclient.onewriter import one_writer
 from armclient.operations import ListError, LtrOperation, ltr_backup_operations
 from backups import watch
 from backups.models import LtrAlertSetting, LtrBackup, LtrRefresh
@@ -44,6 +45,7 @@ def refresh(server: Server, user, *, deadline_seconds: float | None = None) -> i
     return len(operations)
 
 
+@one_writer()  # a schedule's refresh runs in a worker: a writer like the checks' own
 @transaction.atomic
 def record(server: Server, operations: list[LtrOperation], user=None) -> None:
     """Upsert what Azure listed; mark what it no longer lists (once), and note the refresh."""

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from alerts import Alert, AlertKind, raise_alert
+from armclient.onewriter import one_writer
 from backups.models import LtrAlertSetting, LtrBackup, LtrRefresh
 from dashboard.models import Server
 
@@ -74,14 +75,17 @@ def check_gaps(rows, days: int, now: datetime) -> int:
     since = now - timedelta(days=days)
     in_gap = Q(last_succeeded_at__lt=since) | Q(last_succeeded_at__isnull=True, first_read_at__lt=since)
     raised = 0
+    # Each claim with its deliveries, one writer's turn (inside refresh.record's own when called from there).
     for row in rows.filter(in_gap, gap_alerted_at=None).select_related("server"):
-        if LtrRefresh.objects.filter(pk=row.pk, gap_alerted_at=None).update(gap_alerted_at=now):
-            raise_alert(_gap_alert(row, days, opened=True))
-            raised += 1
+        with one_writer():
+            if LtrRefresh.objects.filter(pk=row.pk, gap_alerted_at=None).update(gap_alerted_at=now):
+                raise_alert(_gap_alert(row, days, opened=True))
+                raised += 1
     for row in rows.exclude(in_gap).exclude(gap_alerted_at=None).select_related("server"):
-        if LtrRefresh.objects.filter(pk=row.pk, gap_alerted_at=row.gap_alerted_at).update(gap_alerted_at=None):
-            raise_alert(_gap_alert(row, days, opened=False))
-            raised += 1
+        with one_writer():
+            if LtrRefresh.objects.filter(pk=row.pk, gap_alerted_at=row.gap_alerted_at).update(gap_alerted_at=None):
+                raise_alert(_gap_alert(row, days, opened=False))
+                raised += 1
     if raised:
         log.info("LTR backup gaps: %s alert(s) raised", raised)
     return raised

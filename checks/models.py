@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django_tasks_db.models import DBTaskResult
 
-from armclient.onewriter import one_writer  # noqa: F401 (where checks' writers import it from)
+from armclient.onewriter import one_writer  # checks' writers import it from here
 from armclient.outcomes import Category
 from dashboard.durations import duration_words
 from dashboard.models import Server
@@ -143,8 +143,10 @@ class CheckQuerySet(models.QuerySet):
         """Move a queued check to running; None if it was not queued (claimed by another worker, cancelled)."""
         if (check := preclaimed.get()) is not None and check.pk == pk:
             return check
-        if not self.filter(pk=pk, status=Check.Status.QUEUED).update(
-                status=Check.Status.RUNNING, started_at=timezone.now()):
+        with one_writer():
+            claimed = self.filter(pk=pk, status=Check.Status.QUEUED).update(
+                status=Check.Status.RUNNING, started_at=timezone.now())
+        if not claimed:
             return None
         return self.for_run([pk])[pk]
 
@@ -220,7 +222,7 @@ class CheckQuerySet(models.QuerySet):
             "summary": f"The worker running this check stopped (killed or crashed) and it did not finish within "
                        f"{seconds:.0f} s; run it again.",
         }
-        with transaction.atomic():
+        with one_writer(), transaction.atomic():
             count = self.filter(status=Check.Status.RUNNING, started_at__lt=cutoff).update(**reason)
             if count:  # this call's rows: none other ended interrupted at this very microsecond
                 strip.record(self.filter(status=Check.Status.INTERRUPTED, finished_at=reason["finished_at"]))
@@ -231,7 +233,7 @@ class CheckQuerySet(models.QuerySet):
                 Q(status=TaskResultStatus.READY) | Q(status=TaskResultStatus.RUNNING, started_at__gte=cutoff)
             )
             if not waiting.exists():
-                with transaction.atomic():
+                with one_writer(), transaction.atomic():
                     if self.filter(pk=pk, status=Check.Status.QUEUED).update(**lost):
                         count += 1
                         strip.record(self.filter(pk=pk))
@@ -541,7 +543,8 @@ class Check(models.Model):
 
     def note(self, text: str) -> None:
         """A live note while the check runs ("throttled by Azure, retrying in 2 s"), shown by the row's poll."""
-        Check.objects.filter(pk=self.pk, status=Check.Status.RUNNING).update(summary=text[:500])
+        with one_writer():
+            Check.objects.filter(pk=self.pk, status=Check.Status.RUNNING).update(summary=text[:500])
 
     def finish(self, **fields) -> bool:
         """Write the end of the check, only if it is still where its worker left it (queued or running).
@@ -560,7 +563,7 @@ class Check(models.Model):
             setattr(self, name, value)
         state = state_of(self.category) if readiness else None
         kept = None if state is None else (state, "" if state == State.READY else self.category)
-        with transaction.atomic(savepoint=False):
+        with one_writer(), transaction.atomic(savepoint=False):
             ended = ending.write(self, fields, task_id=task["id"] if task else None, readiness=kept)
             if not ended.ended:
                 log.warning("Check %s had already ended; its late result was not recorded", self.pk)
@@ -590,8 +593,7 @@ class Check(models.Model):
         fields = {"status": status, **{name: getattr(result, name) for name in self.RESULT_FIELDS}}
         fields["summary"] = fields["summary"][:500]
         fields["throttled_attempts"] = sum(1 for a in result.attempt_log if a.get("status") == 429)
-        with one_writer():
-            return self._end(fields, readiness=True)
+        return self._end(fields, readiness=True)
 
 
 def in_name_order(tenant_id: str, server_ids: list[int]) -> list[int]:

@@ -17,6 +17,7 @@ from django.http import HttpRequest
 from django.tasks import task
 from django.utils import timezone
 
+from armclient.onewriter import one_writer
 from dashboard import entra, inventory
 from dashboard.models import SubscriptionName, User
 
@@ -54,10 +55,11 @@ def remember(user: User, seen: list[inventory.Subscription]) -> None:
                              fetched_at=now, fetched_by=user) for s in seen] or [
         SubscriptionName(tenant_id=user.tenant_id, subscription_id=NOTHING_READ, display_name="", fetched_at=now,
                          fetched_by=user)]
-    SubscriptionName.objects.bulk_create(
-        rows, update_conflicts=True, unique_fields=["tenant_id", "subscription_id"],
-        update_fields=["display_name", "state", "fetched_at", "fetched_by"],
-    )
+    with one_writer():  # also run by the checks worker (refresh_old_names, read_names_as)
+        SubscriptionName.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["tenant_id", "subscription_id"],
+            update_fields=["display_name", "state", "fetched_at", "fetched_by"],
+        )
 
 
 def refresh(tokens, user: User) -> list[inventory.Subscription]:

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
+from armclient.onewriter import one_writer
 from dashboard.models import TokenCache, User
 
 log = logging.getLogger(__name__)
@@ -62,28 +63,30 @@ def save(user: User, cache: msal.SerializableTokenCache, *, force: bool = False)
         return False
     blob = encrypt(cache.serialize())
     version = getattr(cache, "version", None)
+    with one_writer():  # a check's token renewed in a worker thread: a writer like the checks' own
+        won = _write(user, blob, version, force)
+    if not won:
+        log.info("Token cache of user %s was updated by another process meanwhile; keeping theirs", user.pk)
+    cache.has_state_changed = False
+    return won
+
+
+def _write(user: User, blob: bytes, version: int | None, force: bool) -> bool:
     if force:
         # A fresh sign-in wins whatever is stored, and moves the version on (never back to 1): a process still
         # holding an older version must lose its compare-and-swap, not overwrite what the user just answered.
         with transaction.atomic():
             if not TokenCache.objects.filter(user=user).update(encrypted=blob, version=F("version") + 1):
                 TokenCache.objects.create(user=user, encrypted=blob, version=1)
-        won = True
-    elif version is None:
+        return True
+    if version is None:
         try:
             with transaction.atomic():
                 TokenCache.objects.create(user=user, encrypted=blob, version=1)
-            won = True
+            return True
         except IntegrityError:
-            won = False
-    else:
-        won = bool(
-            TokenCache.objects.filter(user=user, version=version).update(encrypted=blob, version=F("version") + 1)
-        )
-    if not won:
-        log.info("Token cache of user %s was updated by another process meanwhile; keeping theirs", user.pk)
-    cache.has_state_changed = False
-    return won
+            return False
+    return bool(TokenCache.objects.filter(user=user, version=version).update(encrypted=blob, version=F("version") + 1))
 
 
 def forget(user: User) -> None:

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from armclient.onewriter import one_writer
 from checks.models import Batch, QueueRefused
 from dashboard import entra
 from dashboard.models import User
@@ -64,9 +65,10 @@ def claim(pk: int, seen: datetime, now: datetime) -> Schedule | None:
     if schedule is None:
         return None
     next_run = schedule.next_run_after(now, anchor=seen)
-    taken = Schedule.objects.filter(pk=pk, state=Schedule.State.ACTIVE, next_run_at=seen).update(
-        next_run_at=next_run
-    )
+    with one_writer():
+        taken = Schedule.objects.filter(pk=pk, state=Schedule.State.ACTIVE, next_run_at=seen).update(
+            next_run_at=next_run
+        )
     if not taken:
         return None
     schedule.next_run_at = next_run
@@ -83,8 +85,9 @@ def run_as_owner(schedule: Schedule, now: datetime) -> Batch | None:
         else:
             retry_at = now + timedelta(seconds=settings.SCHEDULES_RETRY_SECONDS)
             if retry_at < schedule.next_run_at:
-                Schedule.objects.filter(pk=schedule.pk, state=Schedule.State.ACTIVE,
-                                        next_run_at=schedule.next_run_at).update(next_run_at=retry_at)
+                with one_writer():
+                    Schedule.objects.filter(pk=schedule.pk, state=Schedule.State.ACTIVE,
+                                            next_run_at=schedule.next_run_at).update(next_run_at=retry_at)
             _note_problem(schedule, f"Entra ID could not be reached to renew the owner's token; retrying at "
                                     f"{retry_at:%H:%M} UTC.")
         return None
@@ -109,16 +112,18 @@ def run_as_owner(schedule: Schedule, now: datetime) -> Batch | None:
 
 
 def record_run(schedule: Schedule, batch: Batch, now: datetime) -> None:
-    Schedule.objects.filter(pk=schedule.pk).update(last_batch=batch, last_run_at=now, last_problem="")
+    with one_writer():
+        Schedule.objects.filter(pk=schedule.pk).update(last_batch=batch, last_run_at=now, last_problem="")
     schedule.last_batch, schedule.last_run_at, schedule.last_problem = batch, now, ""
 
 
 def stop_for_owner(schedule: Schedule, reason: str) -> bool:
     """Stop the schedule until its owner signs in again, and say so once (the signal)."""
-    stopped = Schedule.objects.filter(pk=schedule.pk, state=Schedule.State.ACTIVE).update(
-        state=Schedule.State.OWNER_MUST_SIGN_IN,
-        last_problem=f"Azure needs {schedule.owner} to sign in again ({reason or 'interaction required'}).",
-    )
+    with one_writer():
+        stopped = Schedule.objects.filter(pk=schedule.pk, state=Schedule.State.ACTIVE).update(
+            state=Schedule.State.OWNER_MUST_SIGN_IN,
+            last_problem=f"Azure needs {schedule.owner} to sign in again ({reason or 'interaction required'}).",
+        )
     if stopped:
         schedule.refresh_from_db()
         log.warning("Schedule %s stopped: its owner (user %s) must sign in again (%s)", schedule.pk,
@@ -128,7 +133,8 @@ def stop_for_owner(schedule: Schedule, reason: str) -> bool:
 
 
 def _note_problem(schedule: Schedule, problem: str) -> None:
-    Schedule.objects.filter(pk=schedule.pk).update(last_problem=problem[:300])
+    with one_writer():
+        Schedule.objects.filter(pk=schedule.pk).update(last_problem=problem[:300])
     schedule.last_problem = problem[:300]
 
 

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.tasks import task
 from django.utils import timezone
 
+from armclient.onewriter import one_writer
 from backups.refresh import RefreshFailed, refresh
 from dashboard.models import Server
 from schedules.models import Schedule
@@ -25,7 +26,8 @@ PROBLEM_CHARS = 300
 def queue_refresh(schedule: Schedule, servers: list[Server]) -> None:
     """Hand the run's LTR backup reads to a worker; a queue that refuses is noted on the schedule."""
     try:
-        refresh_ltr_backups.enqueue(schedule.pk, [server.pk for server in servers])
+        with one_writer():
+            refresh_ltr_backups.enqueue(schedule.pk, [server.pk for server in servers])
     except Exception:
         log.exception("Schedule %s: the LTR backup refresh could not be queued", schedule.pk)
         _record(schedule.pk, "The LTR backups could not be read: the task could not be queued (logged).")
@@ -60,5 +62,6 @@ def refresh_ltr_backups(schedule_id: int, server_ids: list[int]) -> str:
 def _record(schedule_id: int, problem: str, read: int = 0) -> None:
     if len(problem) > PROBLEM_CHARS:
         problem = problem[:PROBLEM_CHARS - 1] + "…"
-    Schedule.objects.filter(pk=schedule_id).update(backups_read_at=timezone.now(), backups_read=read,
-                                                   backups_problem=problem)
+    with one_writer():
+        Schedule.objects.filter(pk=schedule_id).update(backups_read_at=timezone.now(), backups_read=read,
+                                                       backups_problem=problem)

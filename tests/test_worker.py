@@ -184,3 +184,13 @@ def test_sqlites_writer_lock_file_is_shared_by_a_group(tmp_path):
         onewriter._writer_files.pop(database, None)
     os.close(descriptor)
     assert oct(os.stat(database + ".writer-lock").st_mode & 0o777) == oct(0o660)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's writers take no turns")
+def test_on_postgresql_a_writer_takes_no_lock_and_opens_no_lock_file(db):
+    from armclient import onewriter
+
+    with onewriter.one_writer():
+        free = onewriter._sqlite_writer.acquire(blocking=False)  # this process's lock was not taken
+        onewriter._sqlite_writer.release()
+    assert free and onewriter._writer_files == {}

@@ -106,15 +106,21 @@ class Command(BaseCommand):
             if not stopping.is_set():
                 _run_due_jobs(jobs)
             if not stopping.is_set() and time.monotonic() >= next_reap:
-                close_old_connections()
-                Check.objects.mark_interrupted()
-                fanout.mark_lost()
-                # The queue's own rows are plumbing, not history (that is the Check table): keep a week.
-                call_command("prune_db_task_results", "--min-age-days", "7", "--failed-min-age-days", "30",
-                             verbosity=0)
+                reap()
                 next_reap = time.monotonic() + every
             # One short wait a round, not a join per thread: 32 threads joined in turn held periodic jobs 6 s apart.
             time.sleep(0.2)
+
+
+def reap() -> None:
+    """Mark lost checks interrupted and lost fan-outs failed, and prune the queue's old rows: each write
+    transaction takes its turn as the one writer (checks.models, checks.fanout, here)."""
+    close_old_connections()
+    Check.objects.mark_interrupted()
+    fanout.mark_lost()
+    # The queue's own rows are plumbing, not history (that is the Check table): keep a week.
+    with one_writer():
+        call_command("prune_db_task_results", "--min-age-days", "7", "--failed-min-age-days", "30", verbosity=0)
 
 
 def _run_due_jobs(jobs: list) -> None:
@@ -244,7 +250,8 @@ class Dispatcher:
                 running_task.reset(ending_token)
                 preclaimed.reset(token)
         except BaseException as exc:
-            db_task.set_failed(exc)  # at once, as django-tasks-db does: a failure is rare and worth seeing
+            with one_writer():
+                db_task.set_failed(exc)  # at once, as django-tasks-db does: a failure is rare and worth seeing
             try:
                 task_finished.send(sender=type(db_task.task.get_backend()), task_result=db_task.task_result)
             except (ImportError, SuspiciousOperation):
