@@ -45,8 +45,9 @@ def servers(ids: list[int], user) -> list[Server]:
         cursor.execute(_sql(connection.vendor, len(ids)), params)
         rows = cursor.fetchall()
     by_id = {}
+    width = len(parts["columns"])
     for row in rows:
-        values = _decoded(parts["columns"], row)
+        values = _decoded(parts["columns"], row[:width])
         server = _instance(Server, parts["server"], values)
         for name in ("last_check", "readiness", "recent_outcomes"):
             model, fields, key = parts[name]
@@ -55,8 +56,11 @@ def servers(ids: list[int], user) -> list[Server]:
             Server._meta.get_field(name).set_cached_value(server, related)
             if related is not None:  # (each of them is of this server: its `server` is known too)
                 model._meta.get_field("server").set_cached_value(related, server)
-        for attribute, index in parts["extra"].items():
+        for attribute, index in parts["backup"].items():
             setattr(server, attribute, values[index])
+        # The computed columns, after the fields, in COMPUTED's order.
+        for (attribute, decode), value in zip(COMPUTED, row[width:], strict=True):
+            setattr(server, attribute, decode(value))
         by_id[server.pk] = server
     return [by_id[pk] for pk in ids if pk in by_id]
 
@@ -76,8 +80,8 @@ def _decoded(columns: list, row: tuple) -> list:
 
 @cache
 def _parts(vendor: str) -> dict:
-    """The statement's columns in order, each with the converters the ORM would apply (datetimes, JSON), and
-    where each model's fields and each extra attribute sit among them."""
+    """The statement's model columns in order, each with the converters the ORM would apply (datetimes, JSON),
+    and where each model's fields and the last backup's values sit among them."""
     columns, parts = [], {}
 
     def add(alias, fields):
@@ -96,15 +100,9 @@ def _parts(vendor: str) -> dict:
     parts["last_check"] = (Check, check, check[0][1])
     parts["readiness"] = (Readiness, readiness, readiness[0][1])
     parts["recent_outcomes"] = (RecentOutcomes, outcomes, outcomes[0][1])
-    extra = {}
-    for attribute, name in BACKUP.items():
-        extra[attribute] = add("l", [LtrRefresh._meta.get_field(name)])[0][1]
-    gap = Server._meta.get_field("id")  # an integer: no converter
-    columns.append((gap.get_col("s"), []))
-    extra["gap_days"] = len(columns) - 1
-    columns.append((gap.get_col("s"), [lambda value, *_: _json(value)]))
-    extra["my_last"] = len(columns) - 1
-    parts["extra"], parts["columns"] = extra, columns
+    parts["backup"] = {attribute: add("l", [LtrRefresh._meta.get_field(name)])[0][1]
+                       for attribute, name in BACKUP.items()}
+    parts["columns"] = columns
     return parts
 
 
@@ -113,14 +111,20 @@ def _json(value):
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
+# The statement's computed columns (after the models' fields, in this order, as _sql writes them): the
+# attribute each sets on the server, and how its value is read.
+COMPUTED = [("gap_days", int), ("my_last", _json)]
+
+
 @cache
 def _sql(vendor: str, n: int) -> str:
     parts = _parts(vendor)
-    names = [f"{col.alias}.{col.target.column}" for col, _ in parts["columns"][:-2]]
+    names = [f"{col.alias}.{col.target.column}" for col, _ in parts["columns"]]
     build = "json_build_object" if vendor == "postgresql" else "json_object"
     marks = ", ".join(["%s"] * n)
     return (
         f"SELECT {', '.join(names)}, "  # noqa: S608 (columns and placeholders of ours)
+        # COMPUTED, in its order: gap_days, my_last.
         "COALESCE((SELECT days_without_success FROM backups_ltralertsetting WHERE tenant_id = %s ORDER BY id "
         "LIMIT 1), %s), "
         f"(SELECT {build}('category', m.category, 'at', m.finished_at) FROM checks_check m "

@@ -40,6 +40,7 @@ SORTS = {
 }
 DEFAULT_SORT = "name"
 
+
 def stale_before():
     return timezone.now() - timedelta(hours=settings.STALE_AFTER_HOURS)
 
@@ -123,7 +124,7 @@ def overview(tenant_id: str) -> tuple[dict, list[tuple[str, str]]]:
         totals["ready"] = fresh_ready
         if state == State.READY:
             ready += n
-        else:
+        elif state in ("", State.NOT_READY):  # (as the filters select them: state_q)
             totals["never" if not state else "not_ready"] += n
     totals["stale"] = ready - totals["ready"]
     return totals, list(places)

@@ -74,11 +74,13 @@ def refresh_old_names() -> int:
     SUBSCRIPTION_NAMES_MAX_AGE_HOURS, as the person who read them last. A person whose token cannot be renewed
     silently is skipped (the names stay as they were) until they sign in or list again. Returns tenants done."""
     oldest = timezone.now() - timedelta(hours=settings.SUBSCRIPTION_NAMES_MAX_AGE_HOURS)
-    stale = (SubscriptionName.objects.values("tenant_id").annotate(newest=Max("fetched_at"))
-             .filter(newest__lt=oldest).values_list("tenant_id", flat=True))
+    # Names only: an empty read (NOTHING_READ) says nothing of the names, nor who can read them.
+    named = SubscriptionName.objects.exclude(subscription_id=NOTHING_READ)
+    stale = named.values("tenant_id").annotate(newest=Max("fetched_at")).filter(newest__lt=oldest).values_list(
+        "tenant_id", flat=True)
     done = 0
     for tenant_id in list(stale):
-        latest = (SubscriptionName.objects.filter(tenant_id=tenant_id, fetched_by__isnull=False)
+        latest = (named.filter(tenant_id=tenant_id, fetched_by__isnull=False)
                   .select_related("fetched_by").order_by("-fetched_at").first())
         if latest is None:
             continue
@@ -93,14 +95,16 @@ def refresh_old_names() -> int:
 
 def read_after_sign_in(user: User) -> None:
     """After a sign-in through Entra ID: a tenant without names, or with old ones, has them read as this person,
-    in the worker (the sign-in answers at once; ARM's list can take seconds for a large tenant). A tenant whose
-    list was read empty lately is not read again (remember's NOTHING_READ row): only when that row is old."""
+    in the worker (the sign-in answers at once; ARM's list can take seconds for a large tenant). Not when this
+    person's own list read empty lately (remember's NOTHING_READ row, theirs and recent): a colleague who sees
+    none does not stop it for one who may see them."""
     tenant_id = user.tenant_id
     if not settings.SUBSCRIPTION_NAMES_AT_SIGN_IN:
         return
     oldest = timezone.now() - timedelta(hours=settings.SUBSCRIPTION_NAMES_MAX_AGE_HOURS)
-    newest = SubscriptionName.objects.filter(tenant_id=tenant_id).aggregate(newest=Max("fetched_at"))["newest"]
-    if newest is not None and newest >= oldest:
+    recent = SubscriptionName.objects.filter(tenant_id=tenant_id, fetched_at__gte=oldest)
+    if recent.exclude(subscription_id=NOTHING_READ).exists() or recent.filter(
+            subscription_id=NOTHING_READ, fetched_by=user).exists():
         return
     try:
         read_names_as.enqueue(user.pk)

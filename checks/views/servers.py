@@ -102,7 +102,6 @@ def run(request: HttpRequest, pk: int) -> HttpResponse:
         notice = "A check of this server is already in progress; it was not started twice."
     except TooManyActive as refused:
         notice = refused.message
-    server.refresh_from_db()
     if not request.htmx:
         if notice:
             messages.info(request, notice)
