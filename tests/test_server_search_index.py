@@ -3,9 +3,11 @@ for `?q=` is one the indexes serve, and a database that cannot create pg_trgm st
 reads the table)."""
 
 import importlib
+import io
 import logging
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection
 
 from checks import fleet_state
@@ -55,4 +57,36 @@ def test_a_database_without_pg_trgm_migrates_and_says_why_the_search_has_no_inde
         migration.create(None, editor)
     assert editor.executed == ["CREATE EXTENSION IF NOT EXISTS pg_trgm"], "no index without the extension"
     assert "pg_trgm could not be created (permission denied" in caplog.text
-    assert "The search still works, reading the table." in caplog.text
+    assert "The search still works, reading the table; `manage.py search_indexes` makes them" in caplog.text
+
+
+def _search_indexes() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'dashboard_server'")
+        return {row[0] for row in cursor.fetchall()} & set(migration.INDEXES)
+
+
+@postgresql_only
+def test_search_indexes_makes_what_a_refused_migration_left_out_and_says_when_still_refused(db):
+    with connection.cursor() as cursor:
+        cursor.execute("DROP EXTENSION pg_trgm CASCADE")  # a database that refused it when it was migrated
+        cursor.execute("CREATE ROLE ltr_no_create_test")  # no CREATE on the database: pg_trgm is refused
+        cursor.execute("SET ROLE ltr_no_create_test")
+    assert not _search_indexes()
+    with pytest.raises(CommandError, match="pg_trgm could not be created .*nothing was changed"):
+        call_command("search_indexes")
+    with connection.cursor() as cursor:
+        cursor.execute("RESET ROLE")
+    assert not _search_indexes()
+    out = io.StringIO()
+    call_command("search_indexes", stdout=out)
+    assert _search_indexes() == set(migration.INDEXES)
+    assert "The server search's indexes are there" in out.getvalue()
+    call_command("search_indexes", stdout=io.StringIO())  # again: nothing to do, no error
+    assert _search_indexes() == set(migration.INDEXES)
+
+
+@pytest.mark.skipif(connection.vendor == "postgresql", reason="SQLite's answer")
+def test_search_indexes_on_sqlite_says_there_are_none_to_make(db):
+    with pytest.raises(CommandError, match="PostgreSQL's; on SQLite the search reads the table"):
+        call_command("search_indexes")
