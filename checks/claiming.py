@@ -15,6 +15,8 @@ from django.db import connections
 from django.tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult, get_date_max
 
+from checks import prepared
+
 TABLE = DBTaskResult._meta.db_table
 
 
@@ -25,7 +27,7 @@ def claim_tasks(n: int, now, worker_id: str, *, queues=("default",), backend: st
     at, forever = (connection.ops.adapt_datetimefield_value(value) for value in (now, get_date_max()))
     worker = json.dumps([worker_id]) if connection.vendor == "postgresql" else worker_id
     params = [at, worker, forever, at, backend, *queues, n]
-    with connection.cursor() as cursor:
+    with prepared.cursor(connection) as cursor:
         cursor.execute(_claim_sql(connection.vendor, len(queues)), params)
         rows = cursor.fetchall()
     fields = _fields(connection.alias)
@@ -43,7 +45,7 @@ def claim_checks(pks: list, now, *, using: str = "default") -> set[int]:
         return set()
     connection = connections[using]
     marks = ", ".join(["%s"] * len(pks))
-    with connection.cursor() as cursor:
+    with prepared.cursor(connection) as cursor:
         cursor.execute(f"UPDATE checks_check SET status = 'running', started_at = %s "  # noqa: S608 (placeholders)
                        f"WHERE status = 'queued' AND id IN ({marks}) RETURNING id",
                        [connection.ops.adapt_datetimefield_value(now), *pks])

@@ -22,7 +22,7 @@ from functools import cache
 
 from django.db import connections
 
-from checks import strip
+from checks import prepared, strip
 from checks.strip import LENGTH
 
 
@@ -49,7 +49,7 @@ def write(check, fields: dict, *, task_id=None, readiness: tuple | None = None, 
     ready = [] if readiness is None else [check.server_id, check.server.tenant_id, *readiness, check.pk, at]
     if connection.vendor == "postgresql":
         sql = _postgresql(names, task_id is not None, readiness is not None)
-        with connection.cursor() as cursor:
+        with prepared.cursor(connection) as cursor:
             cursor.execute(sql, [*values, check.pk, check.server_id, f"[{tick}]", *task, *ready])
             ended, task_final, kept, change, _ = cursor.fetchone()
         return Ended(bool(ended), bool(task_final), bool(kept), change)

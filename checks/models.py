@@ -164,7 +164,7 @@ class CheckQuerySet(models.QuerySet):
         if not pks:
             return {}
         connection = connections[self.db]
-        with connection.cursor() as cursor:
+        with prepared.cursor(connection) as cursor:
             cursor.execute(_run_read_sql(len(pks)), list(pks))
             rows = cursor.fetchall()
         checks = {}
@@ -823,6 +823,6 @@ class Batch(models.Model):
 
 # The server's readiness, kept up to date by Check.record(), and its strip of recent outcomes, kept by
 # Check.finish(): their own modules, as each is its own idea.
-from checks import ending, fanout, strip  # noqa: E402
+from checks import ending, fanout, prepared, strip  # noqa: E402
 from checks.readiness import Readiness, ReadinessChange, State, state_of  # noqa: E402,F401
 from checks.strip import RecentOutcomes  # noqa: E402,F401

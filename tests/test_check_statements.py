@@ -59,3 +59,31 @@ def test_a_check_takes_a_few_statements_and_no_more_as_checks_add_up(signed_in, 
     assert counts[-1] <= STEADY_STATEMENTS + LEASE_STATEMENTS, max(again, key=len)
     # The lease is taken once per few checks, not per check: the total stays near 7 a check at any size.
     assert sum(counts) <= (STEADY_STATEMENTS + 1) * fleet_size
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_a_workers_connection_plans_a_checks_statements_once_not_once_a_check(signed_in, sim):
+    """checks_worker's connections prepare the statements written once (checks.prepared): PostgreSQL's own view of
+    the session's prepared statements shows the end of a check planned as one statement, run once per check."""
+    from checks.management.commands.checks_worker import _tune_connection
+
+    alice = signed_in(ALICE["upn"])
+    servers = _servers(sim, 4)
+    _run_each(servers, alice)  # not prepared: this test's connection is a web request's so far
+    assert _prepared() == {}
+    _tune_connection(sender=None, connection=connection)  # as when the worker opens a connection
+    _run_each(servers, alice)
+    _run_each(servers, alice)
+    prepared = _prepared()
+    ends = {sql: runs for sql, runs in prepared.items() if sql.startswith("WITH c AS (UPDATE checks_check")}
+    assert list(ends.values()) == [8], prepared  # one statement, planned once, run for each of the 8 checks
+    reads = [runs for sql, runs in prepared.items() if "dashboard_tokencache" in sql]
+    assert sum(reads) == 8, prepared  # each check's read for running, from one prepared statement
+    assert connection.connection.cursor_factory.__name__ == "Cursor"  # the ORM's cursors still bind on the client
+
+
+def _prepared() -> dict[str, int]:
+    """This session's prepared statements (PostgreSQL's view): their text and how often each was run."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
+        return dict(cursor.fetchall())

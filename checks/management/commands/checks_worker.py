@@ -18,7 +18,9 @@ schedules), each at its own interval, without importing those apps.
 On PostgreSQL the worker's connections commit without waiting for the WAL flush (synchronous_commit off):
 a flush took 3.5 ms on our 2-core machine, several a check. What a database crash can lose is the last
 fraction of a second of claims and results, never consistency: a lost claim leaves its task ready (the check
-runs again), a lost result leaves the check running until the reaper marks it interrupted.
+runs again), a lost result leaves the check running until the reaper marks it interrupted. They also prepare the
+statements written once that each check runs (checks.prepared): PostgreSQL plans them once per connection, not
+once per check.
 
 SIGTERM or Ctrl-C: no new check is claimed, in-flight checks finish (each is bounded by
 ARM_CHECK_DEADLINE), then the process exits. A second signal exits at once; the checks it cuts short
@@ -45,7 +47,7 @@ from django_tasks_db.compat import task_finished, task_started
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
-from checks import claiming, fanout
+from checks import claiming, fanout, prepared
 from checks.models import Check, one_writer, preclaimed, running_task
 
 log = logging.getLogger("checks.worker")
@@ -69,7 +71,7 @@ class Command(BaseCommand):
         threads = threads or settings.WORKER_THREADS
         # Each thread keeps its database connection between checks: SQLite's CONN_MAX_AGE of 0 (right for web
         # requests) reopened it for every check, ~2 ms each.
-        connection_created.connect(_commit_without_flush_wait)
+        connection_created.connect(_tune_connection)
         db = connections.settings[DEFAULT_DB_ALIAS]
         conn_max_age = db.get("CONN_MAX_AGE")
         db["CONN_MAX_AGE"] = None if conn_max_age is None else max(60, conn_max_age)
@@ -77,7 +79,7 @@ class Command(BaseCommand):
             self.run_threads(threads, interval, batch, worker_id, reap_interval)
         finally:
             db["CONN_MAX_AGE"] = conn_max_age  # as it was (a test may call this command in its own process)
-            connection_created.disconnect(_commit_without_flush_wait)
+            connection_created.disconnect(_tune_connection)
 
     def run_threads(self, threads: int, interval: float, batch: bool, worker_id: str | None, reap_interval: float):
         dispatcher = Dispatcher(threads, interval=interval, batch=batch, worker_id=worker_id or get_random_string(12))
@@ -263,10 +265,12 @@ class Dispatcher:
         task_finished.send(sender=backend, task_result=db_task.task_result)
 
 
-def _commit_without_flush_wait(sender, connection, **kwargs) -> None:
+def _tune_connection(sender, connection, **kwargs) -> None:
+    """A new connection of this worker: on PostgreSQL, commits without the flush wait and prepared statements."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET synchronous_commit TO off")
+        prepared.prepare(connection)
 
 
 def _check_id(task: DBTaskResult) -> int | None:
