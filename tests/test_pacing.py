@@ -133,3 +133,60 @@ def test_a_busy_process_takes_its_tokens_a_few_at_a_time(db):
     assert len(writes) <= 64 // 4, f"{len(writes)} writes of the bucket for 64 tokens"
     # The lease in hand when the 64th was taken is the process's: taken from the row, not yet used.
     assert RateBucket.objects.get().issued - pacing.unused_tokens(WRITES) == 64
+
+
+def test_an_answer_to_a_number_that_sat_in_its_lease_does_not_cut_the_next_lease(db, settings):
+    """Process A leases 8 numbers and uses the second only after process B took 60 and sent them: ARM's answer to
+    it counts B's 60, and `issued - number` would subtract them again (60 tokens short). A's next lease leaves it
+    out (more than CROSSED_MAX later numbers can have crossed it) and keeps what the row holds."""
+    settings.ARM_WRITE_BUCKET_CAPACITY, settings.ARM_WRITE_BUCKET_REFILL_PER_SECOND = 200, 0.001
+    a, b = pacing._Local(WRITES), pacing._Local(WRITES)
+    a.size = 8
+    assert a.take().number == 1  # leases 1-8
+    b_numbers = [b.take().number for _ in range(60)]
+    assert min(b_numbers) == 9
+    time.sleep(0.05)
+    late = a.take()
+    assert late.number == 2
+    a.report(late, remaining=200 - 62, blocked_for=None)  # ARM counted 1, B's sixty and this one
+    for _ in range(6):
+        a.take()  # 3-8, from the lease
+    assert isinstance(a.take(), Ticket)  # a new lease, from the row
+    issued = RateBucket.objects.get().issued
+    assert RateBucket.objects.get().tokens >= 200 - issued - 1, "the row still holds what ARM does"
+
+
+def test_an_answer_to_a_fresh_token_still_lowers_the_next_lease(db, settings):
+    """The answers fold into the next lease: another client of the same principal took 50 that we never issued."""
+    settings.ARM_WRITE_BUCKET_CAPACITY, settings.ARM_WRITE_BUCKET_REFILL_PER_SECOND = 200, 0.001
+    a = pacing._Local(WRITES)
+    first = a.take()
+    a.report(first, remaining=200 - 1 - 50, blocked_for=None)
+    _next_lease(a)
+    bucket = RateBucket.objects.get()
+    assert bucket.tokens <= 200 - 50 - bucket.issued + 1
+
+
+def test_one_call_sent_late_does_not_cut_the_next_lease(db, settings):
+    """A thread took token 1 and stalled; by the time its call reached ARM, 61 later ones had: ARM's answer to it
+    (200 - 62 left) counts them, and `issued - number` subtracts them again. The answers to the latest calls say
+    what ARM holds, and the next lease goes by them (it took the lowest answer, 60 tokens short, before)."""
+    settings.ARM_WRITE_BUCKET_CAPACITY, settings.ARM_WRITE_BUCKET_REFILL_PER_SECOND = 200, 0.001
+    a, b = pacing._Local(WRITES), pacing._Local(WRITES)
+    stalled = a.take()
+    for _ in range(69):
+        b.take()  # another process's, 2-70
+    now = time.time()
+    a.report(stalled, remaining=200 - 62, blocked_for=None)
+    for number in (68, 69, 70):
+        a.report(Ticket(number=number, taken_at=now), remaining=200 - number, blocked_for=None)
+    _next_lease(a)
+    bucket = RateBucket.objects.get()
+    assert bucket.tokens >= 200 - bucket.issued - 1, "the row still holds what ARM does"
+
+
+def _next_lease(local: pacing._Local) -> None:
+    """Take from `local` until it leases from the row again (the answers it holds are folded into that lease)."""
+    leased = RateBucket.objects.get().issued
+    while RateBucket.objects.get().issued == leased:
+        assert isinstance(local.take(), Ticket)
