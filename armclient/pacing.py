@@ -25,18 +25,22 @@ holds whatever the number of processes; a lease only takes tokens early, which e
 An answer's `remaining` is folded into the process's next lease (the lowest of what they say: see
 `_Local.report`), at once when ARM says little is left or that the bucket is empty.
 
-Folded into a lease are only the answers that few calls can have crossed (CROSSED_MAX): "sent after" is counted
-by ticket number, and a call sent late (its number sat in a lease, its thread or its whole process stalled while
-the other process went on) is answered with a `remaining` that already counts the later numbers that reached ARM
-first, which the formula subtracts again. Such answers said the bucket held 57-80 tokens fewer than it did; kept
-as the lowest (as they were), one cut our copy of a 200-call subscription by that much, and the sweep's last
-fifty checks waited up to 5 s for tokens ARM still had: 1,000 servers at 120-180 checks/s instead of 280-360, one
-sweep in two. Where little is left, every answer still counts at once, the lowest reading kept.
+Folded into a lease are only the answers to calls that reached ARM in their turn. "Sent after" is counted by
+ticket number, and a call that reached ARM late (its number sat in a lease, or its thread or its whole process
+stalled while the other process went on) is answered with a `remaining` that already counts later numbers, which
+the formula subtracts again. Such answers said the bucket held 57-80 tokens fewer than it did; kept as the lowest
+(as they were), one cut our copy of a 200-call subscription by that much, and the sweep's last fifty checks
+waited up to 5 s for tokens ARM still had: 1,000 servers at 120-180 checks/s instead of 280-360, one sweep in two.
+Left out: an answer to a number handed out more than LEASE_FRESH_SECONDS after it was leased, and one whose
+round trip took more than twice the usual (the median of the process's latest round trips on that bucket, so a
+300 ms ARM is as usual as a 2 ms simulator). Where little is left, every answer still counts at once, the lowest
+reading kept.
 """
 
-import math
+import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -61,6 +65,7 @@ class Ticket:
 
     number: int
     taken_at: float
+    leased_at: float | None = None  # when the number was taken from the row, if it came from a lease
 
 
 def _limits(kind: str) -> tuple[float, float]:
@@ -144,10 +149,14 @@ LEASE_MAX = 8
 LEASE_SHARE = 16
 # Leased tokens not handed out within this many seconds are dropped (they were taken early; dropping errs safe).
 LEASE_SECONDS = 1.0
-# A lease folds in an answer only if at most this many tokens were issued after its own (see above).
-CROSSED_MAX = 2 * LEASE_MAX
-# and only the latest this many answers since the last lease.
+# A lease leaves out the answer to a number handed out longer than this after it was leased (see above),
+LEASE_FRESH_SECONDS = 0.1
+# and one whose round trip took more than LATE_FACTOR times the usual (plus LATE_SLACK seconds for a fast ARM);
+LATE_FACTOR, LATE_SLACK = 2.0, 0.01
+# it folds in the latest PENDING_ANSWERS answers since the last lease at most.
 PENDING_ANSWERS = 32
+# The usual round trip: the median of this many of the latest (over three times a worker's 32 threads).
+TRIPS_KEPT = 100
 
 
 class _Local:
@@ -161,15 +170,18 @@ class _Local:
         # (a process running a single check takes one token, not eight).
         self.size = 1
         self.unused = 0  # tokens leased and dropped unused (they never reached ARM)
-        # Answers not yet written: (ticket number, remaining - taken_at x rate + ticket number). At time `now`,
-        # with the row's `issued`, one says the bucket holds `value + now x rate - issued` (observe's formula).
-        self.pending: list[tuple[int, float]] = []
+        # Per answer not yet written, (remaining - taken_at x rate + ticket number): at time `now`, with the
+        # row's `issued`, one says the bucket holds `value + now x rate - issued` (observe's formula).
+        self.pending: list[float] = []
+        # The usual round trip is the median of the latest TRIPS_KEPT: a stalled process's burst of late answers
+        # (at most one a thread) does not make itself usual; ARM grown slower for good does, within half of them.
+        self.trips: deque[float] = deque(maxlen=TRIPS_KEPT)
 
     def take(self) -> Ticket | float:
         with self.lock:
             now = time.time()
             if self.numbers and now - self.leased_at < LEASE_SECONDS:
-                return Ticket(number=self.numbers.pop(0), taken_at=now)
+                return Ticket(number=self.numbers.pop(0), taken_at=now, leased_at=self.leased_at)
             self.size = 1 if self.numbers else min(LEASE_MAX, self.size * 2)
             self.unused += len(self.numbers)
             self.numbers = []
@@ -182,7 +194,9 @@ class _Local:
             if bucket.blocked_until > now:
                 return bucket.blocked_until - now
             tokens = _refilled(bucket, now)
-            tokens = min(tokens, self._answers_say(now, rate, bucket.issued))
+            if self.pending:
+                tokens = min(tokens, min(self.pending) + now * rate - bucket.issued)
+                self.pending = []
             if tokens < 1:
                 bucket.tokens, bucket.updated_at = tokens, now  # what the answers said, kept for every process
                 bucket.save(update_fields=["tokens", "updated_at"])
@@ -194,12 +208,13 @@ class _Local:
         self.numbers, self.leased_at = list(range(first + 1, first + n)), now
         return Ticket(number=first, taken_at=now)
 
-    def _answers_say(self, now: float, rate: float, issued: int) -> float:
-        """The least the answers since the last lease say the bucket holds now, of those that at most CROSSED_MAX
-        later tokens can have crossed (infinity if none); they are then used up."""
-        values = [value for number, value in self.pending if issued - number <= CROSSED_MAX]
-        self.pending = []
-        return min(values) + now * rate - issued if values else math.inf
+    def _in_turn(self, ticket: Ticket) -> bool:
+        """Whether the call of `ticket`, just answered, can have reached ARM in its number's turn (see above);
+        its round trip joins the usual. Call holding `lock`."""
+        trip = time.time() - ticket.taken_at
+        usual = statistics.median(self.trips) if self.trips else trip
+        self.trips.append(trip)
+        return trip <= LATE_FACTOR * usual + LATE_SLACK and not _sat_in_lease(ticket)
 
     def report(self, ticket: Ticket, remaining: int | None, blocked_for: float | None) -> None:
         capacity, rate = _limits(self.key.kind)
@@ -213,8 +228,13 @@ class _Local:
         if remaining is None:
             return
         with self.lock:
-            self.pending.append((ticket.number, remaining - ticket.taken_at * rate + ticket.number))
-            del self.pending[:-PENDING_ANSWERS]
+            if self._in_turn(ticket):
+                self.pending.append(remaining - ticket.taken_at * rate + ticket.number)
+                del self.pending[:-PENDING_ANSWERS]
+
+
+def _sat_in_lease(ticket: Ticket) -> bool:
+    return ticket.leased_at is not None and ticket.taken_at - ticket.leased_at > LEASE_FRESH_SECONDS
 
 
 _locals: dict[BucketKey, _Local] = {}

@@ -138,14 +138,14 @@ def test_a_busy_process_takes_its_tokens_a_few_at_a_time(db):
 def test_an_answer_to_a_number_that_sat_in_its_lease_does_not_cut_the_next_lease(db, settings):
     """Process A leases 8 numbers and uses the second only after process B took 60 and sent them: ARM's answer to
     it counts B's 60, and `issued - number` would subtract them again (60 tokens short). A's next lease leaves it
-    out (more than CROSSED_MAX later numbers can have crossed it) and keeps what the row holds."""
+    out (the number sat in its lease longer than LEASE_FRESH_SECONDS) and keeps what the row holds."""
     settings.ARM_WRITE_BUCKET_CAPACITY, settings.ARM_WRITE_BUCKET_REFILL_PER_SECOND = 200, 0.001
     a, b = pacing._Local(WRITES), pacing._Local(WRITES)
     a.size = 8
     assert a.take().number == 1  # leases 1-8
     b_numbers = [b.take().number for _ in range(60)]
     assert min(b_numbers) == 9
-    time.sleep(0.05)
+    time.sleep(pacing.LEASE_FRESH_SECONDS + 0.05)
     late = a.take()
     assert late.number == 2
     a.report(late, remaining=200 - 62, blocked_for=None)  # ARM counted 1, B's sixty and this one
@@ -169,20 +169,39 @@ def test_an_answer_to_a_fresh_token_still_lowers_the_next_lease(db, settings):
 
 def test_one_call_sent_late_does_not_cut_the_next_lease(db, settings):
     """A thread took token 1 and stalled; by the time its call reached ARM, 61 later ones had: ARM's answer to it
-    (200 - 62 left) counts them, and `issued - number` subtracts them again. The answers to the latest calls say
-    what ARM holds, and the next lease goes by them (it took the lowest answer, 60 tokens short, before)."""
+    (200 - 62 left) counts them, and `issued - number` subtracts them again. Its round trip was far longer than
+    the usual, so the next lease goes by the others (it took the lowest answer, 60 tokens short, before)."""
     settings.ARM_WRITE_BUCKET_CAPACITY, settings.ARM_WRITE_BUCKET_REFILL_PER_SECOND = 200, 0.001
     a, b = pacing._Local(WRITES), pacing._Local(WRITES)
     stalled = a.take()
     for _ in range(69):
         b.take()  # another process's, 2-70
-    now = time.time()
+    for number in (68, 69, 70):  # answers in their turn, 2 ms after their call
+        a.report(Ticket(number=number, taken_at=time.time() - 0.002), remaining=200 - number, blocked_for=None)
+    time.sleep(0.2)
     a.report(stalled, remaining=200 - 62, blocked_for=None)
-    for number in (68, 69, 70):
-        a.report(Ticket(number=number, taken_at=now), remaining=200 - number, blocked_for=None)
     _next_lease(a)
     bucket = RateBucket.objects.get()
     assert bucket.tokens >= 200 - bucket.issued - 1, "the row still holds what ARM does"
+
+
+def test_a_stalled_burst_of_answers_does_not_become_the_usual_but_a_slower_arm_does(db, settings):
+    """A whole process stalled for a second: its 32 threads' answers come back late and all stay out. ARM grown
+    slower for good (20 ms to 100 ms a call): within TRIPS_KEPT answers they count again."""
+    settings.ARM_WRITE_BUCKET_CAPACITY, settings.ARM_WRITE_BUCKET_REFILL_PER_SECOND = 200, 0.001
+    local = pacing._Local(WRITES)
+
+    def answered(trip: float) -> bool:
+        local.report(Ticket(number=1, taken_at=time.time() - trip), remaining=150, blocked_for=None)
+        counted, local.pending = bool(local.pending), []
+        return counted
+
+    assert all(answered(0.02) for _ in range(40))
+    assert not any(answered(1.0) for _ in range(32))
+    assert answered(0.02), "the usual is still the usual"
+    assert not answered(0.1)
+    slower = [answered(0.1) for _ in range(pacing.TRIPS_KEPT)]
+    assert all(slower[-10:]), slower
 
 
 def _next_lease(local: pacing._Local) -> None:
