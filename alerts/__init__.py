@@ -31,6 +31,7 @@ class AlertKind(StrEnum):
     OWNER_MUST_SIGN_IN = "owner_must_sign_in"  # a schedule stopped until its owner signs in again
     LTR_BACKUP_FAILED = "ltr_backup_failed"  # Azure lists a failed LTR backup of a server
     LTR_BACKUP_GAP = "ltr_backup_gap"  # no successful LTR backup of a server in N days, or one again
+    SUMMARY = "summary"  # the alerts a channel held back in a burst, sent together (alerts/bursts.py)
     TEST = "test"  # "Send a test message" on a channel
 
 

@@ -3,7 +3,8 @@
 A Delivery is written first (queued), then a task carrying only its id and the attempt number. The task
 claims the attempt with a conditional update (a task delivered twice sends once), sends, and then either
 marks the delivery sent, queues the next attempt with `run_after` (ALERT_RETRY_DELAYS), or marks it failed
-with a short error. Nothing is dropped: every delivery ends sent or failed in the log.
+with a short error. Nothing is dropped: every delivery ends sent or failed in the log, or in a summary that
+did (a channel in a burst holds alerts for one summary instead of queuing each: alerts/bursts.py).
 """
 
 import logging
@@ -11,10 +12,11 @@ from datetime import timedelta
 
 from cryptography.fernet import InvalidToken
 from django.conf import settings
+from django.db import transaction
 from django.tasks import task
 from django.utils import timezone
 
-from alerts import Alert
+from alerts import Alert, AlertKind, bursts
 from alerts.models import Channel, Delivery
 from alerts.transports import SendFailed, send
 from armclient.onewriter import one_writer
@@ -28,27 +30,40 @@ def raise_alert(alert: Alert) -> list[Delivery]:
 
 
 def queue_delivery(channel: Channel, alert: Alert) -> Delivery:
-    """One delivery of `alert` to `channel` (enabled or not: the test button uses this too)."""
-    with one_writer():  # the row and its task (a worker raises alerts: a writer like the checks' own)
+    """One delivery of `alert` to `channel` (enabled or not: the test button uses this too): queued with its
+    task, or held for the channel's summary when the channel is in a burst (alerts/bursts.py)."""
+    # The row and its task commit together (a worker raises alerts: a writer like the checks' own); so do the
+    # window's count and the row it lets through, under the channel's lock.
+    with one_writer(), transaction.atomic():
+        if alert.kind != AlertKind.TEST and bursts.over_limit(channel):
+            return _hold(channel, alert)
         delivery = Delivery.objects.create(
             tenant_id=channel.tenant_id, channel=channel, channel_name=channel.name[:130], kind=str(alert.kind),
             title=alert.title[:300], payload=alert.as_payload(), next_attempt_at=timezone.now(),
         )
-        try:
-            deliver.enqueue(delivery.pk, 1)
-        except Exception:
-            log.exception("Could not queue alert delivery %s", delivery.pk)
-            _fail(delivery.pk, "Could not be handed to the task queue.")
+        _enqueue(delivery, when=None)
     return delivery
+
+
+def _hold(channel: Channel, alert: Alert) -> Delivery:
+    if bursts.pending_summary(channel) is None:
+        summary = bursts.new_summary(channel)
+        _enqueue(summary, when=summary.next_attempt_at)
+    return bursts.held(channel, alert)
+
+
+def _enqueue(delivery: Delivery, when) -> None:
+    try:
+        with transaction.atomic():  # a refused task row must not take the delivery's row with it
+            (deliver.using(run_after=when) if when else deliver).enqueue(delivery.pk, 1)
+    except Exception:
+        log.exception("Could not queue alert delivery %s", delivery.pk)
+        _fail(delivery.pk, "Could not be handed to the task queue.")
 
 
 @task()
 def deliver(delivery_id: int, attempt: int) -> str:
-    with one_writer():
-        claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.QUEUED, attempts=attempt - 1).update(
-            attempts=attempt, next_attempt_at=None, sending_since=timezone.now()
-        )
-    if not claimed:
+    if not _claim(delivery_id, attempt):
         return "not queued"
     delivery = Delivery.objects.select_related("channel").get(pk=delivery_id)
     if delivery.channel is None:
@@ -72,6 +87,20 @@ def deliver(delivery_id: int, attempt: int) -> str:
     return Delivery.Status.SENT
 
 
+def _claim(delivery_id: int, attempt: int) -> bool:
+    """Take `attempt` of the delivery (a task delivered twice sends once). A summary's first attempt also
+    gathers the alerts held for it, under its channel's lock: after that, newly held alerts start the next."""
+    with one_writer(), transaction.atomic():
+        claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.QUEUED, attempts=attempt - 1).update(
+            attempts=attempt, next_attempt_at=None, sending_since=timezone.now())
+        if claimed and attempt == 1:
+            summary = Delivery.objects.filter(pk=delivery_id, kind=AlertKind.SUMMARY, channel__isnull=False).first()
+            if summary and not bursts.gather(summary):
+                _fail(delivery_id, "No alert was held for this summary.")
+                return False
+    return bool(claimed)
+
+
 def _after_failure(delivery: Delivery, attempt: int, error: str, retry: bool) -> str:
     delays = settings.ALERT_RETRY_DELAYS
     if not retry or attempt > len(delays):
@@ -92,6 +121,14 @@ def _fail(delivery_id: int, error: str) -> None:
     with one_writer():
         Delivery.objects.filter(pk=delivery_id).update(status=Delivery.Status.FAILED, last_error=error[:300],
                                                        next_attempt_at=None, sending_since=None)
+
+
+def delete_channel(channel: Channel) -> None:
+    """Delete `channel`; its deliveries stay in the log, and the alerts it held for a summary say they were not
+    sent (its queued deliveries fail when their tasks find it gone)."""
+    with one_writer(), transaction.atomic():
+        bursts.drop_held(channel)
+        channel.delete()
 
 
 def reap_stuck(stale_after: float | None = None) -> int:

@@ -81,6 +81,8 @@ class Delivery(models.Model):
         QUEUED = "queued", "Queued"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
+        HELD = "held", "Held"  # past the channel's burst limit: waits for the next summary (alerts/bursts.py)
+        SUMMARIZED = "summarized", "In a summary"  # sent as a line of `summary`
 
     tenant_id = models.CharField(max_length=36, db_index=True)
     channel = models.ForeignKey(Channel, on_delete=models.SET_NULL, null=True, related_name="deliveries")
@@ -95,12 +97,23 @@ class Delivery(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     last_error = models.CharField(max_length=300, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    summary = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="held_alerts")
 
     objects = TenantQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["tenant_id", "-created_at"], name="delivery_tenant_newest")]
+        indexes = [
+            models.Index(fields=["tenant_id", "-created_at"], name="delivery_tenant_newest"),
+            # A channel's messages of the last window (bursts.is_bursting) and its held alerts (bursts.gather).
+            models.Index(fields=["channel", "created_at"], name="delivery_channel_time"),
+            models.Index(fields=["channel"], condition=models.Q(status="held"), name="delivery_held"),
+        ]
+        constraints = [
+            # The summary still to be sent that held alerts join: one a channel (bursts.hold keeps it so too).
+            models.UniqueConstraint(fields=["channel"], name="delivery_one_pending_summary",
+                                    condition=models.Q(kind="summary", status="queued", attempts=0)),
+        ]
         verbose_name_plural = "deliveries"
 
     def __str__(self) -> str:
@@ -114,18 +127,43 @@ class Delivery(models.Model):
         return self.status == self.Status.QUEUED
 
     @property
+    def is_held(self) -> bool:
+        return self.status == self.Status.HELD
+
+    @property
+    def is_summarized(self) -> bool:
+        return self.status == self.Status.SUMMARIZED
+
+    @property
     def is_sent(self) -> bool:
         return self.status == self.Status.SENT
 
     @property
     def badge(self) -> str:
-        """The badge's colour, shared with checks: a sent message looks like a passed check."""
-        return "succeeded" if self.is_sent else self.status
+        """The badge's colour, shared with checks: a sent message looks like a passed check, a held one like a
+        queued one, one sent in a summary is grey (its summary's row says how that went)."""
+        return {"sent": "succeeded", "held": "queued", "summarized": "never"}.get(self.status, self.status)
 
     @property
     def sending_note(self) -> str:
         """While a worker holds it: "Sending (attempt 2)…"."""
         return f"Sending (attempt {self.attempts})…" if self.is_queued and self.sending_since else ""
+
+    @property
+    def burst_note(self) -> str:
+        """Where a held alert or a summary stands (alerts/bursts.py); the summary must be select_related."""
+        if self.is_held:
+            return "Held: this channel is in a burst of alerts; it goes out in the channel's next summary."
+        summary = self.summary if self.is_summarized else None
+        if summary is not None:
+            if summary.is_sent:
+                return f"Sent in a summary at {timezone.localtime(summary.sent_at):%H:%M:%S}."
+            if summary.status == self.Status.FAILED:
+                return f"Its summary was not sent: {summary.last_error}"
+            return "Its summary is being sent."
+        if self.kind == "summary" and self.is_queued and not self.attempts and self.next_attempt_at:
+            return f"Goes out at {timezone.localtime(self.next_attempt_at):%H:%M:%S} with the alerts held until then."
+        return ""
 
     @property
     def error_note(self) -> str:

@@ -5,6 +5,7 @@ Every query starts from the signed-in user's tenant; another tenant's ids answer
 
 import secrets
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -14,8 +15,8 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
-from alerts import Alert, AlertKind
-from alerts.delivery import queue_delivery
+from alerts import Alert, AlertKind, bursts
+from alerts.delivery import delete_channel, queue_delivery
 from alerts.forms import ChannelForm
 from alerts.models import Channel, Delivery
 from dashboard import audit
@@ -32,10 +33,11 @@ def _channel(request: HttpRequest, pk: int) -> Channel:
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
     tenant = request.user.tenant_id
-    deliveries = Delivery.objects.for_tenant(tenant).order_by("-created_at", "-pk")
+    deliveries = Delivery.objects.for_tenant(tenant).select_related("summary").order_by("-created_at", "-pk")
     page = Paginator(deliveries, DELIVERIES_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "alerts/index.html", {
         "channels": Channel.objects.for_tenant(tenant), "page": page, "deliveries": page.object_list,
+        "burst": {"limit": settings.ALERT_BURST_LIMIT, "window": bursts.window_words()},
     })
 
 
@@ -91,7 +93,7 @@ def channel_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def channel_delete(request: HttpRequest, pk: int) -> HttpResponse:
     channel = _channel(request, pk)
     audit.record(request, Action.CHANNEL_DELETE, channel, kind=channel.kind)
-    channel.delete()
+    delete_channel(channel)
     messages.success(request, f"Deleted the channel {channel.name}; its deliveries stay in the log.")
     return redirect("alerts:index")
 
@@ -110,7 +112,8 @@ def channel_test(request: HttpRequest, pk: int) -> HttpResponse:
     queue_delivery(channel, alert)
     audit.record(request, Action.CHANNEL_TEST, channel)
     if request.htmx:  # the log's first page, the new delivery on top, polling until it is sent or failed
-        newest = Delivery.objects.for_tenant(channel.tenant_id).order_by("-created_at", "-pk")[:DELIVERIES_PER_PAGE]
+        newest = (Delivery.objects.for_tenant(channel.tenant_id).select_related("summary")
+                  .order_by("-created_at", "-pk")[:DELIVERIES_PER_PAGE])
         return render(request, "alerts/index.html#delivery-log", {"deliveries": newest})
     messages.info(request, f"Test message to {channel.name} queued; its outcome appears in the delivery log.")
     return redirect("alerts:index")
@@ -119,7 +122,7 @@ def channel_test(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def delivery_row(request: HttpRequest, pk: int) -> HttpResponse:
     """One row of the delivery log, polled by htmx while the delivery is queued."""
-    delivery = get_object_or_404(Delivery.objects.for_tenant(request.user.tenant_id), pk=pk)
+    delivery = get_object_or_404(Delivery.objects.for_tenant(request.user.tenant_id).select_related("summary"), pk=pk)
     response = render(request, "alerts/index.html#delivery-row",
                       {"delivery": delivery, "announce": not delivery.is_queued})
     if not delivery.is_queued:

@@ -436,6 +436,12 @@ except ValueError:
     raise ImproperlyConfigured("ALERT_RETRY_DELAYS must be comma-separated seconds, e.g. 30,120,600.") from None
 if any(d < 0 for d in ALERT_RETRY_DELAYS) or not 0 < ALERT_WEBHOOK_TIMEOUT <= 120:
     raise ImproperlyConfigured("ALERT_RETRY_DELAYS must be >= 0 and ALERT_WEBHOOK_TIMEOUT within (0, 120] seconds.")
+# Alert storms: a channel sends at most ALERT_BURST_LIMIT alerts one by one in any ALERT_BURST_WINDOW seconds;
+# the rest are held and sent together as one summary a window later (alerts/bursts.py). 0 holds nothing.
+ALERT_BURST_LIMIT = env_int("ALERT_BURST_LIMIT", 10)
+ALERT_BURST_WINDOW = float(env_int("ALERT_BURST_WINDOW", 300))
+if ALERT_BURST_LIMIT < 0 or not 0 < ALERT_BURST_WINDOW <= 86400:
+    raise ImproperlyConfigured("ALERT_BURST_LIMIT must be >= 0 and ALERT_BURST_WINDOW within 1..86400 seconds.")
 # Links in alerts point here (a worker has no request to take the host from): the dashboard's public URL.
 DASHBOARD_URL = os.environ.get("DASHBOARD_URL", f"http://127.0.0.1:{os.environ.get('PORT', '8000')}" if DEMO_MODE
                                else "").rstrip("/")

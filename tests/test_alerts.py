@@ -481,7 +481,9 @@ def test_another_tenant_cannot_change_test_or_delete_a_channel_nor_see_it(client
 
 @pytest.mark.parametrize(("name", "value"), [("ALERT_RETRY_DELAYS", "30,soon"), ("ALERT_RETRY_DELAYS", "-1"),
                                              ("ALERT_WEBHOOK_ALLOW_PRIVATE", "maybe"), ("EMAIL_PORT", "smtp"), ("EMAIL_USE_TLS", "sure"),
-                                             ("ALERT_WEBHOOK_TIMEOUT", "0")])
+                                             ("ALERT_WEBHOOK_TIMEOUT", "0"),
+                                             ("ALERT_BURST_LIMIT", "-1"), ("ALERT_BURST_LIMIT", "many"),
+                                             ("ALERT_BURST_WINDOW", "0")])
 def test_a_malformed_alert_setting_stops_start_up(name, value):
     env = {"PATH": "/usr/bin:/bin", "DEMO_MODE": "1", "DJANGO_SETTINGS_MODULE": "config.settings", name: value}
     result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env,
@@ -568,3 +570,206 @@ def test_a_pinned_https_send_still_checks_the_certificate_against_the_urls_host(
         allow_loopback.ALERT_WEBHOOK_CA_BUNDLE = settings_ca
         with pytest.raises(SendFailed, match="TLS failed"):
             post(host)
+
+
+# ---- bursts: a channel sends ALERT_BURST_LIMIT alone a window, then holds the rest for one summary -------
+
+def webhook_bodies(catcher) -> list[dict]:
+    return [json.loads(request.body) for request in catcher.received]
+
+
+def summary_task():
+    return DBTaskResult.objects.filter(status="READY").get()
+
+
+@pytest.fixture
+def burst(allow_loopback):
+    allow_loopback.ALERT_BURST_LIMIT, allow_loopback.ALERT_BURST_WINDOW = 3, 300
+    return allow_loopback
+
+
+def test_a_burst_sends_the_limit_alone_then_one_summary_of_the_rest(client, alice, burst, receiver, worker):
+    catcher = receiver()
+    client.force_login(alice)
+    add_channel(client, "webhook", f"{catcher.url}/hook")
+    before = timezone.now()
+    for n in range(26):
+        raise_alert(an_alert(title=f"pg-{n:02} is not ready for long-term backups"))
+    after = timezone.now()
+    worker()
+    bodies = webhook_bodies(catcher)
+    assert [b["title"] for b in bodies] == [f"pg-{n:02} is not ready for long-term backups" for n in range(3)]
+    due = summary_task().run_after  # the summary waits a window from the first alert it holds
+    assert before + timedelta(seconds=298) < due < after + timedelta(seconds=302)
+    assert Delivery.objects.filter(status="held").count() == 23
+    page = client.get("/alerts/").content.decode()
+    assert "it goes out in the channel&#x27;s next summary" in page and "with the alerts held until then" in page
+    assert "A channel sends at most 3" in page
+
+    DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now())  # the window passes
+    worker()
+    [summary] = webhook_bodies(catcher)[3:]
+    assert summary["kind"] == "summary" and summary["title"] == "Summary of 23 alerts: 23 readiness changes"
+    listed = [f"• pg-{n:02} is not ready for long-term backups" for n in range(3, 23)]
+    assert summary["text"].splitlines()[1:] == [*listed, "… and 3 more: the delivery log lists every one."]
+    assert summary["facts"]["Alerts"] == "23" and summary["facts"]["Readiness changes"] == "23"
+    sent = Delivery.objects.get(kind="summary")
+    assert sent.status == "sent" and sent.held_alerts.count() == 23
+    assert not Delivery.objects.filter(status="held").exists()
+    page = client.get("/alerts/").content.decode()
+    assert page.count("Sent in a summary at") == 23 and "Summary of 23 alerts" in page
+
+
+def test_a_burst_ends_when_the_window_has_room_again(client, alice, burst, receiver, worker):
+    catcher = receiver()
+    client.force_login(alice)
+    add_channel(client, "webhook", f"{catcher.url}/hook")
+    for n in range(4):
+        raise_alert(an_alert(title=f"first {n}"))
+    DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now())
+    worker()
+    assert [b["title"] for b in webhook_bodies(catcher)] == ["first 0", "first 1", "first 2", "Summary of 1 alerts: "
+                                                            "1 readiness changes"]
+    Delivery.objects.update(created_at=timezone.now() - timedelta(seconds=301))  # a window later
+    [delivery] = raise_alert(an_alert(title="alone again"))
+    assert delivery.status == "queued"
+    worker()
+    assert webhook_bodies(catcher)[-1]["title"] == "alone again"
+
+
+def test_alerts_held_after_a_summary_was_claimed_wait_for_the_next(client, alice, burst, receiver, worker):
+    from alerts.delivery import _claim
+
+    catcher = receiver()
+    client.force_login(alice)
+    add_channel(client, "webhook", f"{catcher.url}/hook")
+    for n in range(5):
+        raise_alert(an_alert(title=f"alert {n}"))
+    first = Delivery.objects.get(kind="summary")
+    assert _claim(first.pk, 1)  # a worker takes the summary and is sending it right now
+    [late] = raise_alert(an_alert(title="late"))
+    second = Delivery.objects.exclude(pk=first.pk).get(kind="summary")
+    assert late.status == "held" and (second.status, second.attempts) == ("queued", 0)
+    assert sorted(first.held_alerts.values_list("title", flat=True)) == ["alert 3", "alert 4"]
+    DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now())
+    worker()
+    [summary] = [b for b in webhook_bodies(catcher) if b["kind"] == "summary"]
+    assert summary["facts"]["Alerts"] == "1" and "• late" in summary["text"]
+
+
+def test_a_test_message_is_never_held(client, alice, burst, receiver, worker):
+    burst.ALERT_BURST_LIMIT = 1
+    catcher = receiver()
+    client.force_login(alice)
+    add_channel(client, "webhook", f"{catcher.url}/hook")
+    raise_alert(an_alert(title="alone"))
+    raise_alert(an_alert(title="held"))
+    client.post(f"/alerts/channels/{Channel.objects.get().pk}/test/")
+    worker()
+    assert [b["title"] for b in webhook_bodies(catcher)] == ["alone", "Test message for Ops"]
+
+
+def test_a_limit_of_zero_holds_nothing(client, alice, burst, receiver, worker):
+    burst.ALERT_BURST_LIMIT = 0
+    catcher = receiver()
+    client.force_login(alice)
+    add_channel(client, "webhook", f"{catcher.url}/hook")
+    for n in range(12):
+        raise_alert(an_alert(title=f"alert {n}"))
+    worker()
+    assert len(catcher.received) == 12 and not Delivery.objects.filter(kind="summary").exists()
+
+
+def test_a_summary_by_e_mail_lists_the_held_alerts(client, alice, burst, smtp, worker):
+    burst.ALERT_BURST_LIMIT = 1
+    client.force_login(alice)
+    add_channel(client, "email", "dba@contoso.example")
+    raise_alert(an_alert(title="pg-a is not ready for long-term backups"))
+    raise_alert(an_alert(title="pg-b is not ready for long-term backups"))
+    raise_alert(an_alert(kind=AlertKind.LTR_BACKUP_FAILED, title="The LTR backup of pg-c failed"))
+    DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now())
+    worker()
+    assert len(smtp.messages) == 2
+    mail = smtp.messages[1].content.decode()
+    assert "Subject: [LTR] Summary of 2 alerts: 1 failed LTR backups, 1 readiness changes" in mail
+    assert "=E2=80=A2 pg-b is not ready" in mail or "• pg-b is not ready" in mail
+
+
+def test_deleting_a_channel_fails_its_held_alerts_and_summary_visibly(client, alice, burst, receiver, worker):
+    burst.ALERT_BURST_LIMIT = 1
+    catcher = receiver()
+    client.force_login(alice)
+    add_channel(client, "webhook", f"{catcher.url}/hook", name="Gone soon")
+    for n in range(3):
+        raise_alert(an_alert(title=f"alert {n}"))
+    worker()
+    client.post(f"/alerts/channels/{Channel.objects.get().pk}/delete/")
+    DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now())
+    worker()
+    rows = dict(Delivery.objects.values_list("title", "status"))
+    assert rows.pop("alert 0") == "sent" and set(rows.values()) == {"failed"} and len(rows) == 3
+    assert Delivery.objects.filter(last_error="The channel was deleted before its summary was sent.").count() == 2
+    assert len(catcher.received) == 1
+
+
+def test_gathering_a_summary_reads_the_same_queries_for_5_or_200_held(client, alice, burst, receiver):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from alerts import bursts
+
+    client.force_login(alice)
+    add_channel(client, "webhook", f"{receiver().url}/hook")
+    channel = Channel.objects.get()
+    counts = []
+    for held in (5, 200):
+        Delivery.objects.all().delete()
+        raise_alert(an_alert())
+        summary = bursts.new_summary(channel)
+        Delivery.objects.bulk_create([Delivery(tenant_id=CONTOSO, channel=channel, channel_name="Ops", kind="test",
+                                               title=f"t{n}", payload={}, status="held") for n in range(held)])
+        with CaptureQueriesContext(connection) as queries:
+            assert bursts.gather(summary) == held
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_raising_at_once_cannot_both_send_past_the_limit(alice, burst, monkeypatch):
+    """Each raise pauses after counting the window until the other has counted too (or 1 s): side by side, both
+    would count none and both send alone past a limit of one. The channel's lock makes the second wait."""
+    import threading
+
+    from django.db import connection
+
+    from alerts import bursts
+
+    burst.ALERT_BURST_LIMIT = 1
+    channel = Channel(tenant_id=CONTOSO, name="Ops", kind="webhook")
+    channel.set_target("https://ops.example/hook", "https://ops.example/…hook")
+    channel.save()
+    both_counted, counted = threading.Barrier(2, timeout=1), bursts.sent_alone
+
+    def count_then_wait(*args):
+        n = counted(*args)
+        try:
+            both_counted.wait()
+        except threading.BrokenBarrierError:
+            pass
+        return n
+
+    monkeypatch.setattr(bursts, "sent_alone", count_then_wait)
+
+    def raise_one(title):
+        try:
+            raise_alert(an_alert(title=title))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=raise_one, args=(title,)) for title in ("one", "two")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(Delivery.objects.values_list("status", flat=True)) == ["held", "queued", "queued"]
+    assert Delivery.objects.filter(kind="summary", status="queued").count() == 1

@@ -99,3 +99,35 @@ def test_a_server_found_not_ready_on_its_first_check_alerts(client, signed_in, s
     worker()
     assert len(catcher.received) == 1
     assert "pg-orders is not ready for long-term backups" in catcher.received[0].json()["text"]
+
+
+def test_a_storm_of_servers_going_not_ready_sends_the_limit_then_one_summary(client, signed_in, sim, worker, catcher,
+                                                                           run, settings):
+    """Six servers of one resource group stop at once (a subscription's worth, scaled down): the channel gets
+    ALERT_BURST_LIMIT messages, then one summary that names the rest, not one message a server."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    from tests.conftest import make_server
+
+    settings.ALERT_BURST_LIMIT = 2
+    signed_in(ALICE["upn"])
+    slack_channel(client, catcher)
+    servers = [make_server(resource_group="rg-storm", name=f"pg-storm-{n}") for n in range(6)]
+    for server in servers:
+        sim.set_behaviour(PROD, "rg-storm", server.name, outcome="not_ready", state="Stopped")
+        run(server)  # found not ready on its first check: an alert each
+    worker()
+    texts = [c.json()["text"] for c in catcher.received]
+    assert len(texts) == 2 and "pg-storm-0 is not ready" in texts[0] and "pg-storm-1 is not ready" in texts[1]
+    [due] = DBTaskResult.objects.filter(status="READY").values_list("run_after", flat=True)
+    assert due > timezone.now() + timedelta(seconds=settings.ALERT_BURST_WINDOW - 60)
+    DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now())  # the window passes
+    worker()
+    [summary] = [c.json() for c in catcher.received[2:]]
+    assert summary["text"].startswith("Summary of 4 alerts: 4 readiness changes")
+    for n in range(2, 6):
+        assert f"pg-storm-{n} is not ready for long-term backups" in summary["blocks"][1]["text"]["text"]
+    assert sorted(Delivery.objects.values_list("status", flat=True)) == ["sent"] * 3 + ["summarized"] * 4

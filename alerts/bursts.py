@@ -1,0 +1,131 @@
+"""Alert storms: a channel sends at most ALERT_BURST_LIMIT alerts one by one in any ALERT_BURST_WINDOW seconds;
+past that, alerts are held and go out together as one summary, a window after the first of them was held.
+
+Why: one lost role assignment on a subscription makes thousands of servers not ready within one scheduled
+sweep. A message a server would bury the one that matters, fill inboxes, and run into the receiver's own limits
+(Slack takes about one message a second a webhook; mail relays throttle). Alertmanager groups for the same
+reason (group_wait, group_interval); here the group is the channel, and the rule fits in a sentence. While a
+burst lasts a channel sends at most ALERT_BURST_LIMIT + 1 messages a window: the ones sent alone, one summary.
+
+Every alert still gets its own Delivery row, so the log at /alerts/ lists each one: a held row waits for the
+summary; once the summary is claimed for sending, the rows it gathered point at it. A test message is never held.
+
+The count of the window, the one summary still to be sent and the rows it gathers must agree across workers:
+`over_limit` and `gather` take the channel's row lock (SELECT ... FOR UPDATE, until the caller's transaction
+ends; SQLite has no such lock and needs none, as one_writer already lets one writer at a time in).
+"""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Count, Max, Min
+from django.urls import reverse
+from django.utils import timezone
+
+from alerts import Alert, AlertKind
+from alerts.models import Channel, Delivery
+
+LISTED = 20  # held alerts a summary names one by one; the rest it counts
+SENT_ALONE = (Delivery.Status.QUEUED, Delivery.Status.SENT, Delivery.Status.FAILED)
+KIND_WORDS = {  # "Summary of 42 alerts: 40 readiness changes, 2 failed LTR backups"
+    AlertKind.READINESS_CHANGED: "readiness changes",
+    AlertKind.OWNER_MUST_SIGN_IN: "schedules waiting for their owner",
+    AlertKind.LTR_BACKUP_FAILED: "failed LTR backups",
+    AlertKind.LTR_BACKUP_GAP: "LTR backup gaps",
+}
+
+
+def over_limit(channel: Channel) -> bool:
+    """Whether an alert to `channel` now must be held: a summary is already waiting, or the channel sent
+    ALERT_BURST_LIMIT alerts alone in the last window. Locks the channel's row; call inside a transaction."""
+    limit = settings.ALERT_BURST_LIMIT
+    if not limit:
+        return False
+    list(Channel.objects.select_for_update().filter(pk=channel.pk).values_list("pk"))
+    if pending_summary(channel) is not None:
+        return True
+    return sent_alone(channel, limit) >= limit
+
+
+def sent_alone(channel: Channel, limit: int) -> int:
+    """How many alerts the channel sent (or is sending) one by one in the last window, counted up to `limit`."""
+    since = timezone.now() - timedelta(seconds=settings.ALERT_BURST_WINDOW)
+    alone = (Delivery.objects.filter(channel=channel, created_at__gte=since, status__in=SENT_ALONE)
+             .exclude(kind__in=(AlertKind.TEST, AlertKind.SUMMARY)))
+    return alone.values("pk")[:limit].count()
+
+
+def pending_summary(channel: Channel) -> Delivery | None:
+    """The channel's summary that held alerts still join (not yet claimed for sending), if any."""
+    return Delivery.objects.filter(channel=channel, kind=AlertKind.SUMMARY, status=Delivery.Status.QUEUED,
+                                   attempts=0).first()
+
+
+def new_summary(channel: Channel) -> Delivery:
+    """The summary the next held alerts join, due a window from now; its payload is written by `gather`."""
+    due = timezone.now() + timedelta(seconds=settings.ALERT_BURST_WINDOW)
+    return Delivery.objects.create(
+        tenant_id=channel.tenant_id, channel=channel, channel_name=channel.name[:130], kind=AlertKind.SUMMARY,
+        title="Summary of the alerts held until it is sent", payload={}, next_attempt_at=due)
+
+
+def held(channel: Channel, alert: Alert) -> Delivery:
+    """The row of an alert held for the channel's summary (no task: the summary's task sends it)."""
+    return Delivery.objects.create(
+        tenant_id=channel.tenant_id, channel=channel, channel_name=channel.name[:130], kind=str(alert.kind),
+        title=alert.title[:300], payload=alert.as_payload(), status=Delivery.Status.HELD)
+
+
+def gather(summary: Delivery) -> int:
+    """Move the channel's held alerts into `summary` (just claimed for its first attempt) and write its
+    message; how many it holds. Locks the channel's row, so an alert being held right now either joins this
+    summary or starts the next one."""
+    channel_id = summary.channel_id
+    list(Channel.objects.select_for_update().filter(pk=channel_id).values_list("pk"))
+    rows = Delivery.objects.filter(channel_id=channel_id, status=Delivery.Status.HELD)
+    totals = rows.aggregate(n=Count("pk"), first=Min("created_at"), last=Max("created_at"))
+    if not totals["n"]:
+        return 0
+    by_kind = {row["kind"]: row["n"] for row in rows.order_by().values("kind").annotate(n=Count("pk"))}
+    listed = list(rows.order_by("created_at", "pk").values_list("title", flat=True)[:LISTED])
+    rows.update(status=Delivery.Status.SUMMARIZED, summary=summary)
+    alert = summary_alert(summary.tenant_id, totals["n"], by_kind, listed, totals["first"], totals["last"])
+    Delivery.objects.filter(pk=summary.pk).update(title=alert.title[:300], payload=alert.as_payload())
+    return totals["n"]
+
+
+def summary_alert(tenant_id: str, count: int, by_kind: dict, listed: list[str], first: datetime,
+                  last: datetime) -> Alert:
+    kinds = ", ".join(f"{n} {KIND_WORDS.get(kind, kind)}" for kind, n in sorted(by_kind.items(), key=_most))
+    more = count - len(listed)
+    lines = [f"More than {settings.ALERT_BURST_LIMIT} alerts reached this channel within "
+             f"{window_words()}, so these were held and are sent together"
+             f"{f'; the first {len(listed)}' if more else ''}:"]
+    lines += [f"• {title}" for title in listed]
+    if more:
+        lines.append(f"… and {more} more: the delivery log lists every one.")
+    facts = {"Alerts": str(count), **{KIND_WORDS.get(k, k).capitalize(): str(n) for k, n in sorted(
+        by_kind.items(), key=_most)}, "First held": f"{first:%Y-%m-%d %H:%M:%S} UTC",
+             "Last held": f"{last:%Y-%m-%d %H:%M:%S} UTC"}
+    url = settings.DASHBOARD_URL + reverse("alerts:index") if settings.DASHBOARD_URL else ""
+    return Alert(tenant_id=tenant_id, kind=AlertKind.SUMMARY, title=f"Summary of {count} alerts: {kinds}",
+                 text="\n".join(lines), url=url, facts=facts)
+
+
+def drop_held(channel: Channel) -> int:
+    """Before a channel is deleted: its held alerts will never be sent; say so in the log."""
+    return Delivery.objects.filter(channel=channel, status=Delivery.Status.HELD).update(
+        status=Delivery.Status.FAILED, last_error="The channel was deleted before its summary was sent.")
+
+
+def window_words() -> str:
+    seconds = settings.ALERT_BURST_WINDOW
+    if seconds >= 60 and seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds:g} seconds"
+
+
+def _most(item):
+    kind, n = item
+    return -n, kind
