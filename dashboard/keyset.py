@@ -1,4 +1,5 @@
-"""Keyset (cursor) pages of rows newest first on (created_at, id): the history's checks, the audit trail's events.
+"""Keyset (cursor) pages of rows newest first on (created_at, id): the history's checks, the audit trail's events,
+the alerts' delivery log.
 
 A page costs the same at the ten-thousandth page as at the first: no COUNT(*) of everything and no OFFSET,
 only "the next N rows after this one", read off an index that ends in (created_at, id). Page links carry an
@@ -34,8 +35,12 @@ class KeysetPage:
     @property
     def count_label(self) -> str:
         if self.count > COUNT_CAP:
-            return f"more than {COUNT_CAP:,} {self.noun}s"
-        return f"{self.count:,} {self.noun}{'' if self.count == 1 else 's'}"
+            return f"more than {COUNT_CAP:,} {plural(self.noun)}"
+        return f"{self.count:,} {self.noun if self.count == 1 else plural(self.noun)}"
+
+
+def plural(noun: str) -> str:
+    return "deliveries" if noun == "delivery" else f"{noun}s"
 
 
 def encode(direction: str, check, salt: str = SALT) -> str:
@@ -68,7 +73,7 @@ def paginate(checks, size: int, cursor: str | None, *, salt: str = SALT, noun: s
     try:
         direction, at, pk = decode(cursor, salt)
     except BadCursor:
-        return _first(checks, size, count, salt, noun, error=BAD_CURSOR.replace("checks", f"{noun}s"))
+        return _first(checks, size, count, salt, noun, error=BAD_CURSOR.replace("checks", plural(noun)))
     if direction == OLDER:
         # created_at <= at bounds the index range; the OR only sorts out rows of the very same instant.
         rows = list(checks.filter(Q(created_at__lt=at) | Q(id__lt=pk), created_at__lte=at)[: size + 1])

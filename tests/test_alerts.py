@@ -773,3 +773,43 @@ def test_two_workers_raising_at_once_cannot_both_send_past_the_limit(alice, burs
         thread.join()
     assert sorted(Delivery.objects.values_list("status", flat=True)) == ["held", "queued", "queued"]
     assert Delivery.objects.filter(kind="summary", status="queued").count() == 1
+
+
+# ---- the delivery log at fleet scale: keyset pages ------------------------------------------------------
+
+def many_deliveries(n: int, tenant_id=CONTOSO):
+    start = timezone.now() - timedelta(hours=1)
+    Delivery.objects.bulk_create([
+        Delivery(tenant_id=tenant_id, channel_name="Ops", kind="readiness_changed", title=f"alert {i:04}", payload={},
+                 status="sent", created_at=start + timedelta(seconds=i)) for i in range(n)])
+
+
+def test_the_delivery_log_pages_by_cursor_through_every_delivery(client, alice):
+    many_deliveries(60)
+    many_deliveries(5, tenant_id=FABRIKAM)
+    client.force_login(alice)
+    seen, url = [], "/alerts/"
+    while url:
+        page = client.get(url).content.decode()
+        assert "60 deliveries" in page
+        seen += re.findall(r">(alert \d{4})<", page)
+        older = re.search(r'href="\?cursor=([^"]+)" rel="next"', page)
+        url = f"/alerts/?cursor={older.group(1)}" if older else ""
+    assert seen == [f"alert {i:04}" for i in reversed(range(60))]
+    page = client.get("/alerts/?cursor=edited").content.decode()
+    assert "That page link was cut or edited" in page and "showing the newest deliveries" in page
+
+
+def test_the_delivery_log_reads_the_same_queries_for_10_or_1000_deliveries(client, alice, django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(alice)
+    counts = []
+    for n in (10, 990):
+        many_deliveries(n)
+        client.get("/alerts/")
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/alerts/").status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
