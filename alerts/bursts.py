@@ -27,11 +27,11 @@ from alerts.models import Channel, Delivery
 
 LISTED = 20  # held alerts a summary names one by one; the rest it counts
 SENT_ALONE = (Delivery.Status.QUEUED, Delivery.Status.SENT, Delivery.Status.FAILED)
-KIND_WORDS = {  # "Summary of 42 alerts: 40 readiness changes, 2 failed LTR backups"
-    AlertKind.READINESS_CHANGED: "readiness changes",
-    AlertKind.OWNER_MUST_SIGN_IN: "schedules waiting for their owner",
-    AlertKind.LTR_BACKUP_FAILED: "failed LTR backups",
-    AlertKind.LTR_BACKUP_GAP: "LTR backup gaps",
+KIND_WORDS = {  # "Summary of 42 alerts: 40 readiness changes, 1 failed LTR backup, 1 LTR backup gap"
+    AlertKind.READINESS_CHANGED: ("readiness change", "readiness changes"),
+    AlertKind.OWNER_MUST_SIGN_IN: ("schedule waiting for its owner", "schedules waiting for their owner"),
+    AlertKind.LTR_BACKUP_FAILED: ("failed LTR backup", "failed LTR backups"),
+    AlertKind.LTR_BACKUP_GAP: ("LTR backup gap", "LTR backup gaps"),
 }
 
 
@@ -96,7 +96,7 @@ def gather(summary: Delivery) -> int:
 
 def summary_alert(tenant_id: str, count: int, by_kind: dict, listed: list[str], first: datetime,
                   last: datetime) -> Alert:
-    kinds = ", ".join(f"{n} {KIND_WORDS.get(kind, kind)}" for kind, n in sorted(by_kind.items(), key=_most))
+    kinds = sorted(by_kind.items(), key=_most)
     more = count - len(listed)
     lines = [f"More than {settings.ALERT_BURST_LIMIT} alerts reached this channel within "
              f"{window_words()}, so these were held and are sent together"
@@ -104,12 +104,22 @@ def summary_alert(tenant_id: str, count: int, by_kind: dict, listed: list[str], 
     lines += [f"• {title}" for title in listed]
     if more:
         lines.append(f"… and {more} more: the delivery log lists every one.")
-    facts = {"Alerts": str(count), **{KIND_WORDS.get(k, k).capitalize(): str(n) for k, n in sorted(
-        by_kind.items(), key=_most)}, "First held": f"{first:%Y-%m-%d %H:%M:%S} UTC",
-             "Last held": f"{last:%Y-%m-%d %H:%M:%S} UTC"}
+    facts = {"Alerts": str(count), **{_words(kind, 2).capitalize(): str(n) for kind, n in kinds},
+             "First held": f"{first:%Y-%m-%d %H:%M:%S} UTC", "Last held": f"{last:%Y-%m-%d %H:%M:%S} UTC"}
     url = settings.DASHBOARD_URL + reverse("alerts:index") if settings.DASHBOARD_URL else ""
-    return Alert(tenant_id=tenant_id, kind=AlertKind.SUMMARY, title=f"Summary of {count} alerts: {kinds}",
-                 text="\n".join(lines), url=url, facts=facts)
+    title = f"Summary of {_counted(count, 'alert', 'alerts')}: " + ", ".join(
+        f"{n} {_words(kind, n)}" for kind, n in kinds)
+    return Alert(tenant_id=tenant_id, kind=AlertKind.SUMMARY, title=title, text="\n".join(lines), url=url,
+                 facts=facts)
+
+
+def _words(kind: str, n: int) -> str:
+    one, many = KIND_WORDS.get(kind, (kind, kind))
+    return one if n == 1 else many
+
+
+def _counted(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def drop_held(channel: Channel) -> int:
@@ -121,8 +131,7 @@ def drop_held(channel: Channel) -> int:
 def window_words() -> str:
     seconds = settings.ALERT_BURST_WINDOW
     if seconds >= 60 and seconds % 60 == 0:
-        minutes = int(seconds // 60)
-        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+        return _counted(int(seconds // 60), "minute", "minutes")
     return f"{seconds:g} seconds"
 
 

@@ -628,8 +628,8 @@ def test_a_burst_ends_when_the_window_has_room_again(client, alice, burst, recei
         raise_alert(an_alert(title=f"first {n}"))
     DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now())
     worker()
-    assert [b["title"] for b in webhook_bodies(catcher)] == ["first 0", "first 1", "first 2", "Summary of 1 alerts: "
-                                                            "1 readiness changes"]
+    assert [b["title"] for b in webhook_bodies(catcher)] == ["first 0", "first 1", "first 2", "Summary of 1 alert: "
+                                                            "1 readiness change"]
     Delivery.objects.update(created_at=timezone.now() - timedelta(seconds=301))  # a window later
     [delivery] = raise_alert(an_alert(title="alone again"))
     assert delivery.status == "queued"
@@ -691,7 +691,7 @@ def test_a_summary_by_e_mail_lists_the_held_alerts(client, alice, burst, smtp, w
     worker()
     assert len(smtp.messages) == 2
     mail = smtp.messages[1].content.decode()
-    assert "Subject: [LTR] Summary of 2 alerts: 1 failed LTR backups, 1 readiness changes" in mail
+    assert "Subject: [LTR] Summary of 2 alerts: 1 failed LTR backup, 1 readiness change" in mail
     assert "=E2=80=A2 pg-b is not ready" in mail or "• pg-b is not ready" in mail
 
 
