@@ -62,12 +62,17 @@ def _reset(sim) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_msal_state():
     # MSAL replays a failed token request for 60 s from its http_cache; tests must not see each other's. Nor
-    # a process's leased bucket tokens or its cached token caches: each test has a fresh database.
+    # a process's leased bucket tokens or its cached token caches, nor /metrics' settled sums: each test has a
+    # fresh database.
+    from checks.metrics import TOTALS
+
     entra.reset()
     pacing.forget_local()
+    TOTALS.forget()
     yield
     entra.reset()
     pacing.forget_local()
+    TOTALS.forget()
 
 
 def make_server(tenant_id=CONTOSO, subscription_id=PROD, resource_group="rg-payments-prod", name="pg-payments-01",
