@@ -98,7 +98,7 @@ def summary_alert(tenant_id: str, count: int, by_kind: dict, listed: list[str], 
                   last: datetime) -> Alert:
     kinds = sorted(by_kind.items(), key=_most)
     more = count - len(listed)
-    lines = [f"More than {settings.ALERT_BURST_LIMIT} alerts reached this channel within "
+    lines = [f"More than {_counted(settings.ALERT_BURST_LIMIT, 'alert', 'alerts')} reached this channel within "
              f"{window_words()}, so these were held and are sent together"
              f"{f'; the first {len(listed)}' if more else ''}:"]
     lines += [f"• {title}" for title in listed]

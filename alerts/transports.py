@@ -84,10 +84,12 @@ def slack_payload(alert) -> dict:
 def teams_payload(alert) -> dict:
     """Teams: a message with one Adaptive Card, the shape both a Workflows "When a Teams webhook request is
     received" flow and the older incoming-webhook connector accept."""
-    body = [
-        {"type": "TextBlock", "text": alert.title, "weight": "Bolder", "size": "Medium", "wrap": True},
-        {"type": "TextBlock", "text": alert.text, "wrap": True},
-    ]
+    body = [{"type": "TextBlock", "text": alert.title, "weight": "Bolder", "size": "Medium", "wrap": True}]
+    # A TextBlock breaks a line only at a blank line or inside a Markdown list, so a summary's lines (one a held
+    # alert) would run together: a block a line.
+    lines = alert.text.splitlines() or [""]
+    body += [{"type": "TextBlock", "text": lines[0], "wrap": True}]
+    body += [{"type": "TextBlock", "text": line, "wrap": True, "spacing": "None"} for line in lines[1:]]
     if alert.facts:
         body.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in alert.facts.items()]})
     card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",

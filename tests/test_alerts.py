@@ -680,6 +680,21 @@ def test_a_limit_of_zero_holds_nothing(client, alice, burst, receiver, worker):
     assert len(catcher.received) == 12 and not Delivery.objects.filter(kind="summary").exists()
 
 
+def test_a_summary_in_teams_has_a_line_a_held_alert(client, alice, burst, receiver, worker):
+    burst.ALERT_BURST_LIMIT = 1
+    catcher = receiver()
+    client.force_login(alice)
+    add_channel(client, "teams", f"{catcher.url}/workflows/abc/triggers/manual/paths/invoke?sig=SIGpart9876")
+    for name in ("pg-a", "pg-b", "pg-c"):
+        raise_alert(an_alert(title=f"{name} is not ready for long-term backups"))
+    DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now())
+    worker()
+    card = catcher.received[-1].json()["attachments"][0]["content"]
+    texts = [block["text"] for block in card["body"] if block["type"] == "TextBlock"]
+    assert texts[0] == "Summary of 2 alerts: 2 readiness changes" and texts[1].startswith("More than 1 alert reached")
+    assert texts[2:] == ["• pg-b is not ready for long-term backups", "• pg-c is not ready for long-term backups"]
+
+
 def test_a_summary_by_e_mail_lists_the_held_alerts(client, alice, burst, smtp, worker):
     burst.ALERT_BURST_LIMIT = 1
     client.force_login(alice)
