@@ -11,13 +11,16 @@ Every alert still gets its own Delivery row, so the log at /alerts/ lists each o
 summary; once the summary is claimed for sending, the rows it gathered point at it. A test message is never held.
 
 The count of the window, the one summary still to be sent and the rows it gathers must agree across workers:
-`over_limit` and `gather` take the channel's row lock (SELECT ... FOR UPDATE, until the caller's transaction
-ends; SQLite has no such lock and needs none, as one_writer already lets one writer at a time in).
+`burst_of` takes the channel's row lock to count, or in a burst a shared lock on the waiting summary, which
+its claim must wait for (until the callers' transactions end; SQLite has no such locks and needs none, as
+one_writer already lets one writer at a time in).
 """
 
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Max, Min
 from django.urls import reverse
 from django.utils import timezone
@@ -35,16 +38,41 @@ KIND_WORDS = {  # "Summary of 42 alerts: 40 readiness changes, 1 failed LTR back
 }
 
 
-def over_limit(channel: Channel) -> bool:
-    """Whether an alert to `channel` now must be held: a summary is already waiting, or the channel sent
-    ALERT_BURST_LIMIT alerts alone in the last window. Locks the channel's row; call inside a transaction."""
+class Burst(StrEnum):
+    NONE = "none"  # send the alert alone
+    STARTS = "starts"  # hold it, in a summary queued now
+    GOES_ON = "goes on"  # hold it, in the summary already waiting
+
+
+def burst_of(channel: Channel) -> Burst:
+    """Whether an alert to `channel` now is sent alone or held: held while a summary is waiting, or once the
+    channel sent ALERT_BURST_LIMIT alerts alone in the last window. Call inside a transaction.
+
+    In a burst (a summary waiting) this takes only a shared lock on that summary's row: the many workers
+    holding alerts at once do not wait for each other, and the summary's claim (an UPDATE of that row) waits
+    for every one of them, so what they hold is in it. Otherwise it locks the channel's row, so that the
+    window's count and the row it lets through agree across workers."""
     limit = settings.ALERT_BURST_LIMIT
     if not limit:
-        return False
+        return Burst.NONE
+    if _share_pending_summary(channel):
+        return Burst.GOES_ON
     list(Channel.objects.select_for_update().filter(pk=channel.pk).values_list("pk"))
-    if pending_summary(channel) is not None:
-        return True
-    return sent_alone(channel, limit) >= limit
+    if _share_pending_summary(channel):  # started by another worker while this one waited for the lock
+        return Burst.GOES_ON
+    return Burst.STARTS if sent_alone(channel, limit) >= limit else Burst.NONE
+
+
+def _share_pending_summary(channel: Channel) -> bool:
+    """Whether the channel has a summary waiting, which then cannot be claimed until this transaction ends
+    (SELECT ... FOR SHARE, which Django's ORM does not write; on SQLite one writer at a time does the same)."""
+    if connection.vendor != "postgresql":
+        return pending_summary(channel) is not None
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {Delivery._meta.db_table} WHERE channel_id = %s AND kind = %s "  # noqa: S608 - our table's name
+                       "AND status = %s AND attempts = 0 FOR SHARE",
+                       [channel.pk, AlertKind.SUMMARY.value, Delivery.Status.QUEUED.value])
+        return cursor.fetchone() is not None
 
 
 def sent_alone(channel: Channel, limit: int) -> int:
@@ -57,7 +85,7 @@ def sent_alone(channel: Channel, limit: int) -> int:
 
 def pending_summary(channel: Channel) -> Delivery | None:
     """The channel's summary that held alerts still join (not yet claimed for sending), if any."""
-    return Delivery.objects.filter(channel=channel, kind=AlertKind.SUMMARY, status=Delivery.Status.QUEUED,
+    return Delivery.objects.only("pk").filter(channel=channel, kind=AlertKind.SUMMARY, status=Delivery.Status.QUEUED,
                                    attempts=0).first()
 
 
@@ -77,11 +105,10 @@ def held(channel: Channel, alert: Alert) -> Delivery:
 
 
 def gather(summary: Delivery) -> int:
-    """Move the channel's held alerts into `summary` (just claimed for its first attempt) and write its
-    message; how many it holds. Locks the channel's row, so an alert being held right now either joins this
-    summary or starts the next one."""
+    """Move the channel's held alerts into `summary` (just claimed for its first attempt, in this transaction)
+    and write its message; how many it holds. The claim waited for every worker that was holding an alert for
+    it (burst_of's shared lock); one that comes after finds it claimed and starts the next summary."""
     channel_id = summary.channel_id
-    list(Channel.objects.select_for_update().filter(pk=channel_id).values_list("pk"))
     rows = Delivery.objects.filter(channel_id=channel_id, status=Delivery.Status.HELD)
     totals = rows.aggregate(n=Count("pk"), first=Min("created_at"), last=Max("created_at"))
     if not totals["n"]:

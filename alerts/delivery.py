@@ -25,31 +25,35 @@ log = logging.getLogger(__name__)
 
 
 def raise_alert(alert: Alert) -> list[Delivery]:
-    channels = Channel.objects.for_tenant(alert.tenant_id).filter(enabled=True)
-    return [queue_delivery(channel, alert) for channel in channels]
+    channels = list(Channel.objects.for_tenant(alert.tenant_id).filter(enabled=True))
+    if not channels:
+        return []
+    with one_writer(), transaction.atomic():  # one writer's turn for every channel: a storm raises thousands
+        return [_queue(channel, alert) for channel in channels]
 
 
 def queue_delivery(channel: Channel, alert: Alert) -> Delivery:
     """One delivery of `alert` to `channel` (enabled or not: the test button uses this too): queued with its
     task, or held for the channel's summary when the channel is in a burst (alerts/bursts.py)."""
-    # The row and its task commit together (a worker raises alerts: a writer like the checks' own); so do the
-    # window's count and the row it lets through, under the channel's lock.
     with one_writer(), transaction.atomic():
-        if alert.kind != AlertKind.TEST and bursts.over_limit(channel):
-            return _hold(channel, alert)
-        delivery = Delivery.objects.create(
-            tenant_id=channel.tenant_id, channel=channel, channel_name=channel.name[:130], kind=str(alert.kind),
-            title=alert.title[:300], payload=alert.as_payload(), next_attempt_at=timezone.now(),
-        )
-        _enqueue(delivery, when=None)
-    return delivery
+        return _queue(channel, alert)
 
 
-def _hold(channel: Channel, alert: Alert) -> Delivery:
-    if bursts.pending_summary(channel) is None:
+def _queue(channel: Channel, alert: Alert) -> Delivery:
+    # Inside a transaction: the row and its task commit together (a worker raises alerts: a writer like the
+    # checks' own); so do the window's count and the row it lets through, under the channel's lock.
+    burst = bursts.Burst.NONE if alert.kind == AlertKind.TEST else bursts.burst_of(channel)
+    if burst == bursts.Burst.STARTS:
         summary = bursts.new_summary(channel)
         _enqueue(summary, when=summary.next_attempt_at)
-    return bursts.held(channel, alert)
+    if burst != bursts.Burst.NONE:
+        return bursts.held(channel, alert)
+    delivery = Delivery.objects.create(
+        tenant_id=channel.tenant_id, channel=channel, channel_name=channel.name[:130], kind=str(alert.kind),
+        title=alert.title[:300], payload=alert.as_payload(), next_attempt_at=timezone.now(),
+    )
+    _enqueue(delivery, when=None)
+    return delivery
 
 
 def _enqueue(delivery: Delivery, when) -> None:

@@ -106,7 +106,7 @@ class Delivery(models.Model):
         indexes = [
             # The delivery log's keyset pages (created_at, id), newest first.
             models.Index(fields=["tenant_id", "-created_at", "-id"], name="delivery_tenant_keyset"),
-            # A channel's messages of the last window (bursts.over_limit) and its held alerts (bursts.gather).
+            # A channel's messages of the last window (bursts.burst_of) and its held alerts (bursts.gather).
             models.Index(fields=["channel", "created_at"], name="delivery_channel_time"),
             models.Index(fields=["channel"], condition=models.Q(status="held"), name="delivery_held"),
         ]

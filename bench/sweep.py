@@ -60,6 +60,7 @@ def main() -> None:
     db_url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir / 'bench.sqlite3'}"
     os.environ.update({"DEMO_MODE": "1", "DEBUG": "0", "DATABASE_URL": db_url, "LOG_LEVEL": "WARNING",
                        "DJANGO_SETTINGS_MODULE": "config.settings", "VAR_DIR": str(workdir),
+                       "ALERT_WEBHOOK_ALLOW_PRIVATE": "1", "ALERT_WEBHOOK_ALLOW_HTTP": "1",  # the catcher
                        "SCHEDULES_POLL_SECONDS": str(args.poll_seconds)})
     subscriptions = [f"0b5e{n:04x}-0000-4000-8000-00000000be{n:02x}" for n in range(1, args.subscriptions + 1)]
     sim = start_simulator(subscriptions, workdir)
@@ -90,6 +91,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--poll-seconds", type=float, default=1.0,
                         help="SCHEDULES_POLL_SECONDS for the workers (how late a due schedule may fire)")
     parser.add_argument("--write", help="write the figures to this Markdown file")
+    parser.add_argument("--not-ready", action="store_true",
+                        help="every server answers 'not ready' (stopped): each check changes its server's readiness")
+    parser.add_argument("--channels", type=int, default=0,
+                        help="alert channels of the tenant (signed webhooks to a catcher on loopback): with "
+                             "--not-ready, an alert storm of one change a server (docs/alerts.md, Bursts)")
     return parser.parse_args()
 
 
@@ -128,9 +134,13 @@ def run(args, sim, subscriptions: list[str], db_url: str) -> tuple[dict, dict | 
     per_call = sequential_baseline(user, names[: args.sequential_sample])
     direct = direct_pool(user, names, args.workers * args.threads)
     bound = Bound(args, len(subscriptions))
+    catcher = add_channels(args.channels)
     manual = manual_sweep(args, sim, user)
     figures = manual_figures(args, manual, bound, per_call, len(subscriptions), db_url)
     figures.update(throughput_figures(manual, direct))
+    if catcher:
+        figures.update(alert_figures(args, catcher))
+        catcher.stop()
     scheduled = scheduled_figures(scheduled_sweep(args, sim, user), bound, manual) if args.scheduled else None
     return figures, scheduled
 
@@ -142,13 +152,42 @@ def register_fleet(sim, subscriptions: list[str], args) -> list[tuple[str, str]]
     for i in range(args.servers):
         sub = subscriptions[i % len(subscriptions)]
         name = f"pg-bench-{i:04d}"
-        sim.set_behaviour(sub, "rg-bench", name, outcome="success", containers=1 + i % 4,
-                          latency_ms=args.latency_ms)
+        outcome = {"outcome": "not_ready", "state": "Stopped"} if args.not_ready else {
+            "outcome": "success", "containers": 1 + i % 4}
+        sim.set_behaviour(sub, "rg-bench", name, latency_ms=args.latency_ms, **outcome)
         names.append((sub, name))
     Server.objects.bulk_create(
         [Server(tenant_id=TENANT, subscription_id=sub, resource_group="rg-bench", name=name) for sub, name in names]
     )
     return names
+
+
+def add_channels(n: int):
+    """n signed-webhook channels of the tenant, all to one catcher on loopback; the catcher (None for 0)."""
+    if not n:
+        return None
+    from alerts.catcher import Catcher
+    from alerts.models import Channel
+
+    catcher = Catcher().start()
+    for i in range(n):
+        channel = Channel(tenant_id=TENANT, name=f"Bench {i}", kind=Channel.Kind.WEBHOOK)
+        channel.set_target(f"{catcher.url}/hook-{i}", f"{catcher.url}/…{i}")
+        channel.set_secret(f"bench-secret-{i}")
+        channel.save()
+    return catcher
+
+
+def alert_figures(args, catcher) -> dict:
+    """What the storm cost the channels: deliveries by status, and the POSTs that reached the catcher."""
+    from alerts.models import Delivery
+
+    statuses = Counter(Delivery.objects.values_list("status", flat=True))
+    return {
+        "alert channels": args.channels,
+        "deliveries by status": ", ".join(f"{k}: {v}" for k, v in statuses.most_common()),
+        "POSTs the catcher received during the sweep": len(catcher.received),
+    }
 
 
 def sign_in():

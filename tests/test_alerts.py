@@ -16,6 +16,7 @@ from datetime import timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
@@ -728,7 +729,6 @@ def test_deleting_a_channel_fails_its_held_alerts_and_summary_visibly(client, al
 
 
 def test_gathering_a_summary_reads_the_same_queries_for_5_or_200_held(client, alice, burst, receiver):
-    from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from alerts import bursts
@@ -755,14 +755,10 @@ def test_two_workers_raising_at_once_cannot_both_send_past_the_limit(alice, burs
     would count none and both send alone past a limit of one. The channel's lock makes the second wait."""
     import threading
 
-    from django.db import connection
-
     from alerts import bursts
 
     burst.ALERT_BURST_LIMIT = 1
-    channel = Channel(tenant_id=CONTOSO, name="Ops", kind="webhook")
-    channel.set_target("https://ops.example/hook", "https://ops.example/…hook")
-    channel.save()
+    contoso_webhook_channel()
     both_counted, counted = threading.Barrier(2, timeout=1), bursts.sent_alone
 
     def count_then_wait(*args):
@@ -788,6 +784,57 @@ def test_two_workers_raising_at_once_cannot_both_send_past_the_limit(alice, burs
         thread.join()
     assert sorted(Delivery.objects.values_list("status", flat=True)) == ["held", "queued", "queued"]
     assert Delivery.objects.filter(kind="summary", status="queued").count() == 1
+
+
+def contoso_webhook_channel() -> Channel:
+    channel = Channel(tenant_id=CONTOSO, name="Ops", kind="webhook")
+    channel.set_target("https://ops.example/hook", "https://ops.example/…hook")
+    channel.save()
+    return channel
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite lets one writer in at a time")
+def test_a_summary_claimed_while_an_alert_is_being_held_waits_for_it(alice, burst, monkeypatch):
+    """A worker holds an alert for the waiting summary and has not committed yet when another claims that summary:
+    the claim waits (the holder's shared lock on the summary's row), so the alert goes out in it."""
+    import threading
+
+    from alerts import bursts
+    from alerts.delivery import _claim
+
+    burst.ALERT_BURST_LIMIT = 1
+    contoso_webhook_channel()
+    raise_alert(an_alert(title="alone"))
+    raise_alert(an_alert(title="first held"))
+    summary = Delivery.objects.get(kind="summary")
+    inserted, claimed, held = threading.Event(), threading.Event(), bursts.held
+
+    def held_then_wait(*args):
+        row = held(*args)
+        inserted.set()
+        claimed.wait(timeout=1)  # until the claim is done, or 1 s if the claim waits for this transaction
+        return row
+
+    monkeypatch.setattr(bursts, "held", held_then_wait)
+
+    def in_a_thread(work):
+        def run():
+            try:
+                work()
+            finally:
+                connection.close()
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    holder = in_a_thread(lambda: raise_alert(an_alert(title="held while claiming")))
+    assert inserted.wait(timeout=5)
+    claimer = in_a_thread(lambda: (_claim(summary.pk, 1), claimed.set()))
+    claimer.join()
+    holder.join()
+    assert sorted(summary.held_alerts.values_list("title", flat=True)) == ["first held", "held while claiming"]
+    assert not Delivery.objects.filter(status="held").exists()
 
 
 # ---- the delivery log at fleet scale: keyset pages ------------------------------------------------------
@@ -816,7 +863,6 @@ def test_the_delivery_log_pages_by_cursor_through_every_delivery(client, alice):
 
 
 def test_the_delivery_log_reads_the_same_queries_for_10_or_1000_deliveries(client, alice, django_assert_max_num_queries):
-    from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     client.force_login(alice)
