@@ -18,35 +18,47 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
+from prometheus_client.core import CounterMetricFamily, SummaryMetricFamily
 
 from checks.models import Check, Readiness
 
-SERVER_LABELS = ["tenant", "subscription", "resource_group", "server"]
+
+def readiness_text() -> str:
+    """The two per-server gauges in Prometheus's text format, written here rather than by prometheus_client:
+    at 10,000 servers its per-sample formatting (label names checked, sorted and escaped for each of 20,000
+    samples) was ~90% of a scrape (0.5 s). Same lines: labels in sorted order, values as Go prints them. The
+    label values are escaped once a server, as the format says (backslash, double quote, line feed)."""
+    now = time.time()
+    ready, age = [_HELP_READY], [_HELP_AGE]
+    rows = Readiness.objects.filter(server__archived_at__isnull=True).values_list(
+        "tenant_id", "server__subscription_id", "server__resource_group", "server__name", "state",
+        "last_conclusive_at")
+    for tenant, subscription, group, name, state, at in rows.iterator(chunk_size=2000):
+        labels = (f'{{resource_group="{_escape(group)}",server="{_escape(name)}",'
+                  f'subscription="{_escape(subscription)}",tenant="{_escape(tenant)}"}}')
+        ready.append(f"ltr_server_ready{labels} {'1.0' if state == 'ready' else '0.0'}\n")
+        age.append(f"ltr_server_seconds_since_conclusive_check{labels} {max(0.0, now - at.timestamp())!r}\n")
+    return "".join(ready) + "".join(age)
+
+
+_HELP_READY = ("# HELP ltr_server_ready 1 when the server's last conclusive check passed, 0 when it found the server "
+               "not ready; absent while never checked\n# TYPE ltr_server_ready gauge\n")
+_HELP_AGE = ("# HELP ltr_server_seconds_since_conclusive_check Seconds since a check last said something about the "
+             "server\n# TYPE ltr_server_seconds_since_conclusive_check gauge\n")
+
+
+def _escape(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
 
 
 class FleetCollector:
-    """Collects on every scrape; holds no state of its own."""
+    """The checks' counters, collected on every scrape from SettledTotals (the per-server gauges are
+    readiness_text's)."""
 
     def collect(self):
-        yield from self._readiness()
         yield from self._checks()
-
-    def _readiness(self):
-        ready = GaugeMetricFamily("ltr_server_ready", "1 when the server's last conclusive check passed, 0 when it "
-                                  "found the server not ready; absent while never checked", labels=SERVER_LABELS)
-        age = GaugeMetricFamily("ltr_server_seconds_since_conclusive_check",
-                                "Seconds since a check last said something about the server", labels=SERVER_LABELS)
-        now = time.time()
-        rows = Readiness.objects.filter(server__archived_at__isnull=True).values_list(
-            "tenant_id", "server__subscription_id", "server__resource_group", "server__name", "state",
-            "last_conclusive_at")
-        for tenant, subscription, group, name, state, at in rows.iterator(chunk_size=2000):
-            labels = [tenant, subscription, group, name]
-            ready.add_metric(labels, 1.0 if state == "ready" else 0.0)
-            age.add_metric(labels, max(0.0, now - at.timestamp()))
-        yield ready
-        yield age
 
     def _checks(self):
         outcomes = CounterMetricFamily("ltr_checks", "Finished checks by outcome category",
@@ -157,4 +169,4 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return response
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector())
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(readiness_text().encode() + generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -115,3 +115,23 @@ def test_a_table_whose_ids_went_back_is_summed_again(client, alice):
     Check.objects.filter(pk__in=[c.pk for c in checks[1:]]).delete()  # as if restored from an older backup
     got = samples(client.get("/metrics", headers=TOKEN))
     assert got[("ltr_checks_total", (("category", "passed"), ("tenant", CONTOSO)))] == 1
+
+
+def test_the_per_server_series_parse_back_with_every_label_value_as_it_was(client, alice):
+    """readiness_text writes the two per-server gauges by hand: a resource group with a quote, a backslash and a
+    line feed must come back from Prometheus's own parser unchanged."""
+    from checks.models import Readiness
+    from tests.conftest import make_server
+    from tests.factories import make_check
+
+    odd = 'rg "quoted" back\\slash\nnew line'
+    for group, status in ((odd, "succeeded"), ("rg-plain", "failed")):
+        server = make_server(resource_group=group, name=f"pg-{status}")
+        Check.objects.filter(pk=make_check(server, alice, status=status, category=(
+            "passed" if status == "succeeded" else "server_not_ready")).pk).update()
+        Readiness.observe(Check.objects.select_related("server").get(server=server))
+    got = samples(client.get("/metrics", headers=TOKEN))
+    labels = {(name, dict(key).get("resource_group")): value for (name, key), value in got.items()
+              if name.startswith("ltr_server")}
+    assert labels[("ltr_server_ready", odd)] == 1 and labels[("ltr_server_ready", "rg-plain")] == 0
+    assert 0 <= labels[("ltr_server_seconds_since_conclusive_check", odd)] < 60
