@@ -24,11 +24,13 @@ from django.db import connection
 from django.db.models import Count, Max, Min
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import Truncator
 
 from alerts import Alert, AlertKind
 from alerts.models import Channel, Delivery
 
 LISTED = 20  # held alerts a summary names one by one; the rest it counts
+TITLE_CHARS = 120  # each cut to this: 20 of them and the count fit a Slack section's 3,000 characters
 SENT_ALONE = (Delivery.Status.QUEUED, Delivery.Status.SENT, Delivery.Status.FAILED)
 KIND_WORDS = {  # "Summary of 42 alerts: 40 readiness changes, 1 failed LTR backup, 1 LTR backup gap"
     AlertKind.READINESS_CHANGED: ("readiness change", "readiness changes"),
@@ -48,6 +50,10 @@ def burst_of(channel: Channel) -> Burst:
     """Whether an alert to `channel` now is sent alone or held: held while a summary is waiting, or once the
     channel sent ALERT_BURST_LIMIT alerts alone in the last window. Call inside a transaction.
 
+    Accepted: PostgreSQL may let new shared lockers past a waiting UPDATE, so in a long storm the claim can
+    wait past its due time until a moment nobody holds (holds last milliseconds; mend_bursts queues it again
+    if its task was lost).
+
     In a burst (a summary waiting) this takes only a shared lock on that summary's row: the many workers
     holding alerts at once do not wait for each other, and the summary's claim (an UPDATE of that row) waits
     for every one of them, so what they hold is in it. Otherwise it locks the channel's row, so that the
@@ -57,7 +63,8 @@ def burst_of(channel: Channel) -> Burst:
         return Burst.NONE
     if _share_pending_summary(channel):
         return Burst.GOES_ON
-    list(Channel.objects.select_for_update().filter(pk=channel.pk).values_list("pk"))
+    # NO KEY: the rows other workers insert for this channel take a key-share lock on it (their foreign key).
+    list(Channel.objects.select_for_update(no_key=True).filter(pk=channel.pk).values_list("pk"))
     if _share_pending_summary(channel):  # started by another worker while this one waited for the lock
         return Burst.GOES_ON
     return Burst.STARTS if sent_alone(channel, limit) >= limit else Burst.NONE
@@ -89,9 +96,9 @@ def pending_summary(channel: Channel) -> Delivery | None:
                                    attempts=0).first()
 
 
-def new_summary(channel: Channel) -> Delivery:
+def new_summary(channel: Channel, due: datetime | None = None) -> Delivery:
     """The summary the next held alerts join, due a window from now; its payload is written by `gather`."""
-    due = timezone.now() + timedelta(seconds=settings.ALERT_BURST_WINDOW)
+    due = due or timezone.now() + timedelta(seconds=settings.ALERT_BURST_WINDOW)
     return Delivery.objects.create(
         tenant_id=channel.tenant_id, channel=channel, channel_name=channel.name[:130], kind=AlertKind.SUMMARY,
         title="Summary of the alerts held until it is sent", payload={}, next_attempt_at=due)
@@ -128,7 +135,7 @@ def summary_alert(tenant_id: str, count: int, by_kind: dict, listed: list[str], 
     lines = [f"More than {_counted(settings.ALERT_BURST_LIMIT, 'alert', 'alerts')} reached this channel within "
              f"{window_words()}, so these were held and are sent together"
              f"{f'; the first {len(listed)}' if more else ''}:"]
-    lines += [f"• {title}" for title in listed]
+    lines += [f"• {Truncator(title).chars(TITLE_CHARS)}" for title in listed]
     if more:
         lines.append(f"… and {more} more: the delivery log lists every one.")
     facts = {"Alerts": str(count), **{_words(kind, 2).capitalize(): str(n) for kind, n in kinds},

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 
 def raise_alert(alert: Alert) -> list[Delivery]:
-    channels = list(Channel.objects.for_tenant(alert.tenant_id).filter(enabled=True))
+    # By id, the order every worker locks them in (a name can change between two workers' reads).
+    channels = list(Channel.objects.for_tenant(alert.tenant_id).filter(enabled=True).order_by("pk"))
     if not channels:
         return []
     with one_writer(), transaction.atomic():  # one writer's turn for every channel: a storm raises thousands
@@ -93,7 +94,8 @@ def deliver(delivery_id: int, attempt: int) -> str:
 
 def _claim(delivery_id: int, attempt: int) -> bool:
     """Take `attempt` of the delivery (a task delivered twice sends once). A summary's first attempt also
-    gathers the alerts held for it, under its channel's lock: after that, newly held alerts start the next."""
+    gathers the alerts held for it: its UPDATE waits for the workers holding alerts for it (their shared lock
+    on its row), and alerts held after it start the next summary."""
     with one_writer(), transaction.atomic():
         claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.QUEUED, attempts=attempt - 1).update(
             attempts=attempt, next_attempt_at=None, sending_since=timezone.now())
@@ -128,11 +130,48 @@ def _fail(delivery_id: int, error: str) -> None:
 
 
 def delete_channel(channel: Channel) -> None:
-    """Delete `channel`; its deliveries stay in the log, and the alerts it held for a summary say they were not
-    sent (its queued deliveries fail when their tasks find it gone)."""
+    """Delete `channel`; its deliveries stay in the log, and the alerts it held for a summary, and the summary,
+    say they were not sent (its queued deliveries fail when their tasks find it gone). The waiting summary is
+    locked first, as its claim does, so the two cannot deadlock; mend_bursts fails what a race leaves held."""
     with one_writer(), transaction.atomic():
+        pending = Delivery.objects.select_for_update().filter(
+            channel=channel, kind=AlertKind.SUMMARY, status=Delivery.Status.QUEUED, attempts=0)
+        list(pending.values_list("pk"))
+        pending.update(status=Delivery.Status.FAILED, next_attempt_at=None,
+                       last_error="The channel was deleted before this summary was sent.")
         bursts.drop_held(channel)
         channel.delete()
+
+
+def mend_bursts(grace: float = 120.0) -> int:
+    """What a crash, a lost task or a race can leave of a burst, mended (the worker's periodic jobs): a
+    summary still unclaimed `grace` seconds after it was due gets its task again (a claim is taken once, so a
+    second task is harmless); alerts held for a channel with no summary waiting get one, due now; alerts held
+    for a deleted channel are failed. How many deliveries it touched."""
+    now = timezone.now()
+    overdue = list(Delivery.objects.filter(kind=AlertKind.SUMMARY, status=Delivery.Status.QUEUED, attempts=0,
+                                           next_attempt_at__lt=now - timedelta(seconds=grace)).values_list("pk"))
+    for (pk,) in overdue:
+        with one_writer(), transaction.atomic():
+            Delivery.objects.filter(pk=pk, attempts=0).update(next_attempt_at=now)  # not again before `grace`
+            _enqueue(Delivery(pk=pk), when=None)
+        log.warning("Alert summary %s was not claimed %s s after it was due; queued again", pk, grace)
+    touched = len(overdue)
+    with one_writer():
+        touched += Delivery.objects.filter(status=Delivery.Status.HELD, channel__isnull=True).update(
+            status=Delivery.Status.FAILED, last_error="The channel was deleted before its summary was sent.")
+    waiting = Delivery.objects.filter(kind=AlertKind.SUMMARY, status=Delivery.Status.QUEUED, attempts=0,
+                                      channel__isnull=False)  # (a NULL would make NOT IN match nothing)
+    stranded = (Delivery.objects.filter(status=Delivery.Status.HELD).exclude(channel__in=waiting.values("channel"))
+                .values_list("channel", flat=True).distinct())
+    for channel in Channel.objects.filter(pk__in=list(stranded)).order_by("pk"):
+        with one_writer(), transaction.atomic():
+            if bursts.burst_of(channel) != bursts.Burst.GOES_ON:  # locks it; none was started meanwhile
+                summary = bursts.new_summary(channel, due=now)
+                _enqueue(summary, when=None)
+                log.warning("Alerts held for channel %s had no summary waiting; one is queued", channel.pk)
+                touched += 1
+    return touched
 
 
 def reap_stuck(stale_after: float | None = None) -> int:

@@ -111,7 +111,7 @@ class Delivery(models.Model):
             models.Index(fields=["channel"], condition=models.Q(status="held"), name="delivery_held"),
         ]
         constraints = [
-            # The summary still to be sent that held alerts join: one a channel (bursts.hold keeps it so too).
+            # The summary still to be sent that held alerts join: one a channel (bursts.burst_of keeps it so too).
             models.UniqueConstraint(fields=["channel"], name="delivery_one_pending_summary",
                                     condition=models.Q(kind="summary", status="queued", attempts=0)),
         ]
@@ -151,6 +151,12 @@ class Delivery(models.Model):
         return f"Sending (attempt {self.attempts})…" if self.is_queued and self.sending_since else ""
 
     @property
+    def poll_every(self) -> str:
+        """How often its row on the log asks again while queued: a summary waiting for its window, rarely."""
+        waiting = self.kind == "summary" and not self.attempts and self.next_attempt_at
+        return "30s" if waiting and self.next_attempt_at > timezone.now() else "2s"
+
+    @property
     def burst_note(self) -> str:
         """Where a held alert or a summary stands (alerts/bursts.py); the summary must be select_related."""
         if self.is_held:
@@ -161,6 +167,8 @@ class Delivery(models.Model):
                 return f"Sent in a summary at {timezone.localtime(summary.sent_at):%H:%M:%S}."
             if summary.status == self.Status.FAILED:
                 return f"Its summary was not sent: {summary.last_error}"
+            if summary.attempts and summary.next_attempt_at:
+                return f"Its summary is sent again at {timezone.localtime(summary.next_attempt_at):%H:%M:%S}."
             return "Its summary is being sent."
         if self.kind == "summary" and self.is_queued and not self.attempts and self.next_attempt_at:
             return f"Goes out at {timezone.localtime(self.next_attempt_at):%H:%M:%S} with the alerts held until then."

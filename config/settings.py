@@ -450,6 +450,7 @@ DASHBOARD_URL = os.environ.get("DASHBOARD_URL", f"http://127.0.0.1:{os.environ.g
 WORKER_PERIODIC_JOBS = [
     ("schedules.firing.fire_due_schedules", SCHEDULES_POLL_SECONDS),
     ("alerts.delivery.reap_stuck", 60.0),
+    ("alerts.delivery.mend_bursts", 60.0),
     ("dashboard.housekeeping.clear_expired_sessions", 3600.0),
     ("dashboard.ratelimit.clear_old_windows", 600.0),
     ("dashboard.subscriptions.refresh_old_names", 1800.0),

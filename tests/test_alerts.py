@@ -725,6 +725,7 @@ def test_deleting_a_channel_fails_its_held_alerts_and_summary_visibly(client, al
     rows = dict(Delivery.objects.values_list("title", "status"))
     assert rows.pop("alert 0") == "sent" and set(rows.values()) == {"failed"} and len(rows) == 3
     assert Delivery.objects.filter(last_error="The channel was deleted before its summary was sent.").count() == 2
+    assert Delivery.objects.get(kind="summary").last_error == "The channel was deleted before this summary was sent."
     assert len(catcher.received) == 1
 
 
@@ -784,6 +785,55 @@ def test_two_workers_raising_at_once_cannot_both_send_past_the_limit(alice, burs
         thread.join()
     assert sorted(Delivery.objects.values_list("status", flat=True)) == ["held", "queued", "queued"]
     assert Delivery.objects.filter(kind="summary", status="queued").count() == 1
+
+
+def test_a_summary_whose_task_was_lost_is_queued_again_and_sent(client, alice, burst, receiver, worker):
+    from alerts.delivery import mend_bursts
+
+    catcher = receiver()
+    client.force_login(alice)
+    add_channel(client, "webhook", f"{catcher.url}/hook")
+    for n in range(5):
+        raise_alert(an_alert(title=f"alert {n}"))
+    worker()
+    DBTaskResult.objects.all().delete()  # its worker died claiming it: the claim rolled back, the task is gone
+    Delivery.objects.filter(kind="summary").update(next_attempt_at=timezone.now() - timedelta(minutes=3))
+    assert mend_bursts() == 1 and mend_bursts() == 0, "queued again once, not at every pass"
+    worker()
+    assert webhook_bodies(catcher)[-1]["title"] == "Summary of 2 alerts: 2 readiness changes"
+    assert not Delivery.objects.filter(status="held").exists()
+
+
+def test_alerts_held_with_no_summary_waiting_get_one(client, alice, burst, receiver, worker):
+    from alerts.delivery import mend_bursts
+
+    catcher = receiver()
+    client.force_login(alice)
+    add_channel(client, "webhook", f"{catcher.url}/hook")
+    for n in range(5):
+        raise_alert(an_alert(title=f"alert {n}"))
+    worker()
+    # As if its task could not be queued: the summary failed, its two alerts stayed held.
+    Delivery.objects.filter(kind="summary").update(status="failed", last_error="Could not be handed to the task "
+                                                   "queue.")
+    DBTaskResult.objects.all().delete()
+    assert mend_bursts() == 1
+    worker()  # due now: no window to wait for, they waited already
+    assert webhook_bodies(catcher)[-1]["title"] == "Summary of 2 alerts: 2 readiness changes"
+    assert Delivery.objects.filter(status="summarized").count() == 2
+
+
+def test_alerts_held_for_a_channel_deleted_meanwhile_are_failed(client, alice, burst, receiver):
+    from alerts.delivery import mend_bursts
+
+    client.force_login(alice)
+    add_channel(client, "webhook", f"{receiver().url}/hook")
+    for n in range(5):
+        raise_alert(an_alert(title=f"alert {n}"))
+    Delivery.objects.filter(status="held").update(channel=None)  # what a hold racing the delete can leave
+    assert mend_bursts() == 2
+    assert set(Delivery.objects.filter(title__in=["alert 3", "alert 4"]).values_list("status", flat=True)) == {
+        "failed"}
 
 
 def contoso_webhook_channel() -> Channel:
