@@ -606,6 +606,8 @@ def test_a_burst_sends_the_limit_alone_then_one_summary_of_the_rest(client, alic
     page = client.get("/alerts/").content.decode()
     assert "it goes out in the channel&#x27;s next summary" in page and "with the alerts held until then" in page
     assert "A channel sends at most 3" in page
+    summary_row = page[page.index(f'id="delivery-{Delivery.objects.get(kind="summary").pk}"'):]
+    assert 'hx-trigger="every 30s"' in summary_row[:summary_row.index(">")], "a waiting summary polls rarely"
 
     DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now())  # the window passes
     worker()
