@@ -589,6 +589,16 @@ def burst(allow_loopback):
     return allow_loopback
 
 
+def burst_to_a_webhook(client, user, receiver, alerts: int, **channel):
+    """A webhook channel to a fresh catcher, then `alerts` alerts raised ("alert 0", "alert 1", ...); the catcher."""
+    catcher = receiver()
+    client.force_login(user)
+    add_channel(client, "webhook", f"{catcher.url}/hook", **channel)
+    for n in range(alerts):
+        raise_alert(an_alert(title=f"alert {n}"))
+    return catcher
+
+
 def test_a_burst_sends_the_limit_alone_then_one_summary_of_the_rest(client, alice, burst, receiver, worker):
     catcher = receiver()
     client.force_login(alice)
@@ -643,11 +653,7 @@ def test_a_burst_ends_when_the_window_has_room_again(client, alice, burst, recei
 def test_alerts_held_after_a_summary_was_claimed_wait_for_the_next(client, alice, burst, receiver, worker):
     from alerts.delivery import _claim
 
-    catcher = receiver()
-    client.force_login(alice)
-    add_channel(client, "webhook", f"{catcher.url}/hook")
-    for n in range(5):
-        raise_alert(an_alert(title=f"alert {n}"))
+    catcher = burst_to_a_webhook(client, alice, receiver, 5)
     first = Delivery.objects.get(kind="summary")
     assert _claim(first.pk, 1)  # a worker takes the summary and is sending it right now
     [late] = raise_alert(an_alert(title="late"))
@@ -674,11 +680,7 @@ def test_a_test_message_is_never_held(client, alice, burst, receiver, worker):
 
 def test_a_limit_of_zero_holds_nothing(client, alice, burst, receiver, worker):
     burst.ALERT_BURST_LIMIT = 0
-    catcher = receiver()
-    client.force_login(alice)
-    add_channel(client, "webhook", f"{catcher.url}/hook")
-    for n in range(12):
-        raise_alert(an_alert(title=f"alert {n}"))
+    catcher = burst_to_a_webhook(client, alice, receiver, 12)
     worker()
     assert len(catcher.received) == 12 and not Delivery.objects.filter(kind="summary").exists()
 
@@ -715,11 +717,7 @@ def test_a_summary_by_e_mail_lists_the_held_alerts(client, alice, burst, smtp, w
 
 def test_deleting_a_channel_fails_its_held_alerts_and_summary_visibly(client, alice, burst, receiver, worker):
     burst.ALERT_BURST_LIMIT = 1
-    catcher = receiver()
-    client.force_login(alice)
-    add_channel(client, "webhook", f"{catcher.url}/hook", name="Gone soon")
-    for n in range(3):
-        raise_alert(an_alert(title=f"alert {n}"))
+    catcher = burst_to_a_webhook(client, alice, receiver, 3, name="Gone soon")
     worker()
     client.post(f"/alerts/channels/{Channel.objects.get().pk}/delete/")
     DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now())
@@ -792,11 +790,7 @@ def test_two_workers_raising_at_once_cannot_both_send_past_the_limit(alice, burs
 def test_a_summary_whose_task_was_lost_is_queued_again_and_sent(client, alice, burst, receiver, worker):
     from alerts.delivery import mend_bursts
 
-    catcher = receiver()
-    client.force_login(alice)
-    add_channel(client, "webhook", f"{catcher.url}/hook")
-    for n in range(5):
-        raise_alert(an_alert(title=f"alert {n}"))
+    catcher = burst_to_a_webhook(client, alice, receiver, 5)
     worker()
     DBTaskResult.objects.all().delete()  # its worker died claiming it: the claim rolled back, the task is gone
     Delivery.objects.filter(kind="summary").update(next_attempt_at=timezone.now() - timedelta(minutes=3))
@@ -809,11 +803,7 @@ def test_a_summary_whose_task_was_lost_is_queued_again_and_sent(client, alice, b
 def test_alerts_held_with_no_summary_waiting_get_one(client, alice, burst, receiver, worker):
     from alerts.delivery import mend_bursts
 
-    catcher = receiver()
-    client.force_login(alice)
-    add_channel(client, "webhook", f"{catcher.url}/hook")
-    for n in range(5):
-        raise_alert(an_alert(title=f"alert {n}"))
+    catcher = burst_to_a_webhook(client, alice, receiver, 5)
     worker()
     # As if its task could not be queued: the summary failed, its two alerts stayed held.
     Delivery.objects.filter(kind="summary").update(status="failed", last_error="Could not be handed to the task "
@@ -828,10 +818,7 @@ def test_alerts_held_with_no_summary_waiting_get_one(client, alice, burst, recei
 def test_alerts_held_for_a_channel_deleted_meanwhile_are_failed(client, alice, burst, receiver):
     from alerts.delivery import mend_bursts
 
-    client.force_login(alice)
-    add_channel(client, "webhook", f"{receiver().url}/hook")
-    for n in range(5):
-        raise_alert(an_alert(title=f"alert {n}"))
+    burst_to_a_webhook(client, alice, receiver, 5)
     Delivery.objects.filter(status="held").update(channel=None)  # what a hold racing the delete can leave
     assert mend_bursts() == 2
     assert set(Delivery.objects.filter(title__in=["alert 3", "alert 4"]).values_list("status", flat=True)) == {
