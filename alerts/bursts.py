@@ -50,14 +50,14 @@ def burst_of(channel: Channel) -> Burst:
     """Whether an alert to `channel` now is sent alone or held: held while a summary is waiting, or once the
     channel sent ALERT_BURST_LIMIT alerts alone in the last window. Call inside a transaction.
 
-    Accepted: PostgreSQL may let new shared lockers past a waiting UPDATE, so in a long storm the claim can
-    wait past its due time until a moment nobody holds (holds last milliseconds; mend_bursts queues it again
-    if its task was lost).
-
     In a burst (a summary waiting) this takes only a shared lock on that summary's row: the many workers
     holding alerts at once do not wait for each other, and the summary's claim (an UPDATE of that row) waits
     for every one of them, so what they hold is in it. Otherwise it locks the channel's row, so that the
-    window's count and the row it lets through agree across workers."""
+    window's count and the row it lets through agree across workers.
+
+    Accepted: PostgreSQL may let new shared lockers past a waiting UPDATE, so in a long storm the claim can
+    wait past its due time until a moment nobody holds (holds last milliseconds; mend_bursts queues it again
+    if its task was lost)."""
     limit = settings.ALERT_BURST_LIMIT
     if not limit:
         return Burst.NONE
