@@ -160,7 +160,7 @@ class Delivery(models.Model):
     def burst_note(self) -> str:
         """Where a held alert or a summary stands (alerts/bursts.py); the summary must be select_related."""
         if self.is_held:
-            return "Held: this channel is in a burst of alerts; it goes out in the channel's next summary."
+            return "This channel is in a burst of alerts: it goes out in the channel's next summary."
         summary = self.summary if self.is_summarized else None
         if summary is not None:
             if summary.is_sent:
