@@ -1,7 +1,7 @@
 """Alert storms: a channel sends at most ALERT_BURST_LIMIT alerts one by one in any ALERT_BURST_WINDOW seconds;
 past that, alerts are held and go out together as one summary, a window after the first of them was held.
 
-Why: one lost role assignment on a subscription makes thousands of servers not ready within one scheduled
+Why: one maintenance window or regional incident makes thousands of servers not ready within one scheduled
 sweep. A message a server would bury the one that matters, fill inboxes, and run into the receiver's own limits
 (Slack takes about one message a second a webhook; mail relays throttle). Alertmanager groups for the same
 reason (group_wait, group_interval); here the group is the channel, and the rule fits in a sentence. While a
