@@ -109,6 +109,8 @@ class Delivery(models.Model):
             # A channel's messages of the last window (bursts.burst_of) and its held alerts (bursts.gather).
             models.Index(fields=["channel", "created_at"], name="delivery_channel_time"),
             models.Index(fields=["channel"], condition=models.Q(status="held"), name="delivery_held"),
+            # The oldest first, for the log's retention (delivery.prune_old_deliveries).
+            models.Index(fields=["created_at"], name="delivery_created"),
         ]
         constraints = [
             # The summary still to be sent that held alerts join: one a channel (bursts.burst_of keeps it so too).

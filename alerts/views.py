@@ -40,6 +40,7 @@ def index(request: HttpRequest) -> HttpResponse:
     return render(request, "alerts/index.html", {
         "channels": Channel.objects.for_tenant(tenant), "page": page, "deliveries": page.object_list,
         "burst": {"limit": settings.ALERT_BURST_LIMIT, "window": bursts.window_words()},
+        "retention_days": settings.ALERT_LOG_RETENTION_DAYS,
     })
 
 

@@ -18,6 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
@@ -484,7 +485,8 @@ def test_another_tenant_cannot_change_test_or_delete_a_channel_nor_see_it(client
                                              ("ALERT_WEBHOOK_ALLOW_PRIVATE", "maybe"), ("EMAIL_PORT", "smtp"), ("EMAIL_USE_TLS", "sure"),
                                              ("ALERT_WEBHOOK_TIMEOUT", "0"),
                                              ("ALERT_BURST_LIMIT", "-1"), ("ALERT_BURST_LIMIT", "many"),
-                                             ("ALERT_BURST_WINDOW", "0")])
+                                             ("ALERT_BURST_WINDOW", "0"), ("ALERT_LOG_RETENTION_DAYS", "-1"),
+                                             ("ALERT_LOG_RETENTION_DAYS", "ninety")])
 def test_a_malformed_alert_setting_stops_start_up(name, value):
     env = {"PATH": "/usr/bin:/bin", "DEMO_MODE": "1", "DJANGO_SETTINGS_MODULE": "config.settings", name: value}
     result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env,
@@ -730,8 +732,6 @@ def test_deleting_a_channel_fails_its_held_alerts_and_summary_visibly(client, al
 
 
 def test_gathering_a_summary_reads_the_same_queries_for_5_or_200_held(client, alice, burst, receiver):
-    from django.test.utils import CaptureQueriesContext
-
     from alerts import bursts
 
     client.force_login(alice)
@@ -902,8 +902,6 @@ def test_the_delivery_log_pages_by_cursor_through_every_delivery(client, alice):
 
 
 def test_the_delivery_log_reads_the_same_queries_for_10_or_1000_deliveries(client, alice, django_assert_max_num_queries):
-    from django.test.utils import CaptureQueriesContext
-
     client.force_login(alice)
     counts = []
     for n in (10, 990):
@@ -913,3 +911,65 @@ def test_the_delivery_log_reads_the_same_queries_for_10_or_1000_deliveries(clien
             assert client.get("/alerts/").status_code == 200
         counts.append(len(queries))
     assert counts[0] == counts[1]
+
+
+# ---- the delivery log's retention -----------------------------------------------------------------------
+
+def a_delivery(days_ago: float, status="sent", **fields) -> Delivery:
+    return Delivery.objects.create(**{"tenant_id": CONTOSO, "channel_name": "Ops", "kind": "readiness_changed",
+                                      "title": f"{status}, {days_ago} days ago", "payload": {}, "status": status,
+                                      "created_at": timezone.now() - timedelta(days=days_ago), **fields})
+
+
+def test_the_worker_deletes_ended_deliveries_past_the_retention_and_keeps_the_rest(client, alice, settings):
+    from django.utils.module_loading import import_string
+
+    settings.ALERT_LOG_RETENTION_DAYS = 90
+    gone = [a_delivery(91), a_delivery(120, "failed"), a_delivery(400, "summarized")]
+    # Still to end, however old: kept.
+    kept = [a_delivery(91, "queued"), a_delivery(89), a_delivery(89, "failed")]
+    # A summary older than the retention whose last alert is not: kept with it, so that row still says where it went.
+    summary = a_delivery(90.5, kind="summary", sent_at=timezone.now() - timedelta(days=89))
+    a_delivery(90.4, "summarized", summary=summary)
+    late = a_delivery(89.9, "summarized", summary=summary)
+    kept += [summary, late]
+    for path, _every in settings.WORKER_PERIODIC_JOBS:  # each of the worker's periodic jobs once, as it runs them
+        import_string(path)()
+    left = set(Delivery.objects.values_list("pk", flat=True))
+    assert left == {d.pk for d in kept} and not left & {d.pk for d in gone}
+    client.force_login(alice)
+    page = client.get("/alerts/").content.decode()
+    assert page.count('class="delivery-row') == 5 and "Sent in a summary at" in page
+    assert "Deliveries are kept 90 days after the alert, then deleted" in " ".join(page.split())
+
+    late.created_at = timezone.now() - timedelta(days=91)  # its last alert leaves the retention: both go
+    late.save()
+    from alerts.delivery import prune_old_deliveries
+
+    assert prune_old_deliveries() == 2 and not Delivery.objects.filter(pk__in=[summary.pk, late.pk]).exists()
+
+
+def test_the_retention_deletes_in_chunks_oldest_first_and_a_run_stops_after_its_share(db, monkeypatch):
+    from alerts import delivery
+
+    monkeypatch.setattr(delivery, "PRUNE_CHUNK", 3)
+    monkeypatch.setattr(delivery, "PRUNE_CHUNKS_A_RUN", 2)
+    old = [a_delivery(100 + n) for n in range(10)]  # the oldest is old[9]
+    held = a_delivery(200, "held")  # still to be sent in a summary: kept
+    with CaptureQueriesContext(connection) as queries:
+        assert delivery.prune_old_deliveries(90) == 6
+    deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
+    assert len(deletes) == 2, "a DELETE a chunk"
+    assert set(Delivery.objects.values_list("pk", flat=True)) == {held.pk, *(d.pk for d in old[:4])}, "oldest first"
+    assert delivery.prune_old_deliveries(90) == 4 and list(Delivery.objects.all()) == [held]
+    assert delivery.prune_old_deliveries(90) == 0
+
+
+def test_a_retention_of_zero_keeps_every_delivery(client, alice, settings):
+    from alerts.delivery import prune_old_deliveries
+
+    settings.ALERT_LOG_RETENTION_DAYS = 0
+    a_delivery(3650)
+    assert prune_old_deliveries() == 0 and Delivery.objects.count() == 1
+    client.force_login(alice)
+    assert "Every delivery is kept." in client.get("/alerts/").content.decode()
