@@ -5,7 +5,12 @@ https only in production, and every address its host resolves to must be public 
 (169.254.169.254, the cloud metadata service), private, shared, multicast, reserved or unspecified; IPv4 and
 IPv6, including IPv4-mapped IPv6). The check runs when the channel is saved and again before every send, and
 the send connects to the address that was checked (see alerts.transports), so a DNS answer that changes in
-between cannot redirect it. ALERT_WEBHOOK_ALLOW_PRIVATE lifts the address rule (a local catcher, tests).
+between cannot redirect it. IPv4 addresses inside IPv6 ones (6to4 2002::/16, Teredo, IPv4-mapped) are
+checked as the IPv4 address they carry. ALERT_WEBHOOK_ALLOW_PRIVATE lets loopback and private addresses through (a
+local catcher, an internal relay), never the metadata services (link-local, Azure's 168.63.129.16).
+
+A refusal does not say which address the host resolved to: the form would be a way to map the dashboard's
+internal DNS names to their addresses.
 """
 
 import ipaddress
@@ -33,14 +38,12 @@ def check_url(url: str) -> CheckedTarget:
     parts = _parse(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     addresses = _resolve(parts.hostname, port)
-    if not settings.ALERT_WEBHOOK_ALLOW_PRIVATE:
-        for address in addresses:
-            why = _why_not_public(address)
-            if why:
-                raise TargetRefused(
-                    f"This URL's host resolves to {why} address ({address}); webhooks may only reach public "
-                    "addresses (an administrator can allow private ones with ALERT_WEBHOOK_ALLOW_PRIVATE)."
-                )
+    check = _never_allowed if settings.ALERT_WEBHOOK_ALLOW_PRIVATE else _why_not_public
+    if any(check(address) for address in addresses):
+        raise TargetRefused(
+            "This URL's host does not resolve to public addresses only; webhooks may only reach public addresses "
+            "(an administrator can allow private ones with ALERT_WEBHOOK_ALLOW_PRIVATE)."
+        )
     return CheckedTarget(url=url, host=parts.hostname, port=port, address=str(addresses[0]))
 
 
@@ -74,9 +77,43 @@ def _resolve(host: str, port: int) -> list:
     return addresses
 
 
+# Public addresses that are a cloud host's own services all the same: Azure's wire server (platform metadata).
+_METADATA = (ipaddress.ip_network("168.63.129.16/32"),)
+# Special-purpose ranges some Python versions call global (IETF protocol assignments, e.g. 192.0.0.192).
+_NOT_GLOBAL = (ipaddress.ip_network("192.0.0.0/24"),)
+
+
+def _carried(address):
+    """The IPv4 address an IPv6 one carries (IPv4-mapped, 6to4, Teredo's client), else the address itself."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        if address.sixtofour is not None:
+            return address.sixtofour
+        if address.teredo is not None:
+            return address.teredo[1]
+    return address
+
+
+def _never_allowed(address) -> str | None:
+    """What is refused even when private targets are allowed: the metadata services, and no address at all."""
+    address = _carried(address)
+    if address.is_link_local or address.is_unspecified or address.is_multicast:
+        return "a link-local, unspecified or multicast"
+    if any(address in network for network in _METADATA):
+        return "a cloud metadata"
+    return None
+
+
 def _why_not_public(address) -> str | None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Why the address is not a public one (None when it is)."""
+    if isinstance(address, ipaddress.IPv6Address) and (address.is_site_local or address.teredo is not None):
+        return "a site-local or Teredo"  # (a Teredo server is also refused by what it carries)
+    address = _carried(address)
+    if _never_allowed(address):
+        return _never_allowed(address)
+    if any(address in network for network in _NOT_GLOBAL):
+        return "a non-public"
     for attribute, words in (
         ("is_unspecified", "an unspecified"),
         ("is_loopback", "a loopback"),
