@@ -3,6 +3,7 @@
 Every query starts from the signed-in user's tenant; another tenant's ids answer 404.
 """
 
+import math
 import secrets
 
 from django.conf import settings
@@ -18,7 +19,7 @@ from alerts import Alert, AlertKind, bursts
 from alerts.delivery import delete_channel, queue_delivery
 from alerts.forms import ChannelForm
 from alerts.models import Channel, Delivery
-from dashboard import audit, keyset
+from dashboard import audit, keyset, ratelimit
 from dashboard.audit import Action
 from dashboard.roles import ADMIN, role_required
 
@@ -106,6 +107,14 @@ def channel_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def channel_test(request: HttpRequest, pk: int) -> HttpResponse:
     """A test message through the same path as a real alert: a Delivery, the queue, the worker."""
     channel = _channel(request, pk)
+    wait = ratelimit.hit(f"alert-test:{channel.tenant_id}", settings.ALERT_TESTS_PER_HOUR, 3600)
+    if wait is not None:
+        refusal = (f"This tenant has sent {settings.ALERT_TESTS_PER_HOUR} test messages this hour; the next can go "
+                   f"in {math.ceil(wait / 60)} min.")
+        if request.htmx:
+            return HttpResponse(refusal, status=429, content_type="text/plain")
+        messages.error(request, refusal)
+        return redirect("alerts:index")
     alert = Alert(
         tenant_id=channel.tenant_id, kind=AlertKind.TEST, title=f"Test message for {channel.name}",
         text=f"{request.user} sent this from the LTR pre-backup dashboard to check the channel works.",

@@ -442,6 +442,11 @@ ALERT_BURST_LIMIT = env_int("ALERT_BURST_LIMIT", 10)
 ALERT_BURST_WINDOW = float(env_int("ALERT_BURST_WINDOW", 300))
 if ALERT_BURST_LIMIT < 0 or not 0 < ALERT_BURST_WINDOW <= 86400:
     raise ImproperlyConfigured("ALERT_BURST_LIMIT must be >= 0 and ALERT_BURST_WINDOW within 1..86400 seconds.")
+# "Send a test message" at most this many times an hour per tenant: a test is never held in a burst, so without
+# a limit the button would mail or post anywhere as fast as it is pressed.
+ALERT_TESTS_PER_HOUR = env_int("ALERT_TESTS_PER_HOUR", 20)
+if ALERT_TESTS_PER_HOUR < 1:
+    raise ImproperlyConfigured("ALERT_TESTS_PER_HOUR must be 1 or more.")
 # The alerts' delivery log keeps a message this many days after it was raised, then the worker deletes it
 # (alerts.delivery.prune_old_deliveries): a storm a day over 10,000 servers writes ~20,000 rows. 0 keeps all.
 ALERT_LOG_RETENTION_DAYS = env_int("ALERT_LOG_RETENTION_DAYS", 90)

@@ -991,3 +991,27 @@ def test_a_retention_of_zero_keeps_every_delivery(client, alice, settings):
     assert prune_old_deliveries() == 0 and Delivery.objects.count() == 1
     client.force_login(alice)
     assert "Every delivery is kept." in client.get("/alerts/").content.decode()
+
+
+# ---- the test button's limit ----------------------------------------------------------------------------
+
+def test_test_messages_are_limited_per_tenant_an_hour_and_a_refusal_says_so(client, alice, charlie, allow_loopback,
+                                                                           receiver):
+    allow_loopback.ALERT_TESTS_PER_HOUR = 2
+    catcher = receiver()
+    client.force_login(alice)
+    add_channel(client, "slack", f"{catcher.url}/a", name="A")
+    add_channel(client, "slack", f"{catcher.url}/b", name="B")
+    a, b = Channel.objects.order_by("pk")
+    assert client.post(f"/alerts/channels/{a.pk}/test/", headers={"HX-Request": "true"}).status_code == 200
+    assert client.post(f"/alerts/channels/{b.pk}/test/").status_code == 302
+    refused = client.post(f"/alerts/channels/{b.pk}/test/", headers={"HX-Request": "true"})
+    assert refused.status_code == 429 and refused["Content-Type"].startswith("text/plain")
+    assert refused.content.decode().startswith("This tenant has sent 2 test messages this hour; the next can go in")
+    page = client.post(f"/alerts/channels/{a.pk}/test/", follow=True).content.decode()  # without htmx: a message
+    assert "This tenant has sent 2 test messages this hour" in page
+    assert Delivery.objects.filter(kind="test").count() == 2, "a refused test queues nothing"
+    client.force_login(charlie)  # another tenant's limit is its own
+    add_channel(client, "slack", f"{catcher.url}/c", name="C")
+    assert client.post(f"/alerts/channels/{Channel.objects.get(name='C').pk}/test/").status_code == 302
+    assert Delivery.objects.filter(kind="test").count() == 3

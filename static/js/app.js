@@ -26,8 +26,11 @@ document.addEventListener("submit", function (event) {
 
 // An htmx request that fails outright (network down, 500) must not look like nothing happened.
 document.addEventListener("htmx:responseError", function (event) {
+  const xhr = event.detail.xhr;
+  // A limit (429) says in plain text what was refused and when to try again: show its words.
+  const limited = xhr.status === 429 && (xhr.getResponseHeader("Content-Type") || "").indexOf("text/plain") === 0;
   const row = event.detail.elt.closest("tr");
-  if (row) row.classList.add("stale");
+  if (row && !limited) row.classList.add("stale");
   const banner = document.getElementById("connection-problem") || (function () {
     const p = document.createElement("p");
     p.id = "connection-problem";
@@ -36,7 +39,8 @@ document.addEventListener("htmx:responseError", function (event) {
     document.querySelector("main").prepend(p);
     return p;
   })();
-  banner.textContent = "The dashboard answered with an error (" + event.detail.xhr.status + "). Reload the page; if it persists, tell the operators.";
+  banner.textContent = limited ? xhr.responseText.trim()
+    : "The dashboard answered with an error (" + xhr.status + "). Reload the page; if it persists, tell the operators.";
 });
 document.addEventListener("htmx:sendError", function () {
   const p = document.getElementById("connection-problem") || document.createElement("p");

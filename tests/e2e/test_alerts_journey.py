@@ -20,7 +20,8 @@ def catcher(settings):
     catcher.stop()
 
 
-def test_add_a_channel_send_a_test_message_and_see_it_delivered(page, app, task_worker, catcher):
+def test_add_a_channel_send_a_test_message_and_see_it_delivered(page, app, task_worker, catcher, settings):
+    settings.ALERT_TESTS_PER_HOUR = 2
     sign_in(page, app)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Alerts").click()
     expect(page.get_by_role("heading", name="Alerts", exact=True)).to_be_visible()
@@ -59,3 +60,14 @@ def test_add_a_channel_send_a_test_message_and_see_it_delivered(page, app, task_
     expect(page.locator("main")).to_contain_text(f"…{secret[-4:]}")
     expect(page.locator("main")).not_to_contain_text(secret)
     assert not problems, problems
+
+    # The tenant's test messages are limited (a test is never held in a burst): the third this hour is refused,
+    # and the page says so in words, not as a failed request.
+    page.goto(f"{app}/alerts/")
+    test = row.get_by_role("button", name="Send a test message")
+    test.click()  # the second: sent
+    expect(page.locator("tr.delivery-row", has_text="Test message for #db-alerts")).to_have_count(2)
+    test.click()
+    expect(page.get_by_role("alert")).to_contain_text("This tenant has sent 2 test messages this hour")
+    expect(page.get_by_role("alert")).not_to_contain_text("error")
+    expect(page.locator("tr.delivery-row", has_text="Test message for #db-alerts")).to_have_count(2)
