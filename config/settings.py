@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -259,6 +260,20 @@ AZURE_TENANT_ID = os.environ.get("AZURE_TENANT_ID", "organizations")
 AZURE_AUTHORITY_HOST = os.environ.get("AZURE_AUTHORITY_HOST", _cloud["authority_host"]).rstrip("/")
 AZURE_ARM_ENDPOINT = os.environ.get("AZURE_ARM_ENDPOINT", _cloud["arm_endpoint"]).rstrip("/")
 AZURE_ARM_SCOPE = os.environ.get("AZURE_ARM_SCOPE", _cloud["arm_scope"])
+
+# Demo mode is the default (`make run`) and runs on public keys (SECRET_KEY, the token cache's, METRICS_TOKEN):
+# when nobody asked for it by name and the environment points anywhere but this machine, stop rather than run a
+# production deployment on them.
+_LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+_ELSEWHERE = [name for name, hosts in (
+    ("ALLOWED_HOSTS", env_list("ALLOWED_HOSTS")),
+    ("AZURE_AUTHORITY_HOST", [urlsplit(os.environ.get("AZURE_AUTHORITY_HOST", "//127.0.0.1")).hostname]),
+    ("AZURE_ARM_ENDPOINT", [urlsplit(os.environ.get("AZURE_ARM_ENDPOINT", "//127.0.0.1")).hostname]),
+) if any(host not in _LOOPBACK for host in hosts)]
+if DEMO_MODE and "DEMO_MODE" not in os.environ and _ELSEWHERE:
+    raise ImproperlyConfigured(
+        f"DEMO_MODE is on by default, but {', '.join(_ELSEWHERE)} point beyond this machine: set DEMO_MODE=0 for "
+        "production (with the settings the README lists), or DEMO_MODE=1 to run the demo on its public keys.")
 # MSAL asks login.microsoftonline.com to vouch for any other authority host; the simulator is not one.
 AZURE_INSTANCE_DISCOVERY = env_bool("AZURE_INSTANCE_DISCOVERY", not DEMO_MODE)
 AZURE_LTR_API_VERSION = os.environ.get("AZURE_LTR_API_VERSION", "2024-08-01")

@@ -504,7 +504,7 @@ def test_another_tenant_cannot_change_test_or_delete_a_channel_nor_see_it(client
                                              ("ALERT_WEBHOOK_TIMEOUT", "0"),
                                              ("ALERT_BURST_LIMIT", "-1"), ("ALERT_BURST_LIMIT", "many"),
                                              ("ALERT_BURST_WINDOW", "0"), ("ALERT_LOG_RETENTION_DAYS", "-1"),
-                                             ("ALERT_LOG_RETENTION_DAYS", "ninety")])
+                                             ("ALERT_LOG_RETENTION_DAYS", "ninety"), ("ALERT_TESTS_PER_HOUR", "0")])
 def test_a_malformed_alert_setting_stops_start_up(name, value):
     env = {"PATH": "/usr/bin:/bin", "DEMO_MODE": "1", "DJANGO_SETTINGS_MODULE": "config.settings", name: value}
     result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env,

@@ -35,6 +35,30 @@ def test_the_production_settings_start_with_good_values():
     assert _setup().returncode == 0
 
 
+def _bare_setup(**env) -> subprocess.CompletedProcess:
+    """Start-up with only `env` (no DEMO_MODE unless given): what someone who forgot it would run."""
+    full = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "config.settings", **env}
+    return subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=full,
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("env", [
+    {"ALLOWED_HOSTS": "ltr.example.com"},
+    {"AZURE_AUTHORITY_HOST": "https://login.microsoftonline.com"},
+    {"ALLOWED_HOSTS": "127.0.0.1", "AZURE_ARM_ENDPOINT": "https://management.azure.com"},
+])
+def test_demo_mode_by_default_refuses_to_start_pointed_beyond_this_machine(env):
+    result = _bare_setup(**env)
+    assert result.returncode != 0 and "DEMO_MODE is on by default" in result.stderr
+    assert next(iter(env.keys() - {"ALLOWED_HOSTS"} or env)) in result.stderr.splitlines()[-1]
+
+
+def test_demo_mode_starts_by_default_on_this_machine_or_when_asked_for_by_name():
+    assert _bare_setup().returncode == 0
+    assert _bare_setup(ALLOWED_HOSTS="127.0.0.1,localhost").returncode == 0
+    assert _bare_setup(DEMO_MODE="1", ALLOWED_HOSTS="demo.example.com").returncode == 0
+
+
 @pytest.mark.django_db
 @override_settings(SECURE_SSL_REDIRECT=True)
 def test_healthz_answers_plain_http_and_head_for_load_balancers():
