@@ -257,6 +257,9 @@ else:
     AZURE_CA_BUNDLE = os.environ.get("AZURE_CA_BUNDLE", "")
 
 AZURE_TENANT_ID = os.environ.get("AZURE_TENANT_ID", "organizations")
+# A multi-tenant registration (organizations) lets any Entra organization sign in and become its own tenant here;
+# this names the ones this deployment serves (comma-separated tenant ids). Empty: any the registration admits.
+ALLOWED_TENANT_IDS = {tid.lower() for tid in env_list("ALLOWED_TENANT_IDS")}
 AZURE_AUTHORITY_HOST = os.environ.get("AZURE_AUTHORITY_HOST", _cloud["authority_host"]).rstrip("/")
 AZURE_ARM_ENDPOINT = os.environ.get("AZURE_ARM_ENDPOINT", _cloud["arm_endpoint"]).rstrip("/")
 AZURE_ARM_SCOPE = os.environ.get("AZURE_ARM_SCOPE", _cloud["arm_scope"])

@@ -12,7 +12,7 @@ from checks.models import Check
 from checks.resume import PENDING_RUN_KEY
 from dashboard import tokencache
 from dashboard.models import TokenCache, User
-from tests.conftest import ALICE, BOB, complete_sign_in, sign_in
+from tests.conftest import ALICE, BOB, CHARLIE, complete_sign_in, sign_in
 
 
 def _authorize(client, upn, next_url="/"):
@@ -202,3 +202,23 @@ def test_a_run_abandoned_at_the_sign_in_page_does_not_run_at_a_much_later_sign_i
     session.save()
     sign_in(client, ALICE["upn"])
     assert not Check.objects.exists()
+
+
+def test_a_tenant_not_in_allowed_tenant_ids_is_refused_and_nothing_is_kept(client, sim, db, settings):
+    from dashboard.audit import AuditEvent
+
+    settings.ALLOWED_TENANT_IDS = {ALICE["tid"]}
+    response = sign_in(client, CHARLIE["upn"])
+    page = response.content.decode()
+    assert response.status_code == 403 and "is not one this dashboard serves" in page and CHARLIE["tid"] in page
+    assert not User.objects.exists() and not TokenCache.objects.exists() and SESSION_KEY not in client.session
+    assert AuditEvent.objects.get().action == "sign_in_failed"
+    assert client.get("/").status_code == 302
+    assert sign_in(client, ALICE["upn"]).status_code == 302 and client.get("/").status_code == 200
+
+
+def test_personal_microsoft_accounts_are_never_a_tenant_here():
+    from dashboard.auth_views import _tenant_refused
+
+    assert "Personal Microsoft accounts" in _tenant_refused("9188040D-6C67-4C5B-B112-36A304B66DAD")
+    assert _tenant_refused(ALICE["tid"]) == ""
