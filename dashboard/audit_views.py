@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET
 
 from dashboard import keyset
 from dashboard.audit import Action, AuditEvent
+from dashboard.forms import DayField
 from dashboard.models import User
 from dashboard.roles import ADMIN, role_required
 
@@ -31,8 +32,8 @@ FORMULA_STARTS = frozenset("=+-@\t\r")
 class AuditFilterForm(forms.Form):
     who = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Who")
     action = forms.ChoiceField(required=False, choices=[("", "Any action"), *Action.choices])
-    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    since = DayField(label="From")
+    until = DayField(label="To")
 
     def __init__(self, *args, tenant_id: str, **kwargs):
         super().__init__(*args, **kwargs)
@@ -104,7 +105,11 @@ def _stream(events):
 @require_GET
 @role_required(ADMIN)
 def audit_export(request: HttpRequest) -> HttpResponse:
-    _form, events = _filtered(request)
+    form, events = _filtered(request)
+    if form.errors:  # what is wrong, not a file that looks like an empty trail
+        problems = " ".join(f"{form.fields[name].label}: {error}" for name, errors in form.errors.items()
+                            for error in errors)
+        return HttpResponse(f"No export: {problems}\n", status=400, content_type="text/plain; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     return StreamingHttpResponse(_stream(events), content_type="text/csv; charset=utf-8",
                                  headers={"Content-Disposition": f'attachment; filename="ltr-audit-{stamp}.csv"'})

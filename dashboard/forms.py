@@ -1,4 +1,6 @@
-"""The form that registers a server, and the select that offers subscriptions by name."""
+"""The form that registers a server, the select that offers subscriptions by name, and a day field for filters."""
+
+from datetime import date
 
 from django import forms
 
@@ -62,3 +64,20 @@ def subscription_choices(subscription_ids, names: dict[str, str], empty_label: s
     """(id, display name or the id) for each id, by what they read as; `empty_label` first."""
     labelled = [(s, names.get(s.lower()) or s) for s in set(subscription_ids)]
     return [("", empty_label), *sorted(labelled, key=lambda c: (c[1].lower(), c[0]))]
+
+
+class DayField(forms.DateField):
+    """A day for a filter or a period, between FIRST and LAST: Python's dates end at year 9999, so the day after
+    9999-12-31, or a zone's midnight of it, is an OverflowError (a 500) instead of a message; and a year 1 is
+    nobody's meaning. The date picker is bounded the same way."""
+
+    FIRST, LAST = date(2000, 1, 1), date(2999, 12, 31)
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, widget=forms.DateInput(
+            attrs={"type": "date", "min": self.FIRST.isoformat(), "max": self.LAST.isoformat()}), **kwargs)
+
+    def validate(self, value):
+        super().validate(value)
+        if value and not self.FIRST <= value <= self.LAST:
+            raise forms.ValidationError(f"Enter a day from {self.FIRST} to {self.LAST}.", code="out_of_range")

@@ -6,6 +6,7 @@ from django import forms
 from django.utils import timezone
 
 from checks.forms import ServerFilterForm
+from dashboard.forms import DayField
 
 DEFAULT_DAYS = 30
 LONGEST_PERIOD_DAYS = 3 * 366
@@ -18,8 +19,8 @@ def today() -> date:
 class EvidenceForm(ServerFilterForm):
     """The servers as the list filters them, over the days `start` to `end` included (UTC)."""
 
-    start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    start = DayField(label="From")
+    end = DayField(label="To")
     # The period first; the page shows each field by its label, and an error under the same words.
     field_order = ["start", "end", "q", "subscription", "resource_group", "state", "backup"]
     LABELS = {"state": "Readiness now"}
@@ -35,6 +36,8 @@ class EvidenceForm(ServerFilterForm):
         start = data.get("start") or end - timedelta(days=DEFAULT_DAYS)
         if start > end:
             raise forms.ValidationError("The period must start on or before the day it ends.")
+        if end > today():
+            raise forms.ValidationError(f"The period cannot end after today ({today()}): nothing is known of it yet.")
         if (end - start).days > LONGEST_PERIOD_DAYS:
             raise forms.ValidationError(f"A report covers at most {LONGEST_PERIOD_DAYS} days.")
         data["start"], data["end"] = start, end

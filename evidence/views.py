@@ -60,6 +60,13 @@ def report_page(request: HttpRequest) -> HttpResponse:
 
 
 
+def _refused(form: EvidenceForm) -> HttpResponse:
+    """A download asked with filters that do not hold: what is wrong, not a file that looks like an empty report."""
+    problems = [f"{form.fields[name].label if name in form.fields else 'Period'}: {error}"
+                for name, errors in form.errors.items() for error in errors]
+    return HttpResponse("No report: " + " ".join(problems) + "\n", status=400, content_type="text/plain; charset=utf-8")
+
+
 def _filename(facts: dict, extension: str) -> str:
     return f"ltr-evidence-{facts['period_from'] or 'none'}-to-{facts['period_to'] or 'none'}.{extension}"
 
@@ -77,7 +84,9 @@ def _cell(value):
 def report_csv(request: HttpRequest) -> HttpResponse:
     """The columns, one row per server, the header facts as "# name: value" rows, then the end marker: a file
     cut short lacks that last row."""
-    _form, rows, facts = _evidence(request)
+    form, rows, facts = _evidence(request)
+    if form.errors:
+        return _refused(form)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(report.COLUMNS)
@@ -94,7 +103,9 @@ def report_csv(request: HttpRequest) -> HttpResponse:
 def report_json(request: HttpRequest) -> HttpResponse:
     """{"meta": the header facts and the columns, "servers": the rows (each with its readiness changes),
     "end_of_report": true}."""
-    _form, rows, facts = _evidence(request)
+    form, rows, facts = _evidence(request)
+    if form.errors:
+        return _refused(form)
     servers = [{**row.columns(), "readiness_change_list": [
         {"at": report.stamp(c["at"]), "from": row.words(c["from"]), "to": row.words(c["to"]), "reason": c["reason"]}
         for c in row.changes]} for row in rows]
