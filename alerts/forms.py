@@ -20,9 +20,9 @@ class ChannelForm(forms.Form):
     )
     enabled = forms.BooleanField(required=False, initial=True, help_text="Disabled channels receive no alerts.")
 
-    def __init__(self, *args, channel: Channel | None = None, **kwargs):
+    def __init__(self, *args, tenant_id: str, channel: Channel | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.channel = channel
+        self.tenant_id, self.channel = tenant_id, channel
         if channel is not None:
             # The kind stays (a webhook's secret belongs to it); the target is never sent back to the browser.
             self.fields["kind"].disabled = True
@@ -30,7 +30,15 @@ class ChannelForm(forms.Form):
             self.fields["target"].help_text = f"Now: {channel.target_hint}. Leave empty to keep it."
 
     def clean_name(self) -> str:
-        return " ".join(self.cleaned_data["name"].split())
+        """One channel a name in a tenant: the log tells channels apart by name, and a reloaded "Added" page
+        posts the form again."""
+        name = " ".join(self.cleaned_data["name"].split())
+        others = Channel.objects.for_tenant(self.tenant_id).filter(name__iexact=name)
+        if self.channel is not None:
+            others = others.exclude(pk=self.channel.pk)
+        if others.exists():
+            raise ValidationError(f"A channel named “{name}” exists already: choose another name, or edit that one.")
+        return name
 
     def clean(self):
         data = super().clean()

@@ -49,7 +49,7 @@ def index(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @role_required(ADMIN)
 def channel_add(request: HttpRequest) -> HttpResponse:
-    form = ChannelForm(request.POST or None)
+    form = ChannelForm(request.POST or None, tenant_id=request.user.tenant_id)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         channel = Channel(tenant_id=request.user.tenant_id, name=data["name"], kind=data["kind"],
@@ -77,7 +77,7 @@ def channel_add(request: HttpRequest) -> HttpResponse:
 def channel_edit(request: HttpRequest, pk: int) -> HttpResponse:
     channel = _channel(request, pk)
     initial = {"name": channel.name, "kind": channel.kind, "enabled": channel.enabled}
-    form = ChannelForm(request.POST or None, initial=initial, channel=channel)
+    form = ChannelForm(request.POST or None, initial=initial, tenant_id=request.user.tenant_id, channel=channel)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         channel.name, channel.enabled = data["name"], data["enabled"]

@@ -430,7 +430,7 @@ def test_no_secret_or_full_url_reaches_the_logs(client, alice, allow_loopback, r
     client.force_login(alice)
     created = add_channel(client, "webhook", f"{working.url}{SLACK_PATH}")
     secret = re.search(r'value="([^"]{40,})"', created.content.decode()).group(1)
-    add_channel(client, "slack", f"{failing.url}{SLACK_PATH}")
+    add_channel(client, "slack", f"{failing.url}{SLACK_PATH}", name="Failing")
     for channel in Channel.objects.all():
         client.post(f"/alerts/channels/{channel.pk}/test/")
     worker()
@@ -1015,3 +1015,16 @@ def test_test_messages_are_limited_per_tenant_an_hour_and_a_refusal_says_so(clie
     add_channel(client, "slack", f"{catcher.url}/c", name="C")
     assert client.post(f"/alerts/channels/{Channel.objects.get(name='C').pk}/test/").status_code == 302
     assert Delivery.objects.filter(kind="test").count() == 3
+
+
+def test_a_second_channel_of_the_same_name_is_refused_so_a_reloaded_add_makes_none(client, alice, charlie,
+                                                                                  allow_loopback):
+    client.force_login(alice)
+    assert add_channel(client, "webhook", "http://10.0.0.9/hook", name="Ops").status_code == 200
+    again = add_channel(client, "webhook", "http://10.0.0.9/hook", name=" ops ")  # the reload posts it again
+    assert again.status_code == 400 and "A channel named “ops” exists already" in again.content.decode()
+    assert Channel.objects.count() == 1
+    ops = Channel.objects.get()
+    assert client.post(f"/alerts/channels/{ops.pk}/", {"name": "Ops", "kind": "webhook"}).status_code == 302
+    client.force_login(charlie)  # another tenant's names are its own
+    assert add_channel(client, "email", "dba@fabrikam.example", name="Ops").status_code == 302
