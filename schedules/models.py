@@ -97,6 +97,10 @@ class Schedule(models.Model):
     def _scope_errors(self) -> dict[str, str]:
         registered = Server.objects.for_tenant(self.tenant_id).active()
         if self.scope in (self.Scope.SUBSCRIPTION, self.Scope.RESOURCE_GROUP):
+            if not (self.subscription_id or "").strip():
+                in_group = self.scope == self.Scope.RESOURCE_GROUP
+                what = "a resource group is in a subscription" if in_group else "pick one"
+                return {"subscription_id": f"Choose the subscription ({what})."}
             if not registered.filter(subscription_id__iexact=self.subscription_id).exists():
                 return {"subscription_id": "No server of this tenant is registered in that subscription."}
         if self.scope == self.Scope.RESOURCE_GROUP and not registered.filter(

@@ -92,6 +92,8 @@ def test_create_a_schedule_and_see_it_listed(client, alice, server):
     ({"name": ""}, "Give the schedule a name"),
     ({"subscription_id": "0b5e9999-0000-4000-8000-000000000009"}, "No server of this tenant is registered"),
     ({"resource_group": "rg-staging"}, "No server is registered in that resource group"),
+    ({"subscription_id": ""}, "Choose the subscription (a resource group is in a subscription)."),
+    ({"scope": "subscription", "subscription_id": ""}, "Choose the subscription (pick one)."),
     ({"daily_at": "25:99"}, "for example 02:30"),
     ({"scope": "search", "search": ""}, "part of a server"),
 ])
