@@ -1,6 +1,7 @@
-"""Re-running a check after the sign-in Azure asked for.
+"""Re-running a check, or starting a batch, after the sign-in Azure asked for.
 
-A run that needs the user back at Entra ID is parked in their session; once Django's login() has signed
+A run (or a batch's choice of servers: the ticked ones, or the list's filters for "Run on all") that needs the
+user back at Entra ID is parked in their session; once Django's login() has signed
 them in again (the `user_logged_in` signal, so the sign-in code needs to know nothing of checks), it is
 queued once and removed, so a replayed callback queues nothing. A different user signing in starts from a
 fresh session (login() flushes it) and finds nothing parked.
@@ -11,15 +12,18 @@ import time
 from django.contrib import messages
 from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
-from django.http import HttpRequest
+from django.http import HttpRequest, QueryDict
+from django.urls import reverse
+from django.utils.html import format_html
 
-from checks.models import AlreadyActive, Check, TooManyActive
+from checks.models import AlreadyActive, Check, QueueRefused, TooManyActive
 from dashboard import audit
 from dashboard.audit import Action
 from dashboard.models import Server
 from dashboard.roles import OPERATOR, has_role
 
 PENDING_RUN_KEY = "checks_pending_run"
+PENDING_BATCH_KEY = "checks_pending_batch"
 # As long as a sign-in may take (dashboard.auth_views' flow age); an abandoned one does not run later.
 PENDING_RUN_MAX_AGE_SECONDS = 15 * 60
 
@@ -28,10 +32,51 @@ def park_run(request: HttpRequest, server: Server, backup_name: str) -> None:
     request.session[PENDING_RUN_KEY] = {"server": server.pk, "backup_name": backup_name, "at": time.time()}
 
 
+def park_batch(request: HttpRequest) -> None:
+    """The batch form as posted (its scope, ticked servers and filters), chosen again after the sign-in."""
+    form = {name: values for name, values in request.POST.lists() if name != "csrfmiddlewaretoken"}
+    request.session[PENDING_BATCH_KEY] = {"post": form, "at": time.time()}
+
+
+def _pending(request: HttpRequest | None, key: str) -> dict | None:
+    pending = request.session.pop(key, None) if request is not None else None
+    if pending is None or time.time() - pending.get("at", 0) > PENDING_RUN_MAX_AGE_SECONDS:
+        return None
+    return pending
+
+
+@receiver(user_logged_in, dispatch_uid="checks.resume_parked_batch")
+def resume_parked_batch(sender, request: HttpRequest | None, user, **kwargs) -> None:
+    from checks.views.batches import chosen_servers, refusal_message, start_batch  # (the views import this)
+
+    pending = _pending(request, PENDING_BATCH_KEY)
+    if pending is None:
+        return
+    if not has_role(user, OPERATOR):
+        messages.error(request, "Signed in again, but the batch was not started: it needs the Operator role.")
+        return
+    data = QueryDict(mutable=True)
+    for name, values in pending["post"].items():
+        data.setlist(name, values)
+    servers = chosen_servers(request, data)
+    if not servers:
+        messages.info(request, "Signed in again, but none of the servers chosen can be checked any more.")
+        return
+    try:
+        batch = start_batch(request, servers, data, after_sign_in=True)
+    except QueueRefused as refused:
+        messages.error(request, refusal_message(refused))
+        return
+    link = format_html('<a href="{}">Open batch {}</a>', reverse("batch_detail", args=[batch.pk]), batch.pk)
+    n = batch.server_count
+    messages.success(request, format_html("Signed in again; the batch of {} {} is starting. {}",
+                                          n, "check" if n == 1 else "checks", link))
+
+
 @receiver(user_logged_in, dispatch_uid="checks.resume_parked_run")
 def resume_parked_run(sender, request: HttpRequest | None, user, **kwargs) -> None:
-    pending = request.session.pop(PENDING_RUN_KEY, None) if request is not None else None
-    if pending is None or time.time() - pending.get("at", 0) > PENDING_RUN_MAX_AGE_SECONDS:
+    pending = _pending(request, PENDING_RUN_KEY)
+    if pending is None:
         return
     if not has_role(user, OPERATOR):  # the roles this very sign-in brought (dashboard.auth_views)
         messages.error(request, "Signed in again, but the check was not run: it needs the Operator role.")

@@ -204,6 +204,28 @@ def test_a_run_abandoned_at_the_sign_in_page_does_not_run_at_a_much_later_sign_i
     assert not Check.objects.exists()
 
 
+@pytest.mark.parametrize("form", [{"scope": "all", "resource_group": "rg-payments-prod"}, {"server": "{pk}"}])
+def test_a_batch_asked_for_when_a_sign_in_is_needed_starts_after_it(client, sim, alice, server, staging_server,
+                                                                     form):
+    from checks.models import Batch
+    from dashboard.audit import AuditEvent
+
+    client.force_login(alice)  # a session, but no token of hers: Azure wants her back
+    form = {name: value.format(pk=server.pk) for name, value in form.items()}
+    response = client.post("/batches/", {**form, "query": "resource_group=rg-payments-prod"})
+    assert response.status_code == 302 and "login_hint=alice%40contoso.example" in response["Location"]
+    assert not Batch.objects.exists()
+    landed = complete_sign_in(client, response["Location"])
+    assert landed.status_code == 302 and landed["Location"] == "/?resource_group=rg-payments-prod"
+    batch = Batch.objects.get()
+    assert (batch.server_ids, batch.started_by) == ([server.pk], alice)
+    page = client.get(landed["Location"]).content.decode()
+    assert f'Signed in again; the batch of 1 check is starting. <a href="/batches/{batch.pk}/">' in page
+    assert AuditEvent.objects.filter(action="batch_run").get().details["after_sign_in"] is True
+    sign_in(client, ALICE["upn"])  # a later sign-in starts nothing more
+    assert Batch.objects.count() == 1
+
+
 def test_a_tenant_not_in_allowed_tenant_ids_is_refused_and_nothing_is_kept(client, sim, db, settings):
     from dashboard.audit import AuditEvent
 

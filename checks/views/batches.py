@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from checks import fanout, fleet_state
+from checks import fanout, fleet_state, resume
 from checks.models import Batch, BatchInProgress, Check, QueueRefused
 from dashboard import audit, entra
 from dashboard.audit import Action
@@ -35,39 +35,55 @@ def _get_batch_for_user(request: HttpRequest, pk: int) -> Batch:
 def batch_create(request: HttpRequest) -> HttpResponse:
     """Run the check on the selected servers, or on all servers matching the list's filters. The request
     records the batch and hands the queuing of its checks to a worker (checks.fanout): a handful of queries
-    for 10 servers or 10,000."""
-    form, _, matching = fleet_state.filtered_servers(request, request.POST)
-    matching = matching.order_by(Lower("name")).values_list("pk", flat=True)  # `servers` below: their ids
-    if request.POST.get("scope") == "all":
-        servers = list(matching)
-    else:
-        # isascii(): "²".isdigit() is true, and int("²") fails.
-        ids = [int(v) for v in request.POST.getlist("server") if v.isascii() and v.isdigit() and len(v) < 19]
-        servers = list(matching.filter(pk__in=ids))
+    for 10 servers or 10,000. When Azure wants the user back first, the choice waits for the sign-in
+    (checks.resume) and the batch starts then."""
+    servers = chosen_servers(request, request.POST)
     back = reverse("server_list") + (f"?{request.POST.get('query')}" if request.POST.get("query") else "")
     if not servers:
         messages.error(request, "No server selected: tick some for “Run check on selected”, or use “Run on all”.")
         return redirect(back)
     if entra.arm_token(request.user).interaction_required:
+        resume.park_batch(request)
         return sign_in_again(request, next_url=back)
     try:
-        batch = Batch.objects.start(servers, request.user)
+        batch = start_batch(request, servers, request.POST)
     except QueueRefused as refused:
         return _refused(request, refused, back)
-    # Servers left out (a check of theirs in flight) are said on the batch page, which keeps saying it.
-    audit.record(request, Action.BATCH_RUN, batch, servers=batch.server_count, skipped=batch.skipped_count,
-                 scope="all" if request.POST.get("scope") == "all" else "selected")
     return redirect("batch_detail", pk=batch.pk)
 
 
-def _refused(request: HttpRequest, refused: QueueRefused, back: str) -> HttpResponse:
-    """Say why nothing was queued; a batch already in progress is linked (the message is escaped, the link ours)."""
+def chosen_servers(request: HttpRequest, data) -> list[int]:
+    """The ids of the servers the form chose, by name: the ticked ones, or every one its filters match."""
+    _form, _, matching = fleet_state.filtered_servers(request, data)
+    matching = matching.order_by(Lower("name")).values_list("pk", flat=True)
+    if data.get("scope") == "all":
+        return list(matching)
+    # isascii(): "²".isdigit() is true, and int("²") fails.
+    ids = [int(v) for v in data.getlist("server") if v.isascii() and v.isdigit() and len(v) < 19]
+    return list(matching.filter(pk__in=ids))
+
+
+def start_batch(request: HttpRequest, servers: list[int], data, **audited) -> Batch:
+    """The batch of `servers` by the signed-in user, audited; QueueRefused when it may not start."""
+    batch = Batch.objects.start(servers, request.user)
+    # Servers left out (a check of theirs in flight) are said on the batch page, which keeps saying it.
+    audit.record(request, Action.BATCH_RUN, batch, servers=batch.server_count, skipped=batch.skipped_count,
+                 scope="all" if data.get("scope") == "all" else "selected", **audited)
+    return batch
+
+
+def refusal_message(refused: QueueRefused):
+    """Why nothing was queued; a batch already in progress is linked (the message is escaped, the link ours)."""
     if isinstance(refused, BatchInProgress):
         link = format_html('<a href="{}">Open batch {}</a>', reverse("batch_detail", args=[refused.batch.pk]),
                            refused.batch.pk)
-        messages.warning(request, format_html("{} {}", refused.message, link))
-    else:
-        messages.error(request, refused.message)
+        return format_html("{} {}", refused.message, link)
+    return refused.message
+
+
+def _refused(request: HttpRequest, refused: QueueRefused, back: str) -> HttpResponse:
+    level = messages.WARNING if isinstance(refused, BatchInProgress) else messages.ERROR
+    messages.add_message(request, level, refusal_message(refused))
     return redirect(back)
 
 
