@@ -83,21 +83,27 @@ def slack_payload(alert) -> dict:
 
 def teams_payload(alert) -> dict:
     """Teams: a message with one Adaptive Card, the shape both a Workflows "When a Teams webhook request is
-    received" flow and the older incoming-webhook connector accept."""
-    body = [{"type": "TextBlock", "text": alert.title, "weight": "Bolder", "size": "Medium", "wrap": True}]
-    # A TextBlock breaks a line only at a blank line or inside a Markdown list, so a summary's lines (one a held
-    # alert) would run together: a block a line.
+    received" flow and the older incoming-webhook connector accept.
+
+    Every text is a RichTextBlock of TextRuns, which Adaptive Cards never read as Markdown: a TextBlock or a
+    FactSet would turn "[Reset your password](https://evil.example)" in a channel, schedule or server name, a
+    display name or Azure's own error text into a link. A block a line: a summary's lines, one a held alert."""
+    body = [_rich({"text": alert.title, "weight": "Bolder", "size": "Medium"})]
     lines = alert.text.splitlines() or [""]
-    body += [{"type": "TextBlock", "text": lines[0], "wrap": True}]
-    body += [{"type": "TextBlock", "text": line, "wrap": True, "spacing": "None"} for line in lines[1:]]
-    if alert.facts:
-        body.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in alert.facts.items()]})
+    body += [_rich({"text": lines[0]})]
+    body += [_rich({"text": line}, spacing="None") for line in lines[1:]]
+    body += [_rich({"text": f"{name}: ", "weight": "Bolder"}, {"text": str(value)}, spacing="None" if n else "Medium")
+             for n, (name, value) in enumerate(alert.facts.items())]
     card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
             "version": "1.4", "body": body}
     if alert.url:
         card["actions"] = [{"type": "Action.OpenUrl", "title": "Open in the dashboard", "url": alert.url}]
     return {"type": "message", "attachments": [
         {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
+
+
+def _rich(*runs: dict, **block) -> dict:
+    return {"type": "RichTextBlock", "inlines": [{"type": "TextRun", **run} for run in runs], **block}
 
 
 def email_text(alert) -> str:

@@ -231,10 +231,14 @@ def test_teams_gets_a_message_with_an_adaptive_card(client, alice, allow_loopbac
     card = attachment["content"]
     assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
     assert card["$schema"] == "http://adaptivecards.io/schemas/adaptive-card.json"
-    assert card["body"][0] == {"type": "TextBlock", "text": "pg-ledger is not ready", "weight": "Bolder",
-                               "size": "Medium", "wrap": True}
-    assert card["body"][2] == {"type": "FactSet", "facts": [{"title": "Server", "value": "pg-ledger"},
-                                                            {"title": "Since", "value": "02:10"}]}
+    assert card["body"][0] == {"type": "RichTextBlock", "inlines": [
+        {"type": "TextRun", "text": "pg-ledger is not ready", "weight": "Bolder", "size": "Medium"}]}
+    assert card["body"][2:] == [
+        {"type": "RichTextBlock", "spacing": "Medium", "inlines": [
+            {"type": "TextRun", "text": "Server: ", "weight": "Bolder"}, {"type": "TextRun", "text": "pg-ledger"}]},
+        {"type": "RichTextBlock", "spacing": "None", "inlines": [
+            {"type": "TextRun", "text": "Since: ", "weight": "Bolder"}, {"type": "TextRun", "text": "02:10"}]}]
+    assert not [block for block in card["body"] if block["type"] != "RichTextBlock"], "no Markdown anywhere"
     assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Open in the dashboard",
                                 "url": "https://ltr.example.com/servers/12/"}]
 
@@ -715,9 +719,10 @@ def test_a_summary_in_teams_has_a_line_a_held_alert(client, alice, burst, receiv
     DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now())
     worker()
     card = catcher.received[-1].json()["attachments"][0]["content"]
-    texts = [block["text"] for block in card["body"] if block["type"] == "TextBlock"]
+    texts = ["".join(run["text"] for run in block["inlines"]) for block in card["body"]]
     assert texts[0] == "Summary of 2 alerts: 2 readiness changes" and texts[1].startswith("More than 1 alert reached")
-    assert texts[2:] == ["• pg-b is not ready for long-term backups", "• pg-c is not ready for long-term backups"]
+    assert texts[2:4] == ["• pg-b is not ready for long-term backups", "• pg-c is not ready for long-term backups"]
+    assert texts[4] == "Alerts: 2"
 
 
 def test_a_summary_by_e_mail_lists_the_held_alerts(client, alice, burst, smtp, worker):
