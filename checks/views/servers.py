@@ -71,12 +71,16 @@ def server_row(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def server_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """A server's page; htmx asks for its history alone when a check of it is queued."""
+    """A server's page; htmx asks for its history alone when a check of it is queued, and for its readiness
+    alone when one finishes."""
     server = get_server_for_user(request, pk, active_only=False)
+    template_name = "checks/server_detail.html"
+    if request.htmx and request.GET.get("part") == "readiness":
+        return render(request, template_name + "#readiness",
+                      {"server": server, "timeline": ReadinessChange.timeline(server)})
     checks = Check.objects.filter(server=server)
     page = keyset.paginate(history_row.read(checks), HISTORY_PER_PAGE, request.GET.get("cursor"),
                            counted=checks.order_by())
-    template_name = "checks/server_detail.html"
     if request.htmx:
         return render(request, template_name + "#history", {"server": server, "page": page})
     context = server_row_context(request, server, with_strip=False)

@@ -91,6 +91,20 @@ def test_a_slow_check_goes_live_from_queued_to_passed_without_a_reload(page, app
     assert Check.objects.get().status == Check.Status.SUCCEEDED
 
 
+def test_a_check_run_on_a_servers_page_updates_its_readiness_without_a_reload(page, app, demo_fleet, task_worker):
+    sign_in(page, app)
+    page.get_by_role("link", name="pg-payments-02", exact=True).click()
+    readiness = page.locator("#readiness")
+    expect(readiness).to_contain_text("No check has said anything about this server yet.")
+    page.evaluate("window.__marker = 1")
+    page.get_by_role("button", name="Run pre-backup check").click()
+    expect(page.locator("tr.server-row .check-status")).to_have_text("Passed", timeout=SLOW)
+    expect(readiness.locator(".badge")).to_have_text("Ready")
+    expect(readiness).not_to_contain_text("No check has said anything")
+    expect(readiness.locator("#readiness-changes li")).to_have_count(1)
+    assert page.evaluate("window.__marker") == 1, "the page was reloaded or navigated away"
+
+
 # 4 -------------------------------------------------------------------------------------------------------
 def test_a_failing_check_and_its_detail_page(page, app, demo_fleet, task_worker):
     sign_in(page, app)
