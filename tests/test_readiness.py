@@ -103,7 +103,8 @@ def test_the_server_page_shows_readiness_since_and_its_timeline(client, signed_i
     stopped = run(client, server, worker)
     html = " ".join(client.get(f"/servers/{server.pk}/").content.decode().split())
     assert "Not ready: Server not ready</span> since" in html
-    assert "Ready → <strong>Not ready</strong> (Server not ready) for" in html and "so far" in html
+    assert "Ready → <strong>Not ready</strong> (Server not ready) for under a minute so far" in html
+    assert "(under a minute)" in html and "0 minutes" not in html
     assert "Not known → <strong>Ready</strong>" in html
     assert f'href="/checks/{stopped.pk}/">the check that said so' in html
 
