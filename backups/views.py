@@ -54,7 +54,8 @@ def alert_setting(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Alerts now follow a server without a successful LTR backup for "
                                   f"{form.instance.days_without_success} days.")
         return redirect("ltr_alert_setting")
-    return render(request, "backups/alert_setting.html", {"form": form, "setting": setting})
+    status = 400 if request.method == "POST" else 200  # as every other form that refuses what was sent
+    return render(request, "backups/alert_setting.html", {"form": form, "setting": setting}, status=status)
 
 
 @require_GET

@@ -92,7 +92,10 @@ def test_the_days_follow_the_tenants_setting(client, alice, four):
     assert response.status_code == 302 and LtrAlertSetting.days_for(alice.tenant_id) == 30
     found = cells(client.get("/").content.decode(), four)
     assert "Succeeded</span>" in found["pg-c-gap"], "a success 20 days ago is recent within 30 days"
-    assert client.post("/backups/alerts/", {"days_without_success": "0"}).status_code == 200
+    for days in ("0", "-1", "367", "seven"):  # one message, a 400, nothing changed
+        refused = client.post("/backups/alerts/", {"days_without_success": days})
+        assert refused.status_code == 400, days
+        assert "Enter a whole number of days from 1 to 366." in refused.content.decode(), days
     assert LtrAlertSetting.days_for(alice.tenant_id) == 30
 
 
