@@ -211,12 +211,13 @@ def signed_out(request: HttpRequest) -> HttpResponse:
 @require_GET
 def admin_login(request: HttpRequest) -> HttpResponse:
     """The admin's own password form is useless here (people sign in with Entra ID): signed-out visitors
-    go to Entra sign-in, staff go on, everyone else is told plainly that the admin is for operators."""
+    go to Entra sign-in, staff go on, everyone else is told plainly that the admin is for the deployment's staff."""
     next_url = _safe_next(request, request.GET.get("next") or "/admin/")
     if not request.user.is_authenticated:
         return redirect_to_login(next_url)
     if request.user.is_staff:
         return redirect(next_url)
     return render(request, "403.html", {
-        "message": "The admin pages are for the dashboard's operators (staff). Ask an operator if you need access.",
+        "message": ("Django's admin pages are for the people who run this deployment (staff accounts), whatever "
+                    "your role in the dashboard. Everything you may do is on the dashboard's own pages."),
     }, status=403)

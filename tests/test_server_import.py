@@ -113,7 +113,8 @@ def test_the_admin_tells_a_non_operator_plainly(client, alice):
     client.force_login(alice)
     response = client.get("/admin/", follow=True)
     assert response.status_code == 403
-    assert "for the dashboard&#x27;s operators" in response.content.decode()
+    # Alice holds the Operator role: the page must not tell her the admin is for operators.
+    assert "for the people who run this deployment (staff accounts), whatever your role" in response.content.decode()
     assert 'name="password"' not in response.content.decode()
 
 
