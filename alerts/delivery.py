@@ -31,7 +31,25 @@ def raise_alert(alert: Alert) -> list[Delivery]:
     if not channels:
         return []
     with one_writer(), transaction.atomic():  # one writer's turn for every channel: a storm raises thousands
-        return [_queue(channel, alert) for channel in channels]
+        return [_queue(channel, alert) for channel in _still_there(channels)]
+
+
+def _still_there(channels: list[Channel]) -> list[Channel]:
+    """The channels not deleted since they were read, each kept from deletion until the transaction ends: one
+    deleted in between failed the whole alert at COMMIT (its deliveries' foreign key), for every channel.
+    On PostgreSQL FOR KEY SHARE, which alerts raised at once share (a deletion waits); on SQLite one writer
+    at a time keeps what this transaction reads."""
+    ids = [channel.pk for channel in channels]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT id FROM {Channel._meta.db_table} WHERE id = ANY(%s) FOR KEY SHARE",  # noqa: S608
+                           [ids])
+            present = {pk for (pk,) in cursor.fetchall()}
+    else:
+        present = set(Channel.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    if gone := [channel.pk for channel in channels if channel.pk not in present]:
+        log.info("An alert was not queued to channel(s) %s: deleted meanwhile", gone)
+    return [channel for channel in channels if channel.pk in present]
 
 
 def queue_delivery(channel: Channel, alert: Alert) -> Delivery:

@@ -1033,3 +1033,24 @@ def test_a_second_channel_of_the_same_name_is_refused_so_a_reloaded_add_makes_no
     assert client.post(f"/alerts/channels/{ops.pk}/", {"name": "Ops", "kind": "webhook"}).status_code == 302
     client.force_login(charlie)  # another tenant's names are its own
     assert add_channel(client, "email", "dba@fabrikam.example", name="Ops").status_code == 302
+
+
+def test_a_channel_deleted_while_an_alert_is_raised_loses_the_alert_for_no_other_channel(alice, allow_loopback,
+                                                                                         monkeypatch):
+    from alerts import delivery
+
+    first = Channel(tenant_id=CONTOSO, name="First", kind="webhook", enabled=True)
+    second = Channel(tenant_id=CONTOSO, name="Second", kind="webhook", enabled=True)
+    for channel in (first, second):
+        channel.set_target("http://127.0.0.1:9/hook", "http://127.0.0.1:9/…hook")
+        channel.save()
+    still_there = delivery._still_there
+
+    def deleted_in_between(channels):  # the first is deleted after the alert read its channels
+        Channel.objects.filter(pk=first.pk).delete()
+        return still_there(channels)
+
+    monkeypatch.setattr(delivery, "_still_there", deleted_in_between)
+    queued = raise_alert(an_alert())
+    assert [d.channel_name for d in queued] == ["Second"]
+    assert list(Delivery.objects.values_list("channel_name", flat=True)) == ["Second"]
