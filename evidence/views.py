@@ -56,6 +56,7 @@ def report_page(request: HttpRequest) -> HttpResponse:
     return render(request, "evidence/report.html", {
         "form": form, "rows": rows, "facts": facts, "query": query,
         "gaps": [r for r in rows if r.has_gap], "columns": len(report.COLUMNS),
+        "subscription_names": subscriptions.names_for(request),  # (read once a request)
     })
 
 

@@ -211,3 +211,15 @@ def test_a_viewer_reads_the_report(client, alice, history):
     alice.entra_roles = []
     alice.save(update_fields=["entra_roles"])
     assert client.get("/evidence/report.csv").status_code == 403, "no role, no report"
+
+
+def test_the_page_names_subscriptions_as_every_other_page(client, alice, history):
+    from dashboard.models import SubscriptionName
+
+    good, _ = history
+    SubscriptionName.objects.create(tenant_id=CONTOSO, subscription_id=good.subscription_id.lower(),
+                                    display_name="Payments <prod>", fetched_at=timezone.now())
+    client.force_login(alice)
+    row = client.get("/evidence/").content.decode().split(f'id="evidence-{good.pk}"')[1].split("</tr>")[0]
+    assert f'<span class="subscription" title="{good.subscription_id}">Payments &lt;prod&gt;</span>' in row
+
