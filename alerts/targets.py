@@ -38,8 +38,10 @@ def check_url(url: str) -> CheckedTarget:
     parts = _parse(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     addresses = _resolve(parts.hostname, port)
-    check = _never_allowed if settings.ALERT_WEBHOOK_ALLOW_PRIVATE else _why_not_public
-    if any(check(address) for address in addresses):
+    if any(_never_allowed(address) for address in addresses):
+        raise TargetRefused("This URL's host resolves to a link-local, metadata or unspecified address, which "
+                            "webhooks may never reach.")
+    if not settings.ALERT_WEBHOOK_ALLOW_PRIVATE and any(_why_not_public(address) for address in addresses):
         raise TargetRefused(
             "This URL's host does not resolve to public addresses only; webhooks may only reach public addresses "
             "(an administrator can allow private ones with ALERT_WEBHOOK_ALLOW_PRIVATE)."
