@@ -6,7 +6,8 @@ document.addEventListener("click", function (event) {
   if (!button) return;
   const source = document.querySelector(button.dataset.copy);
   if (!source || !navigator.clipboard) return;
-  navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+  const text = source.matches("input, textarea") ? source.value : source.textContent;
+  navigator.clipboard.writeText(text.trim()).then(function () {
     const label = button.textContent;
     button.textContent = "Copied";
     setTimeout(function () { button.textContent = label; }, 1500);

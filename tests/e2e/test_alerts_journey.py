@@ -56,6 +56,10 @@ def test_add_a_channel_send_a_test_message_and_see_it_delivered(page, app, task_
     page.get_by_role("button", name="Add channel").click()
     secret = page.get_by_label("Signing secret").input_value()
     assert len(secret) >= 40
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == secret
     page.get_by_role("link", name="Back to alerts").click()
     expect(page.locator("main")).to_contain_text(f"…{secret[-4:]}")
     expect(page.locator("main")).not_to_contain_text(secret)
