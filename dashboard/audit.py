@@ -87,6 +87,14 @@ class AuditEvent(models.Model):
     def delete(self, *args, **kwargs):
         raise AppendOnly("audit events are never deleted")
 
+    # What a person calls each kind of target (the column keeps the model's name, as the export does).
+    TARGET_WORDS = {"ltralertsetting": "setting", "channel": "alert channel", "batch": "batch", "check": "check",
+                    "schedule": "schedule", "server": "server", "user": "user"}
+
+    @property
+    def target_words(self) -> str:
+        return self.TARGET_WORDS.get(self.target_type, self.target_type)
+
     @property
     def details_text(self) -> str:
         """The details as a person reads them: "servers: pg-a, pg-b; imported: 2"."""

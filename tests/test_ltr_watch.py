@@ -236,3 +236,5 @@ def test_only_an_admin_changes_the_setting_and_it_is_audited(client, alice):
     event = AuditEvent.objects.get()
     assert (event.action, event.target_name, event.details) == ("settings_change", "LTR backup alerts",
                                                                 {"days_without_success": 3})
+    audit_page = " ".join(client.get("/audit/").content.decode().split())
+    assert '<td data-label="On"> setting LTR backup alerts </td>' in audit_page, "not the model's name"
