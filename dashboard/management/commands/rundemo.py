@@ -64,7 +64,8 @@ class Command(BaseCommand):
         try:
             self._start_all(processes, host, port, catcher_port)
             self.stdout.write(self.style.SUCCESS(
-                f"\nDashboard: http://{host}:{port}/  (sign in as Alice or Bob of Contoso, or Charlie of Fabrikam)\n"
+                f"\nDashboard: http://{host}:{port}/  (sign in as Contoso's Alice (admin), Bob (operator), Vera "
+                "(viewer) or Dan (no role), or Fabrikam's Charlie)\n"
                 f"Alerts go to the catcher at http://{LOOPBACK}:{catcher_port}/ (its lines start with "
                 "alerts.catcher). Press Ctrl-C to stop.\n"
             ))
