@@ -150,9 +150,13 @@ def _fail(delivery_id: int, error: str) -> None:
 
 def delete_channel(channel: Channel) -> None:
     """Delete `channel`; its deliveries stay in the log, and the alerts it held for a summary, and the summary,
-    say they were not sent (its queued deliveries fail when their tasks find it gone). The waiting summary is
-    locked first, as its claim does, so the two cannot deadlock; mend_bursts fails what a race leaves held."""
+    say they were not sent (its queued deliveries fail when their tasks find it gone). Locks in the order every
+    path takes them: the channel (an alert being raised holds it FOR KEY SHARE, so this waits until the alert's
+    deliveries are committed and then sets them loose, or the alert finds the channel gone), then its waiting
+    summary (before bursts.drop_held, as the summary's claim locks it before its held alerts); mend_bursts
+    fails what a race leaves held."""
     with one_writer(), transaction.atomic():
+        list(Channel.objects.select_for_update().filter(pk=channel.pk).values_list("pk"))
         pending = Delivery.objects.select_for_update().filter(
             channel=channel, kind=AlertKind.SUMMARY, status=Delivery.Status.QUEUED, attempts=0)
         list(pending.values_list("pk"))

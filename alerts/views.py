@@ -96,8 +96,8 @@ def channel_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(ADMIN)
 def channel_delete(request: HttpRequest, pk: int) -> HttpResponse:
     channel = _channel(request, pk)
-    audit.record(request, Action.CHANNEL_DELETE, channel, kind=channel.kind)
     delete_channel(channel)
+    audit.record(request, Action.CHANNEL_DELETE, channel, kind=channel.kind)  # once it is done
     messages.success(request, f"Deleted the channel {channel.name}; its deliveries stay in the log.")
     return redirect("alerts:index")
 

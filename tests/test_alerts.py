@@ -1056,3 +1056,86 @@ def test_a_channel_deleted_while_an_alert_is_raised_loses_the_alert_for_no_other
     queued = raise_alert(an_alert())
     assert [d.channel_name for d in queued] == ["Second"]
     assert list(Delivery.objects.values_list("channel_name", flat=True)) == ["Second"]
+
+
+def _in_a_thread(work, errors: dict, name: str):
+    import threading
+
+    def run():
+        try:
+            work()
+        except Exception as exc:  # noqa: BLE001 - what the other thread raised is the finding
+            errors[name] = repr(exc)
+        finally:
+            connection.close()
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite lets one writer in at a time")
+def test_deleting_a_channel_in_a_burst_while_an_alert_is_raised_neither_deadlocks_nor_loses_it(alice, burst,
+                                                                                              monkeypatch):
+    """The delete holds the channel and its waiting summary when an alert to it is raised: the alert waits and
+    then finds the channel gone (it took the summary's lock before the channel's: a deadlock)."""
+    import threading
+
+    from alerts import bursts, delivery
+
+    burst.ALERT_BURST_LIMIT = 1
+    channel = contoso_webhook_channel()
+    raise_alert(an_alert(title="alone"))
+    raise_alert(an_alert(title="first held"))
+    locked, go_on, drop = threading.Event(), threading.Event(), bursts.drop_held
+
+    def drop_then_wait(held_by):
+        dropped = drop(held_by)
+        locked.set()
+        go_on.wait(timeout=5)
+        return dropped
+
+    monkeypatch.setattr(bursts, "drop_held", drop_then_wait)
+    errors = {}
+    deleter = _in_a_thread(lambda: delivery.delete_channel(Channel.objects.get(pk=channel.pk)), errors, "delete")
+    assert locked.wait(5)
+    raiser = _in_a_thread(lambda: raise_alert(an_alert(title="raised during the delete")), errors, "raise")
+    time.sleep(0.5)
+    go_on.set()
+    deleter.join()
+    raiser.join()
+    assert not errors and not Channel.objects.exists()
+    assert not Delivery.objects.filter(title="raised during the delete").exists(), "its channel was gone"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite lets one writer in at a time")
+def test_deleting_a_channel_while_an_alert_to_it_commits_waits_and_keeps_the_delivery(alice, allow_loopback,
+                                                                                     monkeypatch):
+    """An alert inserted its delivery but has not committed when the channel is deleted: the delete waits for
+    it and sets it loose, instead of failing at COMMIT on the delivery it did not see."""
+    import threading
+
+    from alerts import delivery
+
+    allow_loopback.ALERT_BURST_LIMIT = 0
+    channel = contoso_webhook_channel()
+    inserted, go_on, enqueue = threading.Event(), threading.Event(), delivery._enqueue
+
+    def enqueue_then_wait(queued, when):
+        enqueue(queued, when)
+        inserted.set()
+        go_on.wait(timeout=5)
+
+    monkeypatch.setattr(delivery, "_enqueue", enqueue_then_wait)
+    errors = {}
+    raiser = _in_a_thread(lambda: raise_alert(an_alert(title="raised")), errors, "raise")
+    assert inserted.wait(5)
+    deleter = _in_a_thread(lambda: delivery.delete_channel(Channel.objects.get(pk=channel.pk)), errors, "delete")
+    time.sleep(0.5)
+    go_on.set()
+    raiser.join()
+    deleter.join()
+    assert not errors and not Channel.objects.exists()
+    assert list(Delivery.objects.values_list("title", "channel_id", "channel_name")) == [("raised", None, "Ops")]
+
