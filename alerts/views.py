@@ -112,7 +112,8 @@ def channel_test(request: HttpRequest, pk: int) -> HttpResponse:
         refusal = (f"This tenant has sent {settings.ALERT_TESTS_PER_HOUR} test messages this hour; the next can go "
                    f"in {math.ceil(wait / 60)} min.")
         if request.htmx:
-            return HttpResponse(refusal, status=429, content_type="text/plain")
+            return HttpResponse(refusal, status=429, content_type="text/plain",
+                                headers={"Retry-After": str(math.ceil(wait))})
         messages.error(request, refusal)
         return redirect("alerts:index")
     alert = Alert(

@@ -16,7 +16,7 @@ from django.http import HttpRequest, QueryDict
 from django.urls import reverse
 from django.utils.html import format_html
 
-from checks.models import AlreadyActive, Check, QueueRefused, TooManyActive
+from checks.models import AlreadyActive, BatchInProgress, Check, QueueRefused, TooManyActive
 from dashboard import audit
 from dashboard.audit import Action
 from dashboard.models import Server
@@ -29,13 +29,21 @@ PENDING_RUN_MAX_AGE_SECONDS = 15 * 60
 
 
 def park_run(request: HttpRequest, server: Server, backup_name: str) -> None:
-    request.session[PENDING_RUN_KEY] = {"server": server.pk, "backup_name": backup_name, "at": time.time()}
+    _park(request, PENDING_RUN_KEY, {"server": server.pk, "backup_name": backup_name})
 
 
 def park_batch(request: HttpRequest) -> None:
     """The batch form as posted (its scope, ticked servers and filters), chosen again after the sign-in."""
-    form = {name: values for name, values in request.POST.lists() if name != "csrfmiddlewaretoken"}
-    request.session[PENDING_BATCH_KEY] = {"post": form, "at": time.time()}
+    _park(request, PENDING_BATCH_KEY,
+          {"post": {name: values for name, values in request.POST.lists() if name != "csrfmiddlewaretoken"}})
+
+
+def _park(request: HttpRequest, key: str, what: dict) -> None:
+    """One thing waits at a time: the last asked for. A batch whose sign-in was abandoned must not start at
+    the sign-in of a single run asked for later (nor the other way round)."""
+    for other in (PENDING_RUN_KEY, PENDING_BATCH_KEY):
+        request.session.pop(other, None)
+    request.session[key] = {**what, "at": time.time()}
 
 
 def _pending(request: HttpRequest | None, key: str) -> dict | None:
@@ -64,8 +72,9 @@ def resume_parked_batch(sender, request: HttpRequest | None, user, **kwargs) -> 
         return
     try:
         batch = start_batch(request, servers, data, after_sign_in=True)
-    except QueueRefused as refused:
-        messages.error(request, refusal_message(refused))
+    except QueueRefused as refused:  # (a batch in progress is a warning, as when asked for without a sign-in)
+        level = messages.WARNING if isinstance(refused, BatchInProgress) else messages.ERROR
+        messages.add_message(request, level, refusal_message(refused))
         return
     link = format_html('<a href="{}">Open batch {}</a>', reverse("batch_detail", args=[batch.pk]), batch.pk)
     n = batch.server_count

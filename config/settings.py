@@ -269,11 +269,11 @@ AZURE_ARM_SCOPE = os.environ.get("AZURE_ARM_SCOPE", _cloud["arm_scope"])
 # production deployment on them.
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 _ELSEWHERE = [name for name, hosts in (
-    ("ALLOWED_HOSTS", env_list("ALLOWED_HOSTS")),
+    ("ALLOWED_HOSTS", [host.lower() for host in env_list("ALLOWED_HOSTS")]),
     ("AZURE_AUTHORITY_HOST", [urlsplit(os.environ.get("AZURE_AUTHORITY_HOST", "//127.0.0.1")).hostname]),
     ("AZURE_ARM_ENDPOINT", [urlsplit(os.environ.get("AZURE_ARM_ENDPOINT", "//127.0.0.1")).hostname]),
 ) if any(host not in _LOOPBACK for host in hosts)]
-if DEMO_MODE and "DEMO_MODE" not in os.environ and _ELSEWHERE:
+if DEMO_MODE and not os.environ.get("DEMO_MODE") and _ELSEWHERE:  # (unset, or set empty: env_bool's default)
     raise ImproperlyConfigured(
         f"DEMO_MODE is on by default, but {', '.join(_ELSEWHERE)} point beyond this machine: set DEMO_MODE=0 for "
         "production (with the settings the README lists), or DEMO_MODE=1 to run the demo on its public keys.")

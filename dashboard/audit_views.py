@@ -31,7 +31,7 @@ FORMULA_STARTS = frozenset("=+-@\t\r")
 
 class AuditFilterForm(forms.Form):
     who = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Who")
-    action = forms.ChoiceField(required=False, choices=[("", "Any action"), *Action.choices])
+    action = forms.ChoiceField(required=False, choices=[("", "Any action"), *Action.choices], label="Action")
     since = DayField(label="From")
     until = DayField(label="To")
 

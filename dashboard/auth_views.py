@@ -139,7 +139,7 @@ def signin_callback(request: HttpRequest) -> HttpResponse:
     if not (tenant_id and object_id):
         audit.record(request, Action.SIGN_IN_FAILED, reason="no identity in the ID token")
         return _failure(request, "Sign-in did not complete", "The identity provider did not say who you are.")
-    if refusal := _tenant_refused(tenant_id):
+    if refusal := roles.tenant_refusal(tenant_id):
         log.warning("Sign-in refused: tenant %s is not served here", tenant_id)
         audit.record(request, Action.SIGN_IN_FAILED, reason=f"tenant {tenant_id} not served")
         return _failure(request, "This organization cannot use this dashboard", refusal, status=403)
@@ -151,20 +151,6 @@ def signin_callback(request: HttpRequest) -> HttpResponse:
     audit.record(request, Action.SIGN_IN, user=user, roles=user.entra_roles)
     subscriptions.read_after_sign_in(user)
     return redirect(next_url)
-
-
-# Every personal Microsoft account signs in with this one tenant id: as a tenant here, strangers would share it.
-CONSUMER_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
-
-
-def _tenant_refused(tenant_id: str) -> str:
-    """Why this tenant may not sign in (ALLOWED_TENANT_IDS; personal accounts never), or "" when it may."""
-    if tenant_id.lower() == CONSUMER_TENANT:
-        return "Personal Microsoft accounts cannot sign in here: use your work or school account."
-    if settings.ALLOWED_TENANT_IDS and tenant_id.lower() not in settings.ALLOWED_TENANT_IDS:
-        return (f"Your organization (tenant {tenant_id}) is not one this dashboard serves. Ask the people who run it "
-                "to add it, or sign in with an account of an organization it serves.")
-    return ""
 
 
 def _user_from_claims(claims: dict, home_account_id: str) -> User:

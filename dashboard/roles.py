@@ -23,6 +23,7 @@ may do in Azure stays Azure's decision: every ARM call carries the user's own to
 from functools import wraps
 
 from django.conf import settings
+from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -99,6 +100,21 @@ def role_required(role: str):
     return decorator
 
 
+# Every personal Microsoft account signs in with this one tenant id: as a tenant here, strangers would share it.
+CONSUMER_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
+
+
+def tenant_refusal(tenant_id: str) -> str:
+    """Why this tenant may not use the dashboard (ALLOWED_TENANT_IDS; personal accounts never), or "" when it may.
+    Asked at sign-in, on every request of an open session, and before a schedule runs as its owner."""
+    if tenant_id.lower() == CONSUMER_TENANT:
+        return "Personal Microsoft accounts cannot sign in here: use your work or school account."
+    if settings.ALLOWED_TENANT_IDS and tenant_id.lower() not in settings.ALLOWED_TENANT_IDS:
+        return (f"Your organization (tenant {tenant_id}) is not one this dashboard serves. Ask the people who run it "
+                "to add it, or sign in with an account of an organization it serves.")
+    return ""
+
+
 # Signed-in users without any role may still sign out (and see that they did).
 NO_ROLE_NEEDED = frozenset({"signout", "signed_out", "admin_logout"})
 
@@ -121,6 +137,10 @@ class RoleRequiredMiddleware:
         match = request.resolver_match
         if match is not None and (match.url_name in NO_ROLE_NEEDED or match.app_name == "admin"):
             return None
+        if refusal := tenant_refusal(request.user.tenant_id):  # taken off ALLOWED_TENANT_IDS since signing in
+            logout(request)
+            return render(request, "auth/failed.html", {
+                "title": "This organization cannot use this dashboard", "message": refusal}, status=403)
         if not has_role(request.user, VIEWER):
             return forbidden(request, None)
         return None

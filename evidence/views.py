@@ -1,8 +1,8 @@
 """The evidence report as a page that prints cleanly, and as CSV and JSON with the same rows and header facts.
 
 Tenant-scoped like the server list (the same filters, the tenant's active servers): nothing in it the viewer
-could not see on the dashboard. A bad filter is said on the page and selects no server; the downloads then
-carry no rows, and say why in their header facts.
+could not see on the dashboard. A bad filter is said on the page and selects no server; a download asked
+with one answers 400 with what is wrong, not a file that looks like an empty report.
 """
 
 import csv

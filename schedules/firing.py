@@ -21,7 +21,7 @@ from armclient.onewriter import one_writer
 from checks.models import Batch, QueueRefused
 from dashboard import entra
 from dashboard.models import User
-from dashboard.roles import OPERATOR, has_role
+from dashboard.roles import OPERATOR, has_role, tenant_refusal
 from schedules import ltr_backups
 from schedules.models import Schedule
 from schedules.signals import schedule_needs_owner
@@ -78,6 +78,10 @@ def claim(pk: int, seen: datetime, now: datetime) -> Schedule | None:
 @sensitive_variables("token")
 def run_as_owner(schedule: Schedule, now: datetime) -> Batch | None:
     """Queue a batch of the schedule's servers with its owner's token; None if nothing could be queued."""
+    if tenant_refusal(schedule.tenant_id):  # the organization was taken off ALLOWED_TENANT_IDS
+        _note_problem(schedule, "This organization is no longer served by this dashboard (ALLOWED_TENANT_IDS); "
+                                "nothing was checked.")
+        return None
     token = entra.arm_token(schedule.owner)
     if token.access_token is None:
         if token.interaction_required:

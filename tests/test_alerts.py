@@ -1014,6 +1014,7 @@ def test_test_messages_are_limited_per_tenant_an_hour_and_a_refusal_says_so(clie
     assert client.post(f"/alerts/channels/{b.pk}/test/").status_code == 302
     refused = client.post(f"/alerts/channels/{b.pk}/test/", headers={"HX-Request": "true"})
     assert refused.status_code == 429 and refused["Content-Type"].startswith("text/plain")
+    assert 0 < int(refused["Retry-After"]) <= 3600
     assert refused.content.decode().startswith("This tenant has sent 2 test messages this hour; the next can go in")
     page = client.post(f"/alerts/channels/{a.pk}/test/", follow=True).content.decode()  # without htmx: a message
     assert "This tenant has sent 2 test messages this hour" in page

@@ -150,6 +150,8 @@ def test_a_day_out_of_range_is_a_message_not_a_500(client, alice, period):
     assert "Enter a day from 2000-01-01 to 2999-12-31." in client.get("/audit/", audit).content.decode()
     export = client.get("/audit/export.csv", audit)
     assert export.status_code == 400 and export.content.decode().startswith("No export: From: Enter a day from")
+    bogus = client.get("/audit/export.csv", {"action": "bogus"})
+    assert bogus.status_code == 400 and bogus.content.decode().startswith("No export: Action: Select a valid")
 
 
 def test_a_period_ending_after_today_is_refused(client, alice):

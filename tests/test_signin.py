@@ -226,6 +226,17 @@ def test_a_batch_asked_for_when_a_sign_in_is_needed_starts_after_it(client, sim,
     assert Batch.objects.count() == 1
 
 
+def test_an_abandoned_batch_does_not_start_at_the_sign_in_of_a_run_asked_for_later(client, sim, alice, server,
+                                                                                    staging_server):
+    from checks.models import Batch
+
+    client.force_login(alice)
+    assert "login_hint" in client.post("/batches/", {"scope": "all"})["Location"]  # then: back, not signed in
+    again = client.post(f"/servers/{server.pk}/run/", {"backup_name": "b-one"})
+    complete_sign_in(client, again["Location"])
+    assert not Batch.objects.exists() and list(Check.objects.values_list("backup_name", flat=True)) == ["b-one"]
+
+
 def test_a_tenant_not_in_allowed_tenant_ids_is_refused_and_nothing_is_kept(client, sim, db, settings):
     from dashboard.audit import AuditEvent
 
@@ -240,7 +251,24 @@ def test_a_tenant_not_in_allowed_tenant_ids_is_refused_and_nothing_is_kept(clien
 
 
 def test_personal_microsoft_accounts_are_never_a_tenant_here():
-    from dashboard.auth_views import _tenant_refused
+    from dashboard.roles import tenant_refusal
 
-    assert "Personal Microsoft accounts" in _tenant_refused("9188040D-6C67-4C5B-B112-36A304B66DAD")
-    assert _tenant_refused(ALICE["tid"]) == ""
+    assert "Personal Microsoft accounts" in tenant_refusal("9188040D-6C67-4C5B-B112-36A304B66DAD")
+    assert tenant_refusal(ALICE["tid"]) == ""
+
+
+def test_a_tenant_taken_off_allowed_tenant_ids_loses_its_open_sessions_and_schedules(client, alice, server,
+                                                                                     settings):
+    from schedules.firing import run_as_owner
+    from tests.test_schedules_pages import make_schedule
+
+    client.force_login(alice)
+    assert client.get("/").status_code == 200
+    schedule = make_schedule(alice)
+    settings.ALLOWED_TENANT_IDS = {CHARLIE["tid"]}
+    response = client.get("/")
+    assert response.status_code == 403 and "is not one this dashboard serves" in response.content.decode()
+    assert SESSION_KEY not in client.session and client.get("/").status_code == 302, "signed out"
+    assert run_as_owner(schedule, schedule.next_run_at) is None
+    schedule.refresh_from_db()
+    assert "no longer served by this dashboard" in schedule.last_problem and not Check.objects.exists()
