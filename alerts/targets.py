@@ -85,8 +85,14 @@ _METADATA = (ipaddress.ip_network("168.63.129.16/32"),)
 _NOT_GLOBAL = (ipaddress.ip_network("192.0.0.0/24"),)
 
 
+# IPv6 prefixes whose last 32 bits are an IPv4 address a gateway reaches: NAT64 (RFC 6052) and the old
+# IPv4-compatible form (::a.b.c.d).
+_EMBEDDING = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::/96"))
+
+
 def _carried(address):
-    """The IPv4 address an IPv6 one carries (IPv4-mapped, 6to4, Teredo's client), else the address itself."""
+    """The IPv4 address an IPv6 one carries (IPv4-mapped, 6to4, Teredo's client, NAT64, IPv4-compatible), else
+    the address itself."""
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return address.ipv4_mapped
@@ -94,6 +100,8 @@ def _carried(address):
             return address.sixtofour
         if address.teredo is not None:
             return address.teredo[1]
+        if any(address in prefix for prefix in _EMBEDDING) and int(address) > 1:  # (not :: nor ::1)
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address
 
 

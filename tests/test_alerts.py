@@ -129,7 +129,8 @@ def test_private_and_loopback_targets_are_refused_and_nothing_is_saved(client, a
 
 
 @pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/x",
-                                 "http://168.63.129.16/machine", "https://[2002:a9fe:a9fe::1]/hook"])
+                                 "http://168.63.129.16/machine", "https://[2002:a9fe:a9fe::1]/hook",
+                                 "http://[64:ff9b::a9fe:a9fe]/x", "http://[::169.254.169.254]/x"])  # NAT64, compat
 def test_allowing_private_targets_never_allows_the_metadata_services(client, alice, allow_loopback, url):
     client.force_login(alice)
     refused = add_channel(client, "webhook", url)
