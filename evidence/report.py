@@ -67,6 +67,13 @@ class Row:
         return self.readiness_at_end != State.READY
 
     @property
+    def end_gap_words(self) -> str:
+        """The gap in the words of what is known: no check may have said anything by the period's end."""
+        if self.readiness_at_end == State.NOT_READY:
+            return "Not ready at the end"
+        return "Not known to be ready at the end"
+
+    @property
     def has_gap(self) -> bool:
         return self.no_backup_in_period or self.not_ready_at_end
 
