@@ -1141,3 +1141,16 @@ def test_deleting_a_channel_while_an_alert_to_it_commits_waits_and_keeps_the_del
     assert not errors and not Channel.objects.exists()
     assert list(Delivery.objects.values_list("title", "channel_id", "channel_name")) == [("raised", None, "Ops")]
 
+
+def test_a_summary_and_every_alert_it_gathered_are_deleted_together_whatever_the_chunk(db, monkeypatch):
+    from alerts import delivery
+
+    monkeypatch.setattr(delivery, "PRUNE_CHUNK", 2)
+    monkeypatch.setattr(delivery, "PRUNE_CHUNKS_A_RUN", 1)
+    summary = a_delivery(120, kind="summary")
+    gathered = [a_delivery(119.9 - n / 100, "summarized", summary=summary) for n in range(5)]
+    newer = a_delivery(100)
+    assert delivery.prune_old_deliveries(90) == 6, "the chunk of 2 took the summary, so all it gathered went too"
+    assert list(Delivery.objects.all()) == [newer] and not {d.pk for d in gathered} & set(
+        Delivery.objects.values_list("pk", flat=True))
+
