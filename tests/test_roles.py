@@ -177,3 +177,17 @@ def test_the_demo_tenant_shows_each_role(client, signed_in):
                 VERA: {"viewer"}, DAN: frozenset()}
     for upn, roles in expected.items():
         assert roles_of(signed_in(upn)) == roles, upn
+
+
+def test_a_viewer_sees_the_channels_but_not_where_they_send(client, alice):
+    from alerts.models import Channel
+
+    channel = Channel(tenant_id=alice.tenant_id, name="DBA team", kind="email")
+    channel.set_target("dba@contoso.example, oncall@contoso.example", "dba@contoso.example, oncall@contoso.example")
+    channel.save()
+    client.force_login(as_role(alice, "Dashboard.Viewer"))
+    page = client.get("/alerts/").content.decode()
+    assert "DBA team" in page and "shown to admins" in page and "dba@contoso.example" not in page
+    client.force_login(as_role(alice, "Dashboard.Admin"))
+    assert "oncall@contoso.example" in client.get("/alerts/").content.decode()
+
