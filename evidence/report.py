@@ -17,6 +17,7 @@ from django.urls import reverse
 from backups.models import LtrBackup
 from checks.models import Check
 from checks.readiness import ReadinessChange, State
+from dashboard import subscriptions
 
 STATE_WORDS = dict(State.choices)
 PAGE_CHANGES = 5  # readiness changes per server on the page (a flapping server has hundreds a year)
@@ -52,6 +53,7 @@ class Row:
     last_success_at: datetime | None = None
     url: str = ""
     last_check_url: str = ""
+    subscription_name: str = ""  # as the dashboard names it (the GUID stays the subscription's key)
 
     def __getitem__(self, name: str):
         # Django's templates try row[name] before row.name: answering it saves an exception per lookup, which
@@ -112,7 +114,7 @@ class Row:
     def columns(self) -> dict:
         return {
             "server": self.name, "label": self.label, "subscription_id": self.subscription_id,
-            "resource_group": self.resource_group,
+            "subscription_name": self.subscription_name, "resource_group": self.resource_group,
             "readiness_at_start": self.words(self.readiness_at_start),
             "readiness_changes": self.change_count, "readiness_change_list": "; ".join(self.change_words),
             "readiness_at_end": self.words(self.readiness_at_end), "not_ready_reason": self.not_ready_reason,
@@ -151,6 +153,7 @@ def build(servers: QuerySet, tenant_id: str, start: datetime, end: datetime, *,
     server_url, check_url = _url_pattern("server_detail"), _url_pattern("check_detail")
     labels = dict(Check.Status.choices)
     reasons = dict(ReadinessChange._meta.get_field("reason").choices)
+    names = subscriptions.names_for_tenant(tenant_id)
     for s in annotated.values("pk", "name", "label", "subscription_id", "resource_group", "at_start", "at_end",
                               "reason_at_end", "last_check_at", "last_check_status", "last_check_pk"):
         end_state = s["at_end"] or State.UNKNOWN
@@ -160,7 +163,8 @@ def build(servers: QuerySet, tenant_id: str, start: datetime, end: datetime, *,
             reasons.get(s["reason_at_end"], "") if end_state == State.NOT_READY else "",
             last_check_at=s["last_check_at"], last_check_status=labels.get(s["last_check_status"], ""),
             last_check_pk=s["last_check_pk"], url=server_url.format(s["pk"]),
-            last_check_url=check_url.format(s["last_check_pk"]) if s["last_check_pk"] else "")
+            last_check_url=check_url.format(s["last_check_pk"]) if s["last_check_pk"] else "",
+            subscription_name=subscriptions.name_of(names, s["subscription_id"]))
     _add_changes(rows, ids, tenant_id, start, end, reasons, last_changes)
     _add_checks(rows, ids, tenant_id, start, end)
     _add_backups(rows, ids, tenant_id, start, end)

@@ -224,6 +224,10 @@ def test_the_page_names_subscriptions_as_every_other_page(client, alice, history
     client.force_login(alice)
     row = client.get("/evidence/").content.decode().split(f'id="evidence-{good.pk}"')[1].split("</tr>")[0]
     assert f'<span class="subscription" title="{good.subscription_id}">Payments &lt;prod&gt;</span>' in row
+    rows, _ = rows_of_csv(client.get("/evidence/report.csv").content)  # the downloads name it too
+    assert {r["server"]: r["subscription_name"] for r in rows}[good.name] == "Payments <prod>"
+    named = json.loads(client.get("/evidence/report.json").content)["servers"]
+    assert {r["server"]: r["subscription_name"] for r in named}[good.name] == "Payments <prod>"
 
 
 
