@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET
 
 from dashboard import keyset
 from dashboard.audit import Action, AuditEvent
-from dashboard.forms import DayField
+from dashboard.forms import DayField, refused_download
 from dashboard.models import User
 from dashboard.roles import ADMIN, role_required
 
@@ -107,9 +107,7 @@ def _stream(events):
 def audit_export(request: HttpRequest) -> HttpResponse:
     form, events = _filtered(request)
     if form.errors:  # what is wrong, not a file that looks like an empty trail
-        problems = " ".join(f"{form.fields[name].label}: {error}" for name, errors in form.errors.items()
-                            for error in errors)
-        return HttpResponse(f"No export: {problems}\n", status=400, content_type="text/plain; charset=utf-8")
+        return refused_download(form, "export")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     return StreamingHttpResponse(_stream(events), content_type="text/csv; charset=utf-8",
                                  headers={"Content-Disposition": f'attachment; filename="ltr-audit-{stamp}.csv"'})

@@ -3,6 +3,7 @@
 from datetime import date
 
 from django import forms
+from django.http import HttpResponse
 
 from dashboard.models import Server
 from dashboard.validators import validate_resource_group, validate_server_name, validate_subscription_id
@@ -81,3 +82,12 @@ class DayField(forms.DateField):
         super().validate(value)
         if value and not self.FIRST <= value <= self.LAST:
             raise forms.ValidationError(f"Enter a day from {self.FIRST} to {self.LAST}.", code="out_of_range")
+
+
+def refused_download(form: forms.Form, what: str) -> HttpResponse:
+    """A download asked with filters that do not hold: 400 with what is wrong ("No report: To: Enter a day …"),
+    never a file that looks like an empty one. Errors of the whole form are the period's (evidence, audit)."""
+    problems = " ".join(f"{form.fields[name].label if name in form.fields else 'Period'}: {error}"
+                        for name, errors in form.errors.items() for error in errors)
+    return HttpResponse(f"No {what}: {problems}\n", status=400, content_type="text/plain; charset=utf-8")
+

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET
 from checks.fleet_state import apply_filters
 from checks.views.history import FORMULA_STARTS
 from dashboard import subscriptions
+from dashboard.forms import refused_download
 from dashboard.models import Server
 from evidence import report
 from evidence.forms import EvidenceForm
@@ -61,13 +62,6 @@ def report_page(request: HttpRequest) -> HttpResponse:
 
 
 
-def _refused(form: EvidenceForm) -> HttpResponse:
-    """A download asked with filters that do not hold: what is wrong, not a file that looks like an empty report."""
-    problems = [f"{form.fields[name].label if name in form.fields else 'Period'}: {error}"
-                for name, errors in form.errors.items() for error in errors]
-    return HttpResponse("No report: " + " ".join(problems) + "\n", status=400, content_type="text/plain; charset=utf-8")
-
-
 def _filename(facts: dict, extension: str) -> str:
     return f"ltr-evidence-{facts['period_from'] or 'none'}-to-{facts['period_to'] or 'none'}.{extension}"
 
@@ -87,7 +81,7 @@ def report_csv(request: HttpRequest) -> HttpResponse:
     cut short lacks that last row."""
     form, rows, facts = _evidence(request)
     if form.errors:
-        return _refused(form)
+        return refused_download(form, "report")
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(report.COLUMNS)
@@ -106,7 +100,7 @@ def report_json(request: HttpRequest) -> HttpResponse:
     "end_of_report": true}."""
     form, rows, facts = _evidence(request)
     if form.errors:
-        return _refused(form)
+        return refused_download(form, "report")
     servers = [{**row.columns(), "readiness_change_list": [
         {"at": report.stamp(c["at"]), "from": row.words(c["from"]), "to": row.words(c["to"]), "reason": c["reason"]}
         for c in row.changes]} for row in rows]

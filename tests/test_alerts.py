@@ -883,19 +883,10 @@ def test_a_summary_claimed_while_an_alert_is_being_held_waits_for_it(alice, burs
 
     monkeypatch.setattr(bursts, "held", held_then_wait)
 
-    def in_a_thread(work):
-        def run():
-            try:
-                work()
-            finally:
-                connection.close()
-        thread = threading.Thread(target=run)
-        thread.start()
-        return thread
-
-    holder = in_a_thread(lambda: raise_alert(an_alert(title="held while claiming")))
+    errors = {}
+    holder = _in_a_thread(lambda: raise_alert(an_alert(title="held while claiming")), errors, "hold")
     assert inserted.wait(timeout=5)
-    claimer = in_a_thread(lambda: (_claim(summary.pk, 1), claimed.set()))
+    claimer = _in_a_thread(lambda: (_claim(summary.pk, 1), claimed.set()), errors, "claim")
     claimer.join()
     holder.join()
     assert sorted(summary.held_alerts.values_list("title", flat=True)) == ["first held", "held while claiming"]
