@@ -79,3 +79,50 @@ def test_your_last_attempt_is_your_last_finished_one_while_another_of_yours_runs
     client.force_login(alice)
     assert "Your last attempt: Permission missing" in client.get("/").content.decode()
     assert "Your last attempt: Permission missing" in client.get(f"/servers/{server.pk}/").content.decode()
+
+
+def test_rows_are_the_instances_the_orm_would_build(alice):
+    # fleet_read builds its instances without Model.__init__: the same field values as the ORM's own, known to
+    # be from the database (a save is an UPDATE of that row, not an INSERT), related objects cached both ways.
+    from checks import fleet_read
+    from checks.models import Check
+    from checks.readiness import Readiness
+    from tests.test_fleet_view import conclude
+
+    server = make_server(name="pg-same", label="Same")
+    conclude(server, alice, "passed", 60)
+    read = fleet_read.servers([server.pk], alice)[0]
+    orm = Server.objects.select_related("last_check", "readiness", "recent_outcomes").get(pk=server.pk)
+
+    def fields(instance):
+        return {f.attname: instance.__dict__[f.attname] for f in type(instance)._meta.concrete_fields
+                if f.attname in instance.__dict__}
+
+    assert fields(read) == fields(orm)
+    check_fields = fields(read.last_check)
+    assert check_fields == {k: v for k, v in fields(orm.last_check).items() if k in check_fields}
+    assert set(fields(orm.last_check)) - set(check_fields) == fleet_read.CHECK_LEAVES_OUT
+    assert fields(read.readiness) == fields(orm.readiness)
+    assert fields(read.recent_outcomes) == fields(orm.recent_outcomes)
+    for instance in (read, read.last_check, read.readiness, read.recent_outcomes):
+        assert (instance._state.adding, instance._state.db) == (False, "default")
+    assert read.last_check.server is read and read.readiness.server is read
+    with CaptureQueriesContext(connection) as queries:
+        read.label = "Renamed"
+        read.save(update_fields=["label"])
+    assert [q["sql"].split()[0] for q in queries] == ["UPDATE"]
+    assert Server.objects.get(pk=server.pk).label == "Renamed"
+    assert isinstance(read.last_check, Check) and isinstance(read.readiness, Readiness)
+
+
+def test_no_model_a_row_builds_listens_to_its_initialisation():
+    # fleet_read skips Model.__init__ and with it pre_init/post_init: a receiver added to one of these models
+    # would not run for the list's rows. If this fails, build them with Model.from_db again.
+    from django.db.models import signals
+
+    from checks.models import Check
+    from checks.readiness import Readiness
+    from checks.strip import RecentOutcomes
+
+    for model in (Server, Check, Readiness, RecentOutcomes):
+        assert not signals.pre_init.has_listeners(model) and not signals.post_init.has_listeners(model), model
