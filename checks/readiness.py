@@ -57,7 +57,10 @@ class Readiness(models.Model):
     last_conclusive_at = models.DateTimeField()
 
     class Meta:
-        indexes = [models.Index(fields=["tenant_id", "state"], name="readiness_tenant_state_idx")]
+        # The server list's "ready" and "stale" counts (checks.fleet_state.overview): the tenant's ready servers
+        # checked since a moment, counted from the index alone (a scan of the table was a third of that query).
+        indexes = [models.Index(fields=["tenant_id", "state", "last_conclusive_at", "server"],
+                                name="readiness_tenant_fresh_idx")]
 
     def __str__(self) -> str:
         return f"{self.server_id}: {self.state} since {self.since:%Y-%m-%d %H:%M}"
