@@ -11,11 +11,11 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from dashboard import audit, entra, inventory, registry, subscriptions
+from dashboard import audit, entra, import_listing, inventory, registry, subscriptions
 from dashboard.audit import Action
 from dashboard.auth_views import sign_in_again
 from dashboard.forms import ServerForm
-from dashboard.models import ImportListing, Server
+from dashboard.models import Server
 from dashboard.roles import ADMIN, role_required
 
 
@@ -103,39 +103,13 @@ def server_import(request: HttpRequest) -> HttpResponse:
             listing = inventory.fresh_listing(tokens, request.user, subscriptions.refresh(tokens, request.user))
         except inventory.InventoryError as exc:
             error = exc
-    groups, orphans = _compare(listing, request.user) if listing is not None else ([], [])
-    importable = sum(not row["registered"] for group in groups for row in group["servers"])
+    search = request.GET.get("q", "")[:100]
+    compared = (import_listing.compare(listing, request.user.tenant_id, search=search,
+                                       cap=settings.IMPORT_MAX_PER_POST) if listing is not None else None)
     return render(request, "dashboard/server_import.html", {
-        "groups": groups, "error": error, "importable": importable, "orphans": orphans,
+        "compared": compared, "error": error, "search": search, "shown": import_listing.SHOWN,
         "fetched_at": listing.fetched_at if listing else None, "cap": settings.IMPORT_MAX_PER_POST,
     })
-
-
-def _key(subscription_id: str, resource_group: str, name: str) -> tuple[str, str, str]:
-    return subscription_id.lower(), resource_group.lower(), name.lower()
-
-
-def _compare(listing: ImportListing, user) -> tuple[list[dict], list[Server]]:
-    """The listing's servers, each marked if registered already (the first IMPORT_MAX_PER_POST new ones picked),
-    and the registered servers Azure no longer lists: only in subscriptions that were listed whole, since a
-    subscription that failed to list says nothing about its servers."""
-    registered = list(Server.objects.for_tenant(user.tenant_id).active().select_related("last_check"))
-    keys = {_key(s.subscription_id, s.resource_group, s.name) for s in registered}
-    listed, listed_whole, groups, offered, cap = set(), set(), [], 0, settings.IMPORT_MAX_PER_POST
-    for group in listing.groups:
-        rows = []
-        for found in group["servers"]:
-            key = _key(found["subscription_id"], found["resource_group"], found["name"])
-            listed.add(key)
-            new = key not in keys
-            offered += new
-            rows.append({"server": found, "registered": not new, "picked": new and offered <= cap})
-        if group["error"] is None:
-            listed_whole.add(group["subscription"]["id"].lower())
-        groups.append({**group, "servers": rows})
-    orphans = [s for s in registered if s.subscription_id.lower() in listed_whole
-               and _key(s.subscription_id, s.resource_group, s.name) not in listed]
-    return groups, orphans
 
 
 @require_POST
@@ -155,10 +129,10 @@ def server_import_archive(request: HttpRequest) -> HttpResponse:
     if listing is None:
         messages.error(request, "The listing from Azure is out of date: look at it again before archiving.")
         return redirect("server_import")
-    picked = set(request.POST.getlist("server"))
-    _, orphans = _compare(listing, request.user)
+    picked = {int(pk) for pk in request.POST.getlist("server") if pk.isascii() and pk.isdigit()}
+    gone = picked & import_listing.orphan_ids(listing, request.user.tenant_id)
     archived, busy = [], []
-    for server in (s for s in orphans if str(s.pk) in picked):
+    for server in Server.objects.filter(pk__in=gone).select_related("last_check").order_by("pk"):
         if server.archive():
             archived.append(server.name)
             audit.record(request, Action.SERVER_ARCHIVE, server, why="no longer listed by Azure")
@@ -175,22 +149,53 @@ def server_import_archive(request: HttpRequest) -> HttpResponse:
 
 
 def _import_selected(request: HttpRequest) -> HttpResponse:
-    """Register the picked servers in bulk (a few statements per IMPORT_CHUNK, whatever their number)."""
+    """Register the picked servers in bulk (a few statements per IMPORT_CHUNK, whatever their number), or with
+    "Import all", every new server of the kept listing."""
+    if "everything" in request.POST:
+        return _import_everything(request, request.POST["everything"])
     values = request.POST.getlist("server")
     cap = settings.IMPORT_MAX_PER_POST
     wanted, invalid = registry.parse_picks(values[:cap])
     names, already = registry.register_many(wanted, tenant_id=request.user.tenant_id, added_by=request.user)
-    imported = len(names)
-    if imported:
-        audit.record(request, Action.SERVER_IMPORT, imported=imported, already=already, invalid=invalid,
+    if names:
+        audit.record(request, Action.SERVER_IMPORT, imported=len(names), already=already, invalid=invalid,
                      servers=names)
+    parts = _imported_words(len(names), already, invalid)
+    if len(values) > cap:
+        parts.append(f"One import takes at most {cap} servers: the other {len(values) - cap} picked were left out "
+                     "and are offered again on the import page.")
+    (messages.success if names else messages.info)(request, " ".join(parts))
+    return redirect("server_list")
+
+
+def _import_everything(request: HttpRequest, scope: str) -> HttpResponse:
+    """ "Import all": every server of the user's kept listing (or of the one subscription `scope` names) not
+    registered yet, an import's worth at a time, each its own audit event (so none lists more than an import)."""
+    listing = inventory.cached_listing(request.user)
+    if listing is None:
+        messages.error(request, "The listing from Azure is out of date: look at it again before importing.")
+        return redirect("server_import")
+    tenant_id, cap = request.user.tenant_id, settings.IMPORT_MAX_PER_POST
+    picks = import_listing.new_servers(listing, tenant_id, "" if scope == "all" else scope.lower())
+    imported, already = 0, 0
+    for start in range(0, len(picks), cap):
+        names, registered = registry.register_many(picks[start:start + cap], tenant_id=tenant_id,
+                                                   added_by=request.user)
+        imported, already = imported + len(names), already + registered
+        if names:
+            audit.record(request, Action.SERVER_IMPORT, imported=len(names), already=registered, invalid=0,
+                         servers=names)
+    if not picks:
+        messages.info(request, "Nothing new to import: every server Azure lists there is registered already.")
+        return redirect("server_import")
+    (messages.success if imported else messages.info)(request, " ".join(_imported_words(imported, already, 0)))
+    return redirect("server_list")
+
+
+def _imported_words(imported: int, already: int, invalid: int) -> list[str]:
     parts = [f"Imported {imported} server{'s' if imported != 1 else ''}."]
     if already:
         parts.append(f"{already} already registered.")
     if invalid:
         parts.append(f"{invalid} not valid and left out.")
-    if len(values) > cap:
-        parts.append(f"One import takes at most {cap} servers: the other {len(values) - cap} picked were left out "
-                     "and are offered again on the import page.")
-    (messages.success if imported else messages.info)(request, " ".join(parts))
-    return redirect("server_list")
+    return parts

@@ -19,10 +19,12 @@ document.addEventListener("click", function (event) {
   if (event.target.closest("button[data-print]")) window.print();
 });
 
-// Forms that do something hard to undo ask first.
+// Forms (or one of their buttons) that do something hard to undo ask first.
 document.addEventListener("submit", function (event) {
+  const button = event.submitter && event.submitter.closest("[data-confirm]");
   const form = event.target.closest("form[data-confirm]");
-  if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+  const question = button ? button.dataset.confirm : form && form.dataset.confirm;
+  if (question && !window.confirm(question)) event.preventDefault();
 });
 
 // An htmx request that fails outright (network down, 500) must not look like nothing happened.

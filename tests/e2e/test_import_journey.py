@@ -51,3 +51,21 @@ def test_import_names_subscriptions_keeps_the_listing_and_archives_what_azure_lo
     row = server_row(page, "pg-inventory-01")
     expect(row.locator(f'span.subscription[title="{STAGING}"]')).to_have_text("Contoso Staging")
     expect(page.locator(f'select[name="subscription"] option[value="{PROD}"]')).to_have_text("Contoso Production")
+
+
+def test_import_all_asks_first_and_registers_every_new_server(page, app, sim, demo_fleet):
+    sign_in(page, app)
+    page.goto(app + "/servers/import/")
+    button = page.get_by_role("button", name="Import all 1 new server")
+    expect(button).to_be_visible()
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    button.click()
+    page.wait_for_load_state("networkidle")
+    expect(page.locator(".messages")).to_have_count(0)
+    assert not Server.objects.filter(name="pg-inventory-01").exists(), "dismissed: nothing registered"
+    questions = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
+    button.click()
+    expect(page.locator(".messages")).to_contain_text("Imported 1 server.")
+    assert questions == ["Register all 1 new server Azure lists here?"]
+    expect(server_row(page, "pg-inventory-01")).to_be_visible()
