@@ -78,7 +78,7 @@ def main() -> None:
         "apps": [{"client_id": "d3d3d3d3-0000-4000-8000-000000000001", "client_secret": "demo-client-secret",
                   "multi_tenant": True}],
         "subscriptions": [{"id": sub, "name": f"Sub {i}", "tenant": CONTOSO, "principals": ["*"],
-                           "resource_groups": [{"name": "rg-00", "servers": []}]}
+                           "resource_groups": listed_in_azure(args.servers, sub)}
                           for i, sub in enumerate(SUBSCRIPTIONS[CONTOSO])],
     }
     # Ports from this bench's range (8600-8619), so a run never takes another helper's.
@@ -181,6 +181,17 @@ def make_users() -> None:
                               upn=f"user{k}@{short}.example", password="!"))  # noqa: S106 (unusable: they sign in through Entra)
     User.objects.bulk_create(users)
     User.objects.create_superuser(username="bench-admin", password=None, email="")
+
+
+def listed_in_azure(n: int, subscription_id: str) -> list[dict]:
+    """What ARM lists in one of Contoso's subscriptions for "Import from Azure": the servers servers_sql registers
+    there, less one in 90 (deleted in Azure since), and as many again as a tenth of the fleet, not registered."""
+    groups = {f"rg-{g:02d}": [] for g in range(25)}
+    contoso = int(n * 0.9)
+    for g in [*range(1, contoso + 1), *range(n + 1, n + 1 + n // 10)]:
+        if SUBSCRIPTIONS[CONTOSO][g % 4] == subscription_id and (g > n or g % 90):
+            groups[f"rg-{g % 25:02d}"].append({"name": f"pg-fleet-{g:05d}"})
+    return [{"name": name, "servers": servers} for name, servers in groups.items()]
 
 
 def servers_sql(n: int) -> str:
@@ -361,6 +372,7 @@ def measure(args, db_url: str, workdir: Path) -> dict:
     old = mine.newest_first()[max(0, mine.count() - mine.count() // 100)]  # a cursor a year back
     year_back = "/checks/?" + f"cursor={keyset.encode(keyset.OLDER, old)}"
     r, a = args.runs, args.admin_runs
+    listing = first_listing(client)
     a_pages = Check.objects.count() // 100
     s_pages = Server.objects.count() // 100
     rows = [
@@ -389,10 +401,27 @@ def measure(args, db_url: str, workdir: Path) -> dict:
          timed(client, "/checks/?outcome=failed&category=permission_missing&by=me", r),
          timed(admin, "/admin/checks/check/?status__exact=failed&category__exact=permission_missing", a)),
         ("check detail", timed(client, f"/checks/{check.pk}/", r), timed(admin, f"/admin/checks/check/{check.pk}/change/", a)),
+        (f"import from Azure (a kept listing of {listing['servers']:,} servers)", timed(client, "/servers/import/", r),
+         timed(admin, "/admin/dashboard/server/", a)),
         ("server detail", timed(client, f"/servers/{server.pk}/", r),
          timed(admin, f"/admin/dashboard/server/{server.pk}/change/", a)),
     ]
-    return {"rows": rows, "run_all": run_on_all(client, args), "export": export(client, db_url, workdir, args)}
+    return {"rows": rows, "run_all": run_on_all(client, args), "export": export(client, db_url, workdir, args),
+            "listing": listing}
+
+
+def first_listing(client) -> dict:
+    """ "Import from Azure" listing the fleet from ARM (the simulator, no latency): its time, the ARM pages read."""
+    from dashboard.models import ImportListing
+
+    ImportListing.objects.all().delete()
+    t0 = time.perf_counter()
+    response = client.get("/servers/import/")
+    took = time.perf_counter() - t0
+    assert response.status_code == 200, response.status_code
+    groups = ImportListing.objects.get().groups
+    servers = sum(len(g["servers"]) for g in groups)
+    return {"time": took, "servers": servers, "bytes": len(response.content)}
 
 
 def run_on_all(client, args) -> dict:
@@ -637,6 +666,9 @@ def report(args, built: dict, f: dict) -> str:
         f"{kb(poll['bytes'])} | < {POLL_MS} ms, < {POLL_KB} KB | "
         f"{ok(poll['median'] * 1000 < POLL_MS and poll['bytes'] < POLL_KB * 1024)} |",
     ]
+    listing = f["listing"]
+    lines.append(f"| \"Import from Azure\" listing {listing['servers']:,} servers from ARM (the simulator: no latency, "
+                 f"pages of 50) | {ms(listing['time'])} | (one run) | | {kb(listing['bytes'])} | | |")
     lines += export_table(args, f["export"])
     return "\n".join(lines)
 

@@ -176,19 +176,23 @@ def _import_everything(request: HttpRequest, scope: str) -> HttpResponse:
         messages.error(request, "The listing from Azure is out of date: look at it again before importing.")
         return redirect("server_import")
     tenant_id, cap = request.user.tenant_id, settings.IMPORT_MAX_PER_POST
-    picks = import_listing.new_servers(listing, tenant_id, "" if scope == "all" else scope.lower())
-    imported, already = 0, 0
+    found = import_listing.new_servers(listing, tenant_id, "" if scope == "all" else scope.lower())
+    if not found:
+        messages.info(request, "Nothing new to import: every server Azure lists there is registered already.")
+        return redirect("server_import")
+    # ARM's names pass the same rules as a pick's (Azure's own, but a name we could not check is not registered).
+    picks, invalid = registry.parse_picks(["|".join(pick) for pick in found])
+    imported, already, unsaid = 0, 0, invalid  # (the invalid ones are said by the first event)
     for start in range(0, len(picks), cap):
         names, registered = registry.register_many(picks[start:start + cap], tenant_id=tenant_id,
                                                    added_by=request.user)
         imported, already = imported + len(names), already + registered
         if names:
-            audit.record(request, Action.SERVER_IMPORT, imported=len(names), already=registered, invalid=0,
+            audit.record(request, Action.SERVER_IMPORT, imported=len(names), already=registered, invalid=unsaid,
                          servers=names)
-    if not picks:
-        messages.info(request, "Nothing new to import: every server Azure lists there is registered already.")
-        return redirect("server_import")
-    (messages.success if imported else messages.info)(request, " ".join(_imported_words(imported, already, 0)))
+            unsaid = 0
+    words = _imported_words(imported, already, invalid)
+    (messages.success if imported else messages.info)(request, " ".join(words))
     return redirect("server_list")
 
 

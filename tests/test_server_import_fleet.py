@@ -144,3 +144,12 @@ def test_servers_azure_no_longer_lists_are_drawn_up_to_shown_and_all_can_be_arch
     response = client.post("/servers/import/archive/", {"server": [last.pk, listed.pk, unknown.pk, "x", "²"]}, follow=True)
     assert "Archived 1 server Azure no longer lists." in response.content.decode()
     assert list(Server.objects.filter(archived_at__isnull=False)) == [last]
+
+
+def test_import_all_checks_azures_names_as_a_pick_is_checked(client, logged_in):
+    alice = logged_in(ALICE["upn"])
+    bad = {**found(PROD, 1), "name": "Not_A|Valid name"}
+    keep_listing(alice, {PROD: [found(PROD, 0), bad]})
+    response = client.post("/servers/import/", {"everything": "all"}, follow=True)
+    assert "Imported 1 server. 1 not valid and left out." in response.content.decode()
+    assert list(Server.objects.values_list("name", flat=True)) == ["pg-fleet-00000"]
