@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from django.db.models.functions import Lower
 
 from dashboard.models import ImportListing, Server
-from dashboard.registry import Pick
+from dashboard.registry import Pick, valid
 
 SHOWN = 100  # rows drawn of the new servers (all subscriptions together), and of those Azure no longer lists
 
@@ -27,6 +27,8 @@ class Comparison:
     groups: list[dict] = field(default_factory=list)  # each subscription: its counts, error and rows drawn
     importable: int = 0  # new servers in the listing, whatever the search
     matching: int = 0  # new servers the search matches (all of them without one)
+    drawn: int = 0  # new servers drawn as rows (at most SHOWN)
+    unfit: int = 0  # servers Azure lists under a name this dashboard cannot register (never offered)
     orphans: list[dict] = field(default_factory=list)  # registered, no longer listed: the first SHOWN
     orphans_total: int = 0
 
@@ -51,7 +53,7 @@ def compare(listing: ImportListing, tenant_id: str, *, search: str = "", cap: in
     search = search.strip().lower()
     result, drawn, listed = Comparison(), 0, set()
     for group in listing.groups:
-        counts = {"listed": 0, "registered": 0, "new": 0, "matching": 0}
+        counts = {"listed": 0, "registered": 0, "new": 0, "matching": 0, "unfit": 0}
         rows = []
         for found in group["servers"]:
             key = _key(found["subscription_id"], found["resource_group"], found["name"])
@@ -59,6 +61,9 @@ def compare(listing: ImportListing, tenant_id: str, *, search: str = "", cap: in
             counts["listed"] += 1
             if key in keys:
                 counts["registered"] += 1
+                continue
+            if not valid(found["subscription_id"], found["resource_group"], found["name"]):
+                counts["unfit"] += 1
                 continue
             counts["new"] += 1
             if not _matches(found, search):
@@ -69,7 +74,9 @@ def compare(listing: ImportListing, tenant_id: str, *, search: str = "", cap: in
                 rows.append({"server": found, "picked": drawn <= cap})
         result.importable += counts["new"]
         result.matching += counts["matching"]
+        result.unfit += counts["unfit"]
         result.groups.append({**group, **counts, "rows": rows, "hidden": counts["matching"] - len(rows)})
+    result.drawn = drawn
     gone = _gone(listing, registered, listed)
     result.orphans, result.orphans_total = gone[:orphans_shown], len(gone)
     return result
@@ -87,9 +94,15 @@ def orphan_ids(listing: ImportListing, tenant_id: str) -> set[int]:
     return {row["pk"] for row in compare(listing, tenant_id, cap=0, orphans_shown=None).orphans}
 
 
+def subscription_ids(listing: ImportListing) -> set[str]:
+    return {g["subscription"]["id"].lower() for g in listing.groups}
+
+
 def new_servers(listing: ImportListing, tenant_id: str, subscription_id: str = "") -> list[Pick]:
-    """Every server of the listing (of one subscription, if named) not registered in the tenant, as picks."""
+    """Every server of the listing (of one subscription, if named) not registered in the tenant and fit to be
+    (what the page counts as new), as picks."""
     keys = {_key(s, rg, n) for _, s, rg, n in _registered(tenant_id)}
     return [(f["subscription_id"].lower(), f["resource_group"], f["name"])
             for g in listing.groups if not subscription_id or g["subscription"]["id"].lower() == subscription_id
-            for f in g["servers"] if _key(f["subscription_id"], f["resource_group"], f["name"]) not in keys]
+            for f in g["servers"] if _key(f["subscription_id"], f["resource_group"], f["name"]) not in keys
+            and valid(f["subscription_id"], f["resource_group"], f["name"])]

@@ -21,6 +21,17 @@ IMPORT_CHUNK = 1000
 Pick = tuple[str, str, str]  # subscription id (lower-case), resource group, server name, as Azure spells them
 
 
+def valid(subscription_id: str, resource_group: str, name: str) -> bool:
+    """Whether a server so named can be registered (ARM's naming rules, as the "Add a server" form has them)."""
+    try:
+        validate_subscription_id(subscription_id)
+        validate_resource_group(resource_group)
+        validate_server_name(name)
+    except ValidationError:
+        return False
+    return True
+
+
 def parse_picks(values: list[str]) -> tuple[list[Pick], int]:
     """The valid "subscription|resource group|name" picks, once each (names compare without case), and how many
     were not valid."""
@@ -29,11 +40,7 @@ def parse_picks(values: list[str]) -> tuple[list[Pick], int]:
     for value in values:
         subscription_id, _, rest = value.strip().partition("|")
         resource_group, _, name = rest.partition("|")
-        try:
-            validate_subscription_id(subscription_id)
-            validate_resource_group(resource_group)
-            validate_server_name(name)
-        except ValidationError:
+        if not valid(subscription_id, resource_group, name):
             invalid += 1
             continue
         pick = (subscription_id.lower(), resource_group, name)

@@ -103,12 +103,13 @@ def server_import(request: HttpRequest) -> HttpResponse:
             listing = inventory.fresh_listing(tokens, request.user, subscriptions.refresh(tokens, request.user))
         except inventory.InventoryError as exc:
             error = exc
-    search = request.GET.get("q", "")[:100]
+    search = request.GET.get("q", "").strip()[:100]
     compared = (import_listing.compare(listing, request.user.tenant_id, search=search,
                                        cap=settings.IMPORT_MAX_PER_POST) if listing is not None else None)
     return render(request, "dashboard/server_import.html", {
         "compared": compared, "error": error, "search": search, "shown": import_listing.SHOWN,
         "fetched_at": listing.fetched_at if listing else None, "cap": settings.IMPORT_MAX_PER_POST,
+        "listed_at": listing.fetched_at.isoformat() if listing else "",
     })
 
 
@@ -169,30 +170,32 @@ def _import_selected(request: HttpRequest) -> HttpResponse:
 
 
 def _import_everything(request: HttpRequest, scope: str) -> HttpResponse:
-    """ "Import all": every server of the user's kept listing (or of the one subscription `scope` names) not
-    registered yet, an import's worth at a time, each its own audit event (so none lists more than an import)."""
+    """ "Import all": every new server of the user's kept listing (or of the one subscription `scope` names), as
+    the page counted them, an import's worth at a time, each its own audit event (none lists more than an import).
+    The listing must still be the one the page was drawn from: a refresh in another tab changes what "all" is."""
     listing = inventory.cached_listing(request.user)
-    if listing is None:
-        messages.error(request, "The listing from Azure is out of date: look at it again before importing.")
+    if listing is None or request.POST.get("listed_at") != listing.fetched_at.isoformat():
+        messages.error(request, "The listing from Azure is out of date or changed since this page was drawn: look "
+                                "at it again before importing.")
+        return redirect("server_import")
+    scope = scope.lower()
+    if scope != "all" and scope not in import_listing.subscription_ids(listing):
+        messages.error(request, "That subscription is not in your listing from Azure: nothing was imported.")
         return redirect("server_import")
     tenant_id, cap = request.user.tenant_id, settings.IMPORT_MAX_PER_POST
-    found = import_listing.new_servers(listing, tenant_id, "" if scope == "all" else scope.lower())
-    if not found:
+    picks = import_listing.new_servers(listing, tenant_id, "" if scope == "all" else scope)
+    if not picks:
         messages.info(request, "Nothing new to import: every server Azure lists there is registered already.")
         return redirect("server_import")
-    # ARM's names pass the same rules as a pick's (Azure's own, but a name we could not check is not registered).
-    picks, invalid = registry.parse_picks(["|".join(pick) for pick in found])
-    imported, already, unsaid = 0, 0, invalid  # (the invalid ones are said by the first event)
+    imported, already = 0, 0
     for start in range(0, len(picks), cap):
         names, registered = registry.register_many(picks[start:start + cap], tenant_id=tenant_id,
                                                    added_by=request.user)
         imported, already = imported + len(names), already + registered
         if names:
-            audit.record(request, Action.SERVER_IMPORT, imported=len(names), already=registered, invalid=unsaid,
+            audit.record(request, Action.SERVER_IMPORT, imported=len(names), already=registered, invalid=0,
                          servers=names)
-            unsaid = 0
-    words = _imported_words(imported, already, invalid)
-    (messages.success if imported else messages.info)(request, " ".join(words))
+    (messages.success if imported else messages.info)(request, " ".join(_imported_words(imported, already, 0)))
     return redirect("server_list")
 
 

@@ -3,6 +3,8 @@ new servers are rows, a search finds the others, and "Import all" registers ever
 an import's worth at a time. The listing is the one the page keeps (dashboard.models.ImportListing), written
 here as ARM's listing would leave it: how it is read from ARM is tests/test_server_import.py's."""
 
+import re
+
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -28,6 +30,13 @@ def keep_listing(user, groups: dict[str, list[dict]], *, errors: dict[str, dict]
         {"subscription": {"id": sub, "name": f"Sub {sub[:8]}", "state": "Enabled"}, "error": errors.get(sub),
          "servers": servers} for sub, servers in groups.items()]})
     return listing
+
+
+def import_all(client, scope: str = "all", **extra):
+    """Press an "Import all" button of the page as drawn (its form carries the listing's time)."""
+    page = client.get("/servers/import/").content.decode()
+    listed_at = page.split('name="listed_at" value="')[1].split('"')[0]
+    return client.post("/servers/import/", {"everything": scope, "listed_at": listed_at, **extra}, follow=True)
 
 
 def register(subscription_id: str, numbers) -> None:
@@ -88,7 +97,7 @@ def test_import_all_registers_every_new_server_an_import_at_a_time(client, logge
     register(PROD, range(0, 100))
     keep_listing(alice, {PROD: [found(PROD, i) for i in range(0, 1000)], STAGING: [found(STAGING, i) for i in
                                                                                       range(0, 50)]})
-    response = client.post("/servers/import/", {"everything": "all", "server": ["ignored|x|y"]}, follow=True)
+    response = import_all(client, server=["ignored|x|y"])
     assert "Imported 950 servers." in response.content.decode()
     assert Server.objects.filter(tenant_id=CONTOSO, archived_at=None).count() == 1050
     events = AuditEvent.objects.filter(action=Action.SERVER_IMPORT).order_by("pk")
@@ -101,7 +110,7 @@ def test_import_all_of_one_subscription_leaves_the_others(client, logged_in):
     alice = logged_in(ALICE["upn"])
     keep_listing(alice, {PROD: [found(PROD, i) for i in range(0, 30)], STAGING: [found(STAGING, i) for i in
                                                                                     range(0, 20)]})
-    response = client.post("/servers/import/", {"everything": STAGING.upper()}, follow=True)
+    response = import_all(client, STAGING.upper())
     assert "Imported 20 servers." in response.content.decode()
     assert set(Server.objects.values_list("subscription_id", flat=True)) == {STAGING}
 
@@ -110,11 +119,11 @@ def test_import_all_with_nothing_new_or_an_old_listing_registers_nothing(client,
     alice = logged_in(ALICE["upn"])
     register(PROD, range(0, 5))
     listing = keep_listing(alice, {PROD: [found(PROD, i) for i in range(0, 5)]})
-    response = client.post("/servers/import/", {"everything": "all"}, follow=True)
+    response = import_all(client)
     assert "Nothing new to import" in response.content.decode()
     ImportListing.objects.filter(pk=listing.pk).update(fetched_at=timezone.now() - timezone.timedelta(hours=1))
     keep = Server.objects.count()
-    response = client.post("/servers/import/", {"everything": "all"}, follow=True)
+    response = client.post("/servers/import/", {"everything": "all", "listed_at": ""}, follow=True)
     assert "out of date" in response.content.decode()
     assert Server.objects.count() == keep
 
@@ -123,7 +132,7 @@ def test_import_all_registers_in_the_users_tenant_only(client, logged_in):
     alice = logged_in(ALICE["upn"])
     make_server(tenant_id=CHARLIE["tid"], subscription_id=PROD, resource_group="rg-00", name="pg-fleet-00000")
     keep_listing(alice, {PROD: [found(PROD, 0)]})
-    client.post("/servers/import/", {"everything": "all"})
+    import_all(client)
     assert Server.objects.filter(tenant_id=CONTOSO, name="pg-fleet-00000").count() == 1
     assert Server.objects.filter(tenant_id=CHARLIE["tid"]).count() == 1
 
@@ -146,10 +155,62 @@ def test_servers_azure_no_longer_lists_are_drawn_up_to_shown_and_all_can_be_arch
     assert list(Server.objects.filter(archived_at__isnull=False)) == [last]
 
 
-def test_import_all_checks_azures_names_as_a_pick_is_checked(client, logged_in):
+def test_a_name_azure_lists_that_breaks_its_rules_is_counted_apart_and_never_offered(client, logged_in):
     alice = logged_in(ALICE["upn"])
     bad = {**found(PROD, 1), "name": "Not_A|Valid name"}
     keep_listing(alice, {PROD: [found(PROD, 0), bad]})
-    response = client.post("/servers/import/", {"everything": "all"}, follow=True)
-    assert "Imported 1 server. 1 not valid and left out." in response.content.decode()
+    html = client.get("/servers/import/").content.decode()
+    assert "<strong>1</strong> new server to import" in html and "1 under a name this dashboard cannot" in html
+    assert html.count('name="server"') == 1
+    assert "Imported 1 server." in import_all(client).content.decode()
     assert list(Server.objects.values_list("name", flat=True)) == ["pg-fleet-00000"]
+    assert "Every server Azure lists here is registered already" in client.get("/servers/import/").content.decode()
+
+
+def test_import_all_of_a_subscription_not_listed_or_of_nothing_is_refused(client, logged_in):
+    alice = logged_in(ALICE["upn"])
+    keep_listing(alice, {PROD: [found(PROD, i) for i in range(0, 3)]})
+    for scope in (STAGING, "", "0b5e0001"):
+        response = import_all(client, scope)
+        assert "That subscription is not in your listing from Azure: nothing was imported." in (
+            response.content.decode()), scope
+    assert not Server.objects.exists()
+
+
+def test_import_all_from_a_page_drawn_before_a_refresh_imports_nothing(client, logged_in):
+    alice = logged_in(ALICE["upn"])
+    keep_listing(alice, {PROD: [found(PROD, 0)]})
+    page = client.get("/servers/import/").content.decode()
+    drawn_at = page.split('name="listed_at" value="')[1].split('"')[0]
+    keep_listing(alice, {PROD: [found(PROD, i) for i in range(0, 500)]})  # another tab's "Refresh from Azure"
+    response = client.post("/servers/import/", {"everything": "all", "listed_at": drawn_at}, follow=True)
+    assert "changed since this page was drawn" in response.content.decode()
+    assert not Server.objects.exists()
+
+
+def test_the_one_import_notice_counts_the_rows_drawn(client, logged_in, settings):
+    alice = logged_in(ALICE["upn"])
+    keep_listing(alice, {PROD: [found(PROD, i) for i in range(0, 1500)]})
+    html = client.get("/servers/import/").content.decode()
+    assert html.count(" checked>") == SHOWN and "One import takes at most" not in html
+    settings.IMPORT_MAX_PER_POST = SHOWN // 2
+    html = client.get("/servers/import/").content.decode()
+    assert html.count(" checked>") == SHOWN // 2 and f"the first {SHOWN // 2} are picked" in html
+
+
+def test_a_search_of_spaces_is_no_search(client, logged_in):
+    alice = logged_in(ALICE["upn"])
+    keep_listing(alice, {PROD: [found(PROD, i) for i in range(0, SHOWN + 5)]})
+    html = client.get("/servers/import/", {"q": "   "}).content.decode()
+    assert ">Clear</a>" not in html and "matches." not in html and html.count('name="server"') == SHOWN
+
+
+def test_the_import_forms_default_button_is_import_selected(client, logged_in):
+    # Enter on a checkbox presses the form's first submit button: never an "Import all" (tests/e2e proves it).
+    alice = logged_in(ALICE["upn"])
+    keep_listing(alice, {PROD: [found(PROD, i) for i in range(0, 3)], STAGING: [found(STAGING, 9)]})
+    html = client.get("/servers/import/").content.decode()
+    form = html.split('id="import-form">')[1].split("</form>")[0]
+    own = [b for b in re.findall(r"<button[^>]*>", form) if 'form="' not in b]
+    assert own == ['<button type="submit">'] and "Import selected servers" in form
+    assert html.count('form="import-all" name="everything"') == 3

@@ -69,3 +69,15 @@ def test_import_all_asks_first_and_registers_every_new_server(page, app, sim, de
     expect(page.locator(".messages")).to_contain_text("Imported 1 server.")
     assert questions == ["Register all 1 new server Azure lists here?"]
     expect(server_row(page, "pg-inventory-01")).to_be_visible()
+
+
+def test_enter_on_a_picked_server_imports_the_picked_ones_without_asking(page, app, sim, demo_fleet):
+    # The form's default button is "Import selected servers": the "Import all" buttons belong to another form.
+    sign_in(page, app)
+    page.goto(app + "/servers/import/")
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.get_by_label("Import pg-inventory-01").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(".messages")).to_contain_text("Imported 1 server.")
+    assert dialogs == []
