@@ -7,13 +7,19 @@ the rest are inserted together. Two imports racing over the same server meet at 
 import falls back to `Server.register` one by one, which settles each race as a single registration does.
 """
 
+from functools import lru_cache
+
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Lower
 
 from dashboard.models import Server, User
-from dashboard.validators import validate_resource_group, validate_server_name, validate_subscription_id
+from dashboard.validators import (
+    SERVER_NAME_RE,
+    validate_resource_group,
+    validate_subscription_id,
+)
 
 # Servers read, inserted or restored per statement: a whole default import (IMPORT_MAX_PER_POST) in one.
 IMPORT_CHUNK = 1000
@@ -22,11 +28,18 @@ Pick = tuple[str, str, str]  # subscription id (lower-case), resource group, ser
 
 
 def valid(subscription_id: str, resource_group: str, name: str) -> bool:
-    """Whether a server so named can be registered (ARM's naming rules, as the "Add a server" form has them)."""
+    """Whether a server so named can be registered (ARM's naming rules, as the "Add a server" form has them).
+    The import page asks it of every server of a fleet's listing: a subscription and a resource group are
+    shared by thousands, and are judged once."""
+    # (the name's rule, validate_server_name's pattern, matched whole: a trailing line feed is not a name)
+    return (_judged(validate_subscription_id, subscription_id) and _judged(validate_resource_group, resource_group)
+            and SERVER_NAME_RE.fullmatch(name) is not None)
+
+
+@lru_cache(maxsize=4096)
+def _judged(validate, value: str) -> bool:
     try:
-        validate_subscription_id(subscription_id)
-        validate_resource_group(resource_group)
-        validate_server_name(name)
+        validate(value)
     except ValidationError:
         return False
     return True

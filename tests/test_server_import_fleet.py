@@ -214,3 +214,23 @@ def test_the_import_forms_default_button_is_import_selected(client, logged_in):
     own = [b for b in re.findall(r"<button[^>]*>", form) if 'form="' not in b]
     assert own == ['<button type="submit">'] and "Import selected servers" in form
     assert html.count('form="import-all" name="everything"') == 3
+
+
+def test_a_listed_name_is_judged_by_the_add_forms_rules():
+    from django.core.exceptions import ValidationError
+
+    from dashboard.registry import valid
+    from dashboard.validators import validate_resource_group, validate_server_name, validate_subscription_id
+
+    def by_the_rules(s, rg, n):
+        try:
+            validate_subscription_id(s), validate_resource_group(rg), validate_server_name(n)
+        except ValidationError:
+            return False
+        return True
+
+    for s in (PROD, PROD.upper(), "x", "{" + PROD + "}"):
+        for rg in ("rg-payments-prod", "rg.", "rg (1)", "r" * 91, ""):
+            for n in ("pg-ok", "pg", "-pg", "pg--x", "p" * 64, "pg_x", "PG-OK-01"):
+                assert valid(s, rg, n) == by_the_rules(s, rg, n), (s, rg, n)
+    assert not valid(PROD, "rg", "pg-ok\n"), "matched whole: a line feed is not part of a name"
