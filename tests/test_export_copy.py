@@ -17,6 +17,7 @@ from django.utils import timezone
 from checks import copy_export
 from checks.models import Check
 from checks.views import history
+from dashboard.models import SubscriptionName
 from tests.factories import make_check
 
 on_postgres = pytest.mark.skipif("connection.vendor != 'postgresql'", reason="COPY is PostgreSQL's")
@@ -54,6 +55,14 @@ def awkward_history(alice, bob, server, staging_server, fabrikam_server, charlie
                created_at=kolkata - timedelta(days=400), started_at=kolkata - timedelta(days=400),
                finished_at=kolkata - timedelta(days=400) + timedelta(seconds=12))
     make_check(fabrikam_server, charlie, backup_name="another-tenant")
+    # Subscription names: one a formula with quotes and controls, one plain, and another tenant's name for the
+    # first subscription (never this tenant's).
+    for tenant, subscription, name in [
+            (server.tenant_id, server.subscription_id.lower(), '=Prod "quoted", ünï \\ \x01 ✓'),
+            (server.tenant_id, staging_server.subscription_id.lower(), "Staging"),
+            (fabrikam_server.tenant_id, server.subscription_id.lower(), "Fabrikam's name")]:
+        SubscriptionName.objects.create(tenant_id=tenant, subscription_id=subscription, display_name=name,
+                                        fetched_at=now)
 
 
 def csv_of(client, params) -> bytes:
@@ -87,6 +96,8 @@ def test_copy_writes_the_same_bytes_as_the_python_export(client_alice, alice, bo
         assert by_name["formulas"]["number_of_containers"] == "'-3" and by_name["formulas"]["duration_seconds"] == "'-0.001"
         assert by_name["no-answer"]["http_status"] == "" and by_name["still-running"]["finished_at"] == ""
         assert by_name["escapes"]["error_message"].startswith("C:\\temp\\n is not")
+        assert by_name["plain"]["subscription_name"].startswith("'=Prod \"quoted\", ünï")
+        assert by_name["no-answer"]["subscription_name"] == "Staging" and "Fabrikam" not in text
 
 
 ALL_FILTERS = [{}, {"server": "pg-payments-01"}, {"outcome": "failed"}, {"category": "throttled"}, {"by": "me"},
@@ -136,11 +147,11 @@ def test_a_copy_that_fails_midway_says_the_file_is_incomplete(client_alice, alic
     older = make_check(server, alice, backup_name="older", minutes_ago=2)
     real = copy_export.json_value if as_json else copy_export.column
 
-    def failing_on_the_older(name, field):
+    def failing_on_the_older(name, field, names):
         if name == "attempts":  # the database fails on the second row, after it sent the first
             return Func(F("id"), template=f"CASE WHEN %(expressions)s = {older.pk} "
                         "THEN (1 / (%(expressions)s - %(expressions)s))::text ELSE '1' END")
-        return real(name, field)
+        return real(name, field, names)
 
     monkeypatch.setattr(copy_export, "json_value" if as_json else "column", failing_on_the_older)
     with connection.cursor() as cursor:  # rows straight off the index, as at scale, not sorted first
@@ -167,7 +178,7 @@ def test_an_export_cut_short_is_recognisably_incomplete(alice, server, copy, as_
 
     def export():
         if copy:
-            return copy_export.stream(checks, lines(), history.EXPORT_COLUMNS, 4096, as_json=as_json)
+            return copy_export.stream(checks, lines(), history.EXPORT_COLUMNS, 4096, names={}, as_json=as_json)
         return (piece.encode() for piece in history._stream(checks, lines(), {}))
 
     pieces = export()

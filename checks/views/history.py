@@ -242,9 +242,10 @@ def _export(request: HttpRequest, lines: CsvLines) -> StreamingHttpResponse:
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     copying = EXPORT_WITH_COPY and connection.vendor == "postgresql"
     as_json = isinstance(lines, JsonLines)
+    names = subscriptions.names_for(request)
     return StreamingHttpResponse(
-        copy_export.stream(checks, lines, EXPORT_COLUMNS, EXPORT_BUFFER_CHARS, as_json=as_json) if copying
-        else _stream(checks, lines, subscriptions.names_for(request)),
+        copy_export.stream(checks, lines, EXPORT_COLUMNS, EXPORT_BUFFER_CHARS, names=names, as_json=as_json)
+        if copying else _stream(checks, lines, names),
         content_type=lines.content_type,
         headers={"Content-Disposition": f'attachment; filename="ltr-checks-{stamp}.{lines.extension}"'},
     )
