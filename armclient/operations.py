@@ -17,7 +17,7 @@ from armclient.outcomes import Category
 from armclient.pacing import BucketKey
 
 MAX_INT32 = 2**31 - 1
-MAX_PAGES = 100
+MAX_PAGES = 1000  # an ARM list of more pages is cut (and said to be): 50,000 servers at the simulator's 50
 
 
 @dataclass
@@ -209,11 +209,15 @@ class ListError(Exception):
 def get_all_pages(url: str, params: dict | None, *, tokens: TokenSource, principal_oid: str, scope: str,
                   deadline_seconds: float) -> list[dict]:
     """Every item of an ARM list, following `nextLink` only while it stays on the ARM endpoint (the user's
-    token goes nowhere else), each page paced to the read bucket of `scope`. Raises ListError."""
+    token goes nowhere else), each page paced to the read bucket of `scope`, all of them within
+    `deadline_seconds`. Raises ListError."""
     deadline = time.monotonic() + deadline_seconds
     bucket = BucketKey(RateBucket.Kind.READS, scope, principal_oid)
     items: list[dict] = []
-    for _ in range(MAX_PAGES):
+    for page in range(MAX_PAGES):
+        if page and time.monotonic() >= deadline:
+            raise ListError(f"The list took longer than {deadline_seconds:.0f} s; it was stopped after {page} pages "
+                            f"({len(items)} items).")
         exchange = converse(Request("GET", url, params=params, bucket=bucket), tokens=tokens, deadline=deadline)
         data = _page(exchange)
         items.extend(item for item in data.get("value", []) if isinstance(item, dict))

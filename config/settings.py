@@ -198,6 +198,9 @@ RATE_LIMIT_SIGNINS_PER_MINUTE = env_int("RATE_LIMIT_SIGNINS_PER_MINUTE", 30)
 IMPORT_LISTING_TTL_SECONDS = env_int("IMPORT_LISTING_TTL_SECONDS", 300)
 # Servers one import registers at most; the rest stay offered for the next one.
 IMPORT_MAX_PER_POST = env_int("IMPORT_MAX_PER_POST", 1000)
+# How long "Import from Azure" may list the servers of all subscriptions, inside one web request (the README's
+# gunicorn command allows 180 s); a subscription not listed by then says so.
+IMPORT_LISTING_SECONDS = env_int("IMPORT_LISTING_SECONDS", 120)
 # Django refuses a POST with more fields than this (400) before any view sees it: room for a full import and
 # a user who ticked more than it takes, who is told so rather than shown a bare 400.
 DATA_UPLOAD_MAX_NUMBER_FIELDS = IMPORT_MAX_PER_POST + 1000

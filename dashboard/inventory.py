@@ -2,11 +2,14 @@
 flexible servers in each, with the user's own delegated token, through armclient (paced to ARM's read bucket,
 retried by its one policy, every page of `nextLink` followed only on the ARM endpoint).
 
-A listing runs inside a web request, so its deadline is short (ARM_MAX_RETRY_WAIT): a long `Retry-After` is
-reported, not slept through. What it found is kept per user (models.ImportListing) for
-IMPORT_LISTING_TTL_SECONDS, so a reload does not list the fleet from ARM again.
+A listing runs inside a web request: the subscriptions' list, then the servers of all subscriptions together,
+each within IMPORT_LISTING_SECONDS (under the documented web timeout), a subscription not reached by then
+reported as not listed; a `Retry-After` longer than ARM_MAX_RETRY_WAIT is reported, not slept through. What it found is
+kept per user (models.ImportListing) for IMPORT_LISTING_TTL_SECONDS, so a reload does not list the fleet from
+ARM again.
 """
 
+import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
@@ -38,9 +41,10 @@ class FoundServer:
     state: str
 
 
-def _get_all(tokens: TokenSource, principal_oid: str, scope: str, url: str, params: dict) -> list[dict]:
+def _get_all(tokens: TokenSource, principal_oid: str, scope: str, url: str, params: dict,
+             seconds: float | None = None) -> list[dict]:
     return get_all_pages(url, params, tokens=tokens, principal_oid=principal_oid, scope=scope,
-                         deadline_seconds=settings.ARM_MAX_RETRY_WAIT)
+                         deadline_seconds=settings.IMPORT_LISTING_SECONDS if seconds is None else seconds)
 
 
 def tenant_subscriptions(tokens: TokenSource, principal_oid: str, tenant_id: str) -> list[Subscription]:
@@ -61,11 +65,13 @@ def subscriptions(tokens: TokenSource, principal_oid: str, tenant_id: str) -> li
     return [s for s in tenant_subscriptions(tokens, principal_oid, tenant_id) if s.state == "Enabled"]
 
 
-def flexible_servers(tokens: TokenSource, principal_oid: str, subscription_id: str) -> list[FoundServer]:
+def flexible_servers(tokens: TokenSource, principal_oid: str, subscription_id: str,
+                     seconds: float | None = None) -> list[FoundServer]:
     url = (f"{settings.AZURE_ARM_ENDPOINT}/subscriptions/{subscription_id}"
            "/providers/Microsoft.DBforPostgreSQL/flexibleServers")
     found = []
-    for item in _get_all(tokens, principal_oid, subscription_id, url, {"api-version": settings.AZURE_LTR_API_VERSION}):
+    params = {"api-version": settings.AZURE_LTR_API_VERSION}
+    for item in _get_all(tokens, principal_oid, subscription_id, url, params, seconds):
         parts = str(item.get("id", "")).split("/")
         lowered = [p.lower() for p in parts]
         if "resourcegroups" not in lowered or not item.get("name"):
@@ -86,10 +92,15 @@ def list_fleet(tokens: TokenSource, user, seen: list[Subscription]) -> list[dict
     """Each enabled subscription of `seen` with its flexible servers or the error that kept them from being
     listed, as plain data (what ImportListing keeps)."""
     groups = []
+    ends = time.monotonic() + settings.IMPORT_LISTING_SECONDS  # (all subscriptions together)
     for subscription in (s for s in seen if s.state == "Enabled"):
         group = {"subscription": asdict(subscription), "error": None, "servers": []}
+        left = ends - time.monotonic()
         try:
-            group["servers"] = [asdict(s) for s in flexible_servers(tokens, user.object_id, subscription.id)]
+            if left <= 0:
+                raise InventoryError(f"Not listed: listing the fleet took longer than {settings.IMPORT_LISTING_SECONDS}"
+                                     " s before this subscription's turn.")
+            group["servers"] = [asdict(s) for s in flexible_servers(tokens, user.object_id, subscription.id, left)]
         except InventoryError as exc:
             group["error"] = {"message": exc.message, "code": exc.code, "request_id": exc.request_id}
         groups.append(group)

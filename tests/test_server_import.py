@@ -306,3 +306,45 @@ def test_ticking_more_than_one_import_takes_is_answered_not_refused_with_a_400(c
     assert response.status_code == 200
     assert "Imported 1000 servers." in response.content.decode()
     assert "the other 200 picked were left out" in response.content.decode()
+
+
+# -- a fleet's listing: one deadline for all subscriptions, not a retry's wait ---------------------------------
+
+def test_a_long_listing_is_not_bound_by_the_wait_before_a_retry(client, logged_in, sim, settings):
+    # Every page of every subscription within IMPORT_LISTING_SECONDS together: ARM_MAX_RETRY_WAIT bounds one
+    # wait for a retry, and a many-page list of a big subscription outlasts it.
+    settings.ARM_MAX_RETRY_WAIT = 0.001
+    sim.inventory.page_size = 1
+    try:
+        logged_in(ALICE["upn"])
+        html = client.get("/servers/import/").content.decode()
+    finally:
+        sim.inventory.page_size = 50
+    assert html.count('name="server"') == 12 and "took longer than" not in html
+
+
+def test_a_listing_past_its_time_says_which_subscriptions_were_not_listed(logged_in, sim, settings):
+    from dashboard import entra, inventory
+
+    alice = logged_in(ALICE["upn"])
+    tokens = entra.token_source(alice)
+    seen = inventory.tenant_subscriptions(tokens, alice.object_id, alice.tenant_id)
+    sim.reset_calls()
+    settings.IMPORT_LISTING_SECONDS = 0  # the subscriptions' list took it all
+    groups = inventory.list_fleet(tokens, alice, seen)
+    assert [g["error"]["message"] for g in groups] == [
+        "Not listed: listing the fleet took longer than 0 s before this subscription's turn."] * len(seen)
+    assert not sim.received(method="GET"), "no subscription's list was asked for"
+
+
+def test_a_list_of_more_pages_than_one_list_reads_is_cut_and_says_so(client, logged_in, sim, monkeypatch):
+    from armclient import operations
+
+    monkeypatch.setattr(operations, "MAX_PAGES", 3)
+    sim.inventory.page_size = 2
+    try:
+        logged_in(ALICE["upn"])
+        html = client.get("/servers/import/").content.decode()
+    finally:
+        sim.inventory.page_size = 50
+    assert "More than 3 pages; the list was cut." in html
