@@ -77,14 +77,11 @@ def test_none_at_all(client, logged_in, sim):
     assert LtrRefresh.objects.get(server=server).listed == 0
 
 
-def test_every_page_is_read_on_the_read_bucket(client, logged_in, sim):
+def test_every_page_is_read_on_the_read_bucket(client, logged_in, sim, monkeypatch):
     server = make_server(subscription_id=STAGING, resource_group="rg-staging", name="pg-inventory-01")
-    sim.inventory.ltr_page_size = 10
-    try:
-        logged_in(ALICE["upn"])
-        refresh(client, server)
-    finally:
-        sim.inventory.ltr_page_size = 20
+    monkeypatch.setattr(sim.inventory, "ltr_page_size", 10)
+    logged_in(ALICE["upn"])
+    refresh(client, server)
     assert len(sim.received("/pg-inventory-01/ltrBackupOperations", "GET")) == 5
     assert LtrBackup.objects.filter(server=server).count() == 45
     bucket = RateBucket.objects.get(kind="reads", scope=STAGING.lower(), principal_oid=ALICE["oid"])

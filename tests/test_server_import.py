@@ -35,27 +35,21 @@ def test_servers_already_registered_are_counted_not_offered(client, logged_in):
     assert "1 registered here" in html
 
 
-def test_all_pages_of_a_long_list_are_read(client, logged_in, sim):
-    sim.inventory.page_size = 2
-    try:
-        logged_in(ALICE["upn"])
-        html = client.get("/servers/import/").content.decode()
-    finally:
-        sim.inventory.page_size = 50
+def test_all_pages_of_a_long_list_are_read(client, logged_in, sim, monkeypatch):
+    monkeypatch.setattr(sim.inventory, "page_size", 2)
+    logged_in(ALICE["upn"])
+    html = client.get("/servers/import/").content.decode()
     assert html.count('name="server"') == 12
 
 
-def test_every_page_read_takes_a_token_from_the_read_bucket_of_its_subscription(client, signed_in, sim):
+def test_every_page_read_takes_a_token_from_the_read_bucket_of_its_subscription(client, signed_in, sim, monkeypatch):
     from armclient import pacing
     from armclient.models import RateBucket
     from armclient.pacing import BucketKey
 
-    sim.inventory.page_size = 2
-    try:
-        signed_in(ALICE["upn"])
-        client.get("/servers/import/")
-    finally:
-        sim.inventory.page_size = 50
+    monkeypatch.setattr(sim.inventory, "page_size", 2)
+    signed_in(ALICE["upn"])
+    client.get("/servers/import/")
     gets = [r for r in sim.received(method="GET") if r.path.startswith("/subscriptions")]
     buckets = RateBucket.objects.filter(kind="reads", principal_oid=ALICE["oid"])
     # Tokens are leased a few at a time (armclient.pacing): the ones held unused were taken by no request.
@@ -310,16 +304,13 @@ def test_ticking_more_than_one_import_takes_is_answered_not_refused_with_a_400(c
 
 # -- a fleet's listing: one deadline for all subscriptions, not a retry's wait ---------------------------------
 
-def test_a_long_listing_is_not_bound_by_the_wait_before_a_retry(client, logged_in, sim, settings):
+def test_a_long_listing_is_not_bound_by_the_wait_before_a_retry(client, logged_in, sim, settings, monkeypatch):
     # Every page of every subscription within IMPORT_LISTING_SECONDS together: ARM_MAX_RETRY_WAIT bounds one
     # wait for a retry, and a many-page list of a big subscription outlasts it.
     settings.ARM_MAX_RETRY_WAIT = 0.001
-    sim.inventory.page_size = 1
-    try:
-        logged_in(ALICE["upn"])
-        html = client.get("/servers/import/").content.decode()
-    finally:
-        sim.inventory.page_size = 50
+    monkeypatch.setattr(sim.inventory, "page_size", 1)
+    logged_in(ALICE["upn"])
+    html = client.get("/servers/import/").content.decode()
     assert html.count('name="server"') == 12 and "took longer than" not in html
 
 
@@ -341,10 +332,7 @@ def test_a_list_of_more_pages_than_one_list_reads_is_cut_and_says_so(client, log
     from armclient import operations
 
     monkeypatch.setattr(operations, "MAX_PAGES", 3)
-    sim.inventory.page_size = 2
-    try:
-        logged_in(ALICE["upn"])
-        html = client.get("/servers/import/").content.decode()
-    finally:
-        sim.inventory.page_size = 50
+    monkeypatch.setattr(sim.inventory, "page_size", 2)
+    logged_in(ALICE["upn"])
+    html = client.get("/servers/import/").content.decode()
     assert "More than 3 pages; the list was cut." in html
