@@ -155,6 +155,9 @@ def _import_selected(request: HttpRequest) -> HttpResponse:
     if "everything" in request.POST:
         return _import_everything(request, request.POST["everything"])
     values = request.POST.getlist("server")
+    if not values:
+        messages.info(request, "Nothing was imported: pick servers to import, or use “Import all”.")
+        return redirect("server_import")
     cap = settings.IMPORT_MAX_PER_POST
     wanted, invalid = registry.parse_picks(values[:cap])
     names, already = registry.register_many(wanted, tenant_id=request.user.tenant_id, added_by=request.user)

@@ -234,3 +234,12 @@ def test_a_listed_name_is_judged_by_the_add_forms_rules():
             for n in ("pg-ok", "pg", "-pg", "pg--x", "p" * 64, "pg_x", "PG-OK-01"):
                 assert valid(s, rg, n) == by_the_rules(s, rg, n), (s, rg, n)
     assert not valid(PROD, "rg", "pg-ok\n"), "matched whole: a line feed is not part of a name"
+
+
+def test_import_selected_with_nothing_picked_stays_on_the_page_and_says_so(client, logged_in):
+    alice = logged_in(ALICE["upn"])
+    keep_listing(alice, {PROD: [found(PROD, 0)]})
+    response = client.post("/servers/import/", {})
+    assert response.status_code == 302 and response["Location"] == "/servers/import/"
+    assert "Nothing was imported: pick servers to import" in client.get("/servers/import/").content.decode()
+    assert not Server.objects.exists()

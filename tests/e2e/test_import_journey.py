@@ -81,3 +81,11 @@ def test_enter_on_a_picked_server_imports_the_picked_ones_without_asking(page, a
     page.keyboard.press("Enter")
     expect(page.locator(".messages")).to_contain_text("Imported 1 server.")
     assert dialogs == []
+
+
+def test_a_long_search_word_wraps_on_a_phone(page, app, sim, demo_fleet):
+    set_width(page, 390)
+    sign_in(page, app)
+    page.goto(app + "/servers/import/?q=" + "x" * 100)
+    expect(page.locator("p.empty")).to_contain_text("No new server matches")
+    assert_fits_the_screen(page)
