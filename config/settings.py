@@ -26,6 +26,21 @@ def env_str(name: str, default: str | None = None) -> str:
     return value
 
 
+def env_required(name: str) -> str:
+    """A production value that must be set, and not to nothing (an empty AZURE_CLIENT_ID started the process)."""
+    value = env_str(name).strip()
+    if not value:
+        raise ImproperlyConfigured(f"{name} is set but empty; it is required in production (see the README).")
+    return value
+
+
+def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    value = (os.environ.get(name) or default).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {os.environ[name]!r}.")
+    return value
+
+
 def env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     if value is None or value == "":
@@ -63,7 +78,7 @@ else:
     if SECRET_KEY.startswith("demo-mode-only") or len(SECRET_KEY) < 32:
         raise ImproperlyConfigured("SECRET_KEY must be a random value of 32 characters or more in production, "
                                    "not the demo key (python -c 'import secrets; print(secrets.token_urlsafe(50))').")
-    ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or [env_str("ALLOWED_HOSTS")]
+    ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or [env_required("ALLOWED_HOSTS")]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -254,8 +269,8 @@ else:
     if AZURE_CLOUD not in AZURE_CLOUDS:
         raise ImproperlyConfigured(f"AZURE_CLOUD must be one of {', '.join(AZURE_CLOUDS)}, not {AZURE_CLOUD!r}.")
     _cloud = AZURE_CLOUDS[AZURE_CLOUD]
-    AZURE_CLIENT_ID = env_str("AZURE_CLIENT_ID")
-    AZURE_CLIENT_SECRET = env_str("AZURE_CLIENT_SECRET")
+    AZURE_CLIENT_ID = env_required("AZURE_CLIENT_ID")
+    AZURE_CLIENT_SECRET = env_required("AZURE_CLIENT_SECRET")
     # Only for a private CA (the simulator's); empty means the system's trust store.
     AZURE_CA_BUNDLE = os.environ.get("AZURE_CA_BUNDLE", "")
 
@@ -334,7 +349,7 @@ if DEMO_MODE and not os.environ.get("TOKEN_CACHE_KEYS"):
     _derived = hashlib.sha256(b"token-cache:" + SECRET_KEY.encode()).digest()
     TOKEN_CACHE_KEYS = [base64.urlsafe_b64encode(_derived).decode()]
 else:
-    TOKEN_CACHE_KEYS = env_list("TOKEN_CACHE_KEYS") or [env_str("TOKEN_CACHE_KEYS")]
+    TOKEN_CACHE_KEYS = env_list("TOKEN_CACHE_KEYS") or [env_required("TOKEN_CACHE_KEYS")]
 try:  # a malformed key stops start-up, not the first sign-in
     from cryptography.fernet import Fernet
 
@@ -374,6 +389,7 @@ TASKS = {
 }
 
 # ---- Logging: one line per event (LOG_FORMAT=json for structured lines); never a token -----------------
+LOG_FORMAT = env_choice("LOG_FORMAT", ("plain", "json"), "plain")  # ("JSON" had fallen back to plain, silently)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -387,7 +403,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "json" if os.environ.get("LOG_FORMAT") == "json" else "plain",
+            "formatter": LOG_FORMAT,
             "filters": ["redact_tokens"],
         },
     },

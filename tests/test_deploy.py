@@ -25,11 +25,46 @@ PRODUCTION = {
 }
 
 
-def _manage(tmp_path, *args):
+def production_env(tmp_path, **changes) -> dict:
     env = {**PRODUCTION, "TOKEN_CACHE_KEYS": Fernet.generate_key().decode(),
            "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.sqlite3'}", "STATIC_ROOT": str(tmp_path / "static"),
            "DJANGO_SETTINGS_MODULE": "config.settings"}
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    return {**env, **changes}
+
+
+def _manage(tmp_path, *args, **changes):
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=production_env(tmp_path, **changes),
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("name", ["ALLOWED_HOSTS", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "TOKEN_CACHE_KEYS"])
+def test_a_required_production_value_set_to_nothing_stops_start_up(tmp_path, name):
+    result = _manage(tmp_path, "check", **{name: " "})
+    assert result.returncode != 0
+    assert f"{name} is set but empty" in result.stderr
+
+
+def test_a_short_secret_key_stops_start_up(tmp_path):
+    result = _manage(tmp_path, "check", SECRET_KEY="x" * 31)
+    assert result.returncode != 0 and "32 characters or more" in result.stderr
+
+
+def test_an_unknown_log_format_stops_start_up(tmp_path):
+    result = _manage(tmp_path, "check", LOG_FORMAT="yaml")
+    assert result.returncode != 0 and "LOG_FORMAT must be one of plain, json, not 'yaml'" in result.stderr
+
+
+def test_log_format_json_writes_json_lines_with_tokens_blanked(tmp_path):
+    """The environment switch itself (in any case), as a production process writes to its stream."""
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlc2lnbmF0dXJl"
+    script = ("import django, logging; django.setup(); "
+              f"logging.getLogger('checks.worker').warning('call failed: Bearer {jwt}')")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                            env=production_env(tmp_path, LOG_FORMAT="JSON"))
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stderr.strip().splitlines()[-1])
+    assert (line["logger"], line["level"]) == ("checks.worker", "WARNING")
+    assert line["message"] == "call failed: Bearer [redacted]" and jwt not in result.stderr
 
 
 def test_the_deploy_checklist_passes_with_the_documented_production_variables(tmp_path):
@@ -92,3 +127,30 @@ def test_the_admin_shows_checks_but_never_edits_or_deletes_them(client, alice, s
     assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
     assert client.post(f"/admin/checks/check/{check.pk}/delete/", {"post": "yes"}).status_code == 403
     assert Check.objects.filter(pk=check.pk).exists()
+
+
+def test_production_defaults_keep_metrics_closed_and_webhooks_public_and_https(tmp_path):
+    """With none of these variables set, a production process refuses the demo's metrics token (and any other:
+    METRICS_TOKEN empty), a plain-http webhook, and webhooks to loopback and private addresses."""
+    script = """
+import django; django.setup()
+from django.test import Client
+from alerts.targets import TargetRefused, check_url
+for token in ("demo-metrics-token", ""):
+    r = Client().get("/metrics", headers={"Host": "ltr.example.com", "Authorization": f"Bearer {token}",
+                                          "X-Forwarded-Proto": "https"})
+    print("metrics", r.status_code)
+for url in ("http://hooks.example.com/x", "https://127.0.0.1:8443/x", "https://10.1.2.3/x"):
+    try:
+        check_url(url)
+        print("webhook allowed", url)
+    except TargetRefused as refused:
+        print("webhook refused", url, refused)
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env=production_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["metrics 401", "metrics 401"]
+    assert lines[2] == "webhook refused http://hooks.example.com/x Webhook URLs must use https://."
+    assert all(line.startswith("webhook refused") and "public addresses only" in line for line in lines[3:5])

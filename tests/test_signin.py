@@ -272,3 +272,20 @@ def test_a_tenant_taken_off_allowed_tenant_ids_loses_its_open_sessions_and_sched
     assert run_as_owner(schedule, schedule.next_run_at) is None
     schedule.refresh_from_db()
     assert "no longer served by this dashboard" in schedule.last_problem and not Check.objects.exists()
+
+
+def test_behind_a_tls_proxy_the_redirect_uri_is_https_and_the_request_is_not_sent_round_again(client, sim, db,
+                                                                                               settings):
+    """The README's deploy: BEHIND_PROXY=1 (Django's SECURE_PROXY_SSL_HEADER), HTTPS redirect on, and no
+    AZURE_REDIRECT_URI, so the callback's address comes from the request the proxy passed on."""
+    settings.AZURE_REDIRECT_URI = ""
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_SSL_REDIRECT = True
+    settings.ALLOWED_HOSTS = ["ltr.example.com"]
+    proxied = {"Host": "ltr.example.com", "X-Forwarded-Proto": "https"}
+    start = client.get("/auth/signin/", headers=proxied)
+    assert start.status_code == 302 and start["Location"].startswith(sim.http_url)
+    assert parse_qs(urlparse(start["Location"]).query)["redirect_uri"] == ["https://ltr.example.com/auth/callback/"]
+    # What reached the web server without the proxy's word is sent to https, not served.
+    direct = client.get("/auth/signin/", headers={"Host": "ltr.example.com"})
+    assert direct.status_code == 301 and direct["Location"] == "https://ltr.example.com/auth/signin/"
