@@ -92,6 +92,9 @@ class Inventory:
         self.ltr_page_size = LTR_PAGE_SIZE  # a knob: LTR backup operations per page
         # Tests set this to make every list call answer 429 (ARM's read bucket empty) with this Retry-After.
         self.throttle_retry_after: int | None = None
+        # Tests set this to make a list's nextLink name another host (e.g. "http://127.0.0.1:9999"): a client
+        # must not follow it with its bearer token.
+        self.next_link_base: str | None = None
 
     def _read(self, call: "Call", api_versions: tuple, provider_type: str | None = "flexibleServers") -> None:
         """What every read starts with: the token, the read bucket, the api-version."""
@@ -229,5 +232,5 @@ class Inventory:
         if skip + size < len(items):
             https_url, _ = self.urls()
             query = f"api-version={call.req.query['api-version']}&$skiptoken={skip + size}"
-            body["nextLink"] = f"{https_url}{call.req.path}?{query}"
+            body["nextLink"] = f"{self.next_link_base or https_url}{call.req.path}?{query}"
         return body

@@ -1,5 +1,6 @@
 """Import from Azure: list what the user's own token can see, register what they pick."""
 
+import socket
 from datetime import timedelta
 
 import pytest
@@ -40,6 +41,20 @@ def test_all_pages_of_a_long_list_are_read(client, logged_in, sim, monkeypatch):
     logged_in(ALICE["upn"])
     html = client.get("/servers/import/").content.decode()
     assert html.count('name="server"') == 12
+
+
+def test_a_next_page_on_another_host_is_not_followed_and_the_user_is_told(client, logged_in, sim, monkeypatch):
+    """A nextLink off the ARM endpoint would carry the user's bearer token to that host: nothing reaches it."""
+    elsewhere = socket.create_server(("127.0.0.1", 0))
+    elsewhere.setblocking(False)
+    monkeypatch.setattr(sim.inventory, "page_size", 2)
+    monkeypatch.setattr(sim.inventory, "next_link_base", f"http://127.0.0.1:{elsewhere.getsockname()[1]}")
+    logged_in(ALICE["upn"])
+    html = client.get("/servers/import/").content.decode()
+    assert "Azure&#x27;s next page pointed outside Azure Resource Manager; it was not followed." in html
+    with pytest.raises(BlockingIOError):
+        elsewhere.accept()  # no connection came
+    elsewhere.close()
 
 
 def test_every_page_read_takes_a_token_from_the_read_bucket_of_its_subscription(client, signed_in, sim, monkeypatch):
