@@ -78,6 +78,18 @@ def test_the_worker_finishes_the_check_and_the_poll_stops(client, alice_in, serv
     assert '<div id="live-announcer" hx-swap-oob="true"' in html and "pg-payments-01: Passed, 1 container." in html
 
 
+def test_the_backup_name_chosen_or_proposed_is_the_one_azure_is_asked_about(client, alice_in, server, worker,
+                                                                            sim):
+    run(client, server, backup_name="before-the-migration")
+    worker()
+    client.post(f"/servers/{server.pk}/run/", {}, headers=HTMX)
+    worker()
+    asked = [json.loads(r.body)["backupSettings"]["backupName"] for r in sim.received("/ltrPreBackup", "POST")]
+    recorded = list(Check.objects.order_by("pk").values_list("backup_name", flat=True))
+    assert asked == recorded and asked[0] == "before-the-migration"
+    assert re.fullmatch(r"pg-payments-01-ltr-\d{8}-\d{4}", asked[1])
+
+
 def test_a_second_click_while_queued_does_not_start_a_duplicate(client, alice_in, server, worker):
     run(client, server)
     response = run(client, server)

@@ -1,6 +1,8 @@
 """Firing schedules with a controlled clock, against the real simulator: cadence and DST as a worker polling
 every few minutes sees them, one run after downtime, and the "owner must sign in again" path."""
 
+import base64
+import json
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -8,7 +10,7 @@ import time_machine
 from django.utils import timezone
 
 from checks.models import Batch, Check
-from dashboard.demo import CONTOSO
+from dashboard.demo import CONTOSO, PROD, STAGING
 from schedules.firing import claim, fire_due_schedules
 from schedules.models import Schedule
 from schedules.signals import schedule_needs_owner
@@ -193,3 +195,30 @@ def test_a_scheduled_run_names_the_servers_it_left_out_on_its_batch_page(client,
     assert (batch.skipped_count, batch.skipped_ids) == (1, [busy.server_id])
     page = client.get(f"/batches/{batch.pk}/").content.decode()
     assert "Left out (a check of theirs was already in progress):\n  pg-staging-01" in page
+
+
+@pytest.mark.parametrize(("scope", "fields", "expected"), [
+    ("subscription", {"subscription_id": STAGING}, ["pg-staging-01"]),
+    ("resource_group", {"subscription_id": PROD, "resource_group": "RG-Payments-Prod"}, ["pg-payments-01"]),
+])
+def test_a_schedule_over_a_subscription_or_a_resource_group_checks_only_its_servers(
+        signed_in, server, staging_server, scope, fields, expected):
+    make_server(name="pg-elsewhere", resource_group="rg-other")  # the first's subscription, another group
+    make_server(name="pg-archived", subscription_id=STAGING, resource_group="rg-staging", archived_at=timezone.now())
+    make_schedule(signed_in(ALICE["upn"]), scope=scope, next_run_at=timezone.now(), **fields)
+    assert fire_due_schedules() == 1
+    assert sorted(Check.objects.values_list("server__name", flat=True)) == expected
+
+
+def test_a_schedules_checks_reach_azure_with_its_owners_own_token(fleet, signed_in, worker, sim):
+    """pg-ledger passes for Alice, and Bob lacks the RBAC action: Bob's schedule is answered as Bob, even when
+    Alice (who could) is signed in too."""
+    signed_in(ALICE["upn"])
+    make_schedule(signed_in(BOB["upn"]), scope="search", search="pg-ledger", next_run_at=timezone.now())
+    assert fire_due_schedules() == 1
+    worker()
+    check = Check.objects.get()
+    assert (check.status, check.category, check.http_status) == ("failed", "permission_missing", 403)
+    bearer = sim.received("/ltrPreBackup", "POST")[-1].headers["Authorization"].removeprefix("Bearer ")
+    claims = json.loads(base64.urlsafe_b64decode(bearer.split(".")[1] + "=="))
+    assert claims["oid"] == BOB["oid"]
