@@ -238,3 +238,37 @@ def test_only_an_admin_changes_the_setting_and_it_is_audited(client, alice):
                                                                 {"days_without_success": 3})
     audit_page = " ".join(client.get("/audit/").content.decode().split())
     assert '<td data-label="On"> setting LTR backup alerts </td>' in audit_page, "not the model's name"
+
+
+def _another_worker_in_between(monkeypatch, run_again):
+    """The first alert raised runs `run_again` (another worker or refresh that read the same rows) before this one
+    goes on to its next row: what it claims, this one must then find claimed."""
+    raised, real = [], watch.raise_alert
+
+    def raise_alert(alert):
+        raised.append(alert.title)
+        real(alert)
+        if len(raised) == 1:
+            run_again()
+
+    monkeypatch.setattr(watch, "raise_alert", raise_alert)
+    return raised
+
+
+def test_two_refreshes_at_once_alert_each_failed_backup_once(db, monkeypatch):
+    server = make_server()
+    for name in ("nightly-1", "nightly-2"):
+        LtrBackup.objects.create(server=server, tenant_id=server.tenant_id, backup_name=name, status="Failed",
+                                 start_time=timezone.now() - timedelta(hours=1), first_seen_at=timezone.now(),
+                                 last_seen_at=timezone.now())
+    raised = _another_worker_in_between(monkeypatch, lambda: watch.alert_new_failures(server))
+    assert watch.alert_new_failures(server) == 1, "the other claimed the second between this one's read and claim"
+    assert raised == ["An LTR backup of pg-payments-01 failed"] * 2
+
+
+def test_two_workers_at_once_alert_each_gap_once(db, monkeypatch):
+    for name in ("pg-gap-1", "pg-gap-2"):
+        summarised(make_server(name=name), "Succeeded", 9)
+    raised = _another_worker_in_between(monkeypatch, watch.alert_gaps)
+    assert watch.alert_gaps() == 1
+    assert sorted(raised) == [f"No successful LTR backup of pg-gap-{n} in 7 days" for n in (1, 2)]
