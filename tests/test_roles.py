@@ -106,13 +106,34 @@ def test_a_viewer_is_refused_every_operator_action(client, alice, server, method
     assert not Check.objects.exists() and not Batch.objects.exists() and not Schedule.objects.exists()
 
 
+BUTTONS = {"/alerts/": ["Add a channel", "Send a test message", 'href="/alerts/channels/'],
+           "/schedules/": ["New schedule", "Run now"], "/batches/{batch}/": ["Re-run"]}
+
+
+@pytest.mark.parametrize(("role", "shown"), [("Dashboard.Viewer", False), ("Dashboard.Admin", True)])
+def test_buttons_a_user_may_not_use_are_not_shown(client, alice, server, role, shown):
+    """A viewer's own schedule (from when they were an operator), a channel, a batch with a failed check: the
+    viewer sees them without a button; an admin sees every button (so the words looked for are the right ones)."""
+    from alerts.models import Channel
+
+    Channel.objects.create(tenant_id=alice.tenant_id, name="ops", kind="webhook", target_hint="hooks.example.com")
+    make_schedule(alice, scope="all")
+    batch = Batch.objects.create(tenant_id=server.tenant_id, started_by=alice, started_by_name="Alice Admin")
+    make_check(server, alice, status="failed", batch=batch)
+    client.force_login(as_role(alice, role))
+    for url, words in BUTTONS.items():
+        page = client.get(url.format(batch=batch.pk)).content.decode()
+        assert [word in page for word in words] == [shown] * len(words), (url, role)
+
+
 # ---- operator: runs and own schedules; not the admin's work -----------------------------------------------
 
 @pytest.mark.parametrize(("method", "path"), [
     ("get", "/servers/add/"), ("post", "/servers/add/"), ("get", "/servers/import/"), ("post", "/servers/import/"),
     ("post", "/servers/import/refresh/"), ("post", "/servers/import/archive/"),
     ("post", "/servers/{pk}/archive/"), ("post", "/servers/{pk}/restore/"), ("get", "/alerts/channels/add/"),
-    ("post", "/alerts/channels/add/"), ("post", "/alerts/channels/1/delete/"), ("get", "/audit/"),
+    ("post", "/alerts/channels/add/"), ("post", "/alerts/channels/1/delete/"), ("get", "/alerts/channels/1/"),
+    ("post", "/alerts/channels/1/"), ("post", "/alerts/channels/1/test/"), ("get", "/audit/"),
     ("get", "/audit/export.csv"),
 ])
 def test_an_operator_is_refused_every_admin_action(client, alice, server, method, path):
