@@ -154,3 +154,34 @@ for url in ("http://hooks.example.com/x", "https://127.0.0.1:8443/x", "https://1
     assert lines[:2] == ["metrics 401", "metrics 401"]
     assert lines[2] == "webhook refused http://hooks.example.com/x Webhook URLs must use https://."
     assert all(line.startswith("webhook refused") and "public addresses only" in line for line in lines[3:5])
+
+
+def test_a_production_response_carries_hsts_frame_denial_and_a_secure_httponly_lax_session_cookie(tmp_path, sim):
+    """Through a production process behind its TLS proxy: the sign-in's start (which keeps the pending flow in the
+    session) against the simulator's Entra ID, as the browser receives it."""
+    env = production_env(tmp_path, AZURE_AUTHORITY_HOST=sim.https_url, AZURE_ARM_ENDPOINT=sim.https_url,
+                         AZURE_CA_BUNDLE=str(sim.ca_path), AZURE_INSTANCE_DISCOVERY="0",
+                         AZURE_CLIENT_ID="d3d3d3d3-0000-4000-8000-000000000001",
+                         AZURE_CLIENT_SECRET="demo-client-secret")  # noqa: S106 (the simulator's app)
+    assert subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env).returncode == 0
+    script = """
+import django, json; django.setup()
+from django.test import Client
+r = Client().get("/auth/signin/", headers={"Host": "ltr.example.com", "X-Forwarded-Proto": "https"})
+c = r.cookies["sessionid"]
+print(json.dumps({"status": r.status_code, "hsts": r["Strict-Transport-Security"], "frame": r["X-Frame-Options"],
+                  "secure": c["secure"], "httponly": c["httponly"], "samesite": c["samesite"], "age": c["max-age"]}))
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.splitlines()[-1])
+    assert seen == {"status": 302, "hsts": "max-age=31536000; includeSubDomains; preload", "frame": "DENY",
+                    "secure": True, "httponly": True, "samesite": "Lax", "age": 12 * 3600}
+
+
+@pytest.mark.parametrize("changes", [{"CHECK_STALE_AFTER": "300"}, {"ARM_CHECK_DEADLINE": "600"}])
+def test_a_stale_cut_off_a_live_check_could_reach_stops_start_up(tmp_path, changes):
+    """The longest a check may take with these timeouts is 320 s: a cut-off below it would interrupt live checks."""
+    result = _manage(tmp_path, "check", **changes)
+    assert result.returncode != 0 and "must be longer than the longest a check can take" in result.stderr
