@@ -150,7 +150,7 @@ class Behaviours:
     def _streamed(self, response: Response, outcome: str, b: dict, success: bytes) -> Response:
         """The outcomes that write to the socket themselves."""
         response.stream = {
-            "reset": self._reset,
+            "reset": self.reset,
             "stall_headers": lambda h: self._stall_headers(h, response, success, b["stall"]),
             "stall_body": lambda h: self._stall_body(h, response, success, b["stall"]),
             "trickle": lambda h: self._trickle(h, response, success, b["trickle_interval"]),
@@ -168,7 +168,7 @@ class Behaviours:
         handler.end_headers()
 
     @staticmethod
-    def _reset(handler: BaseHTTPRequestHandler) -> None:
+    def reset(handler: BaseHTTPRequestHandler) -> None:
         # SO_LINGER with a zero timeout makes close() send a TCP RST instead of a FIN.
         handler.close_connection = True
         handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

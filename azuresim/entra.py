@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import unquote
 
+from .behaviours import Behaviours
 from .entra_errors import EntraError, error_body, parse_resource_scopes, wants_cp1
 from .state import App, Tenant, User, World, new_guid, secret_hash
 from .tokens import TokenService, b64url, client_info
@@ -37,6 +38,8 @@ def _fmt_time(epoch: float) -> str:
 class Entra:
     def __init__(self, world: World, tokens: TokenService, urls: Callable) -> None:
         self.world, self.tokens, self.urls = world, tokens, urls  # urls() -> (https_url, http_url)
+        # Tests set this to make the token endpoint reset every connection: Entra ID out of reach.
+        self.token_endpoint_resets = False
 
     def route_https(self, req: Request) -> Response:
         parts = req.path.strip("/").split("/")
@@ -93,6 +96,8 @@ class Entra:
 
     # -- token ------------------------------------------------------------------------------
     def token(self, req: Request, segment: str) -> Response:
+        if self.token_endpoint_resets:
+            return Response(0, stream=Behaviours.reset)
         correlation_id = req.headers.get("client-request-id") or new_guid()
         form = req.form()
         grant_type = form.get("grant_type", "")

@@ -222,3 +222,29 @@ def test_a_schedules_checks_reach_azure_with_its_owners_own_token(fleet, signed_
     bearer = sim.received("/ltrPreBackup", "POST")[-1].headers["Authorization"].removeprefix("Bearer ")
     claims = json.loads(base64.urlsafe_b64decode(bearer.split(".")[1] + "=="))
     assert claims["oid"] == BOB["oid"]
+
+
+def test_when_entra_id_cannot_be_reached_the_run_is_tried_again_later_not_stopped(signed_in, sim, server, settings,
+                                                                                 needs_owner):
+    """Not the owner's doing: the schedule stays active, says why, and is tried again SCHEDULES_RETRY_SECONDS on
+    (before its next slot), where the run goes ahead once Entra ID answers again."""
+    sim.set_token_lifetimes(access=60)  # the run must renew the owner's access token at Entra ID
+    settings.ENTRA_READ_TIMEOUT = 2
+    alice = signed_in(ALICE["upn"])
+    schedule = make_schedule(alice, cadence="every", every_hours=6, daily_at=None, next_run_at=timezone.now())
+    later = timezone.now() + timedelta(minutes=5)
+    sim.entra.token_endpoint_resets = True
+    try:
+        with time_machine.travel(later, tick=False):
+            assert fire_due_schedules() == 1
+            schedule.refresh_from_db()
+            retry_at = later + timedelta(seconds=settings.SCHEDULES_RETRY_SECONDS)
+            assert (schedule.state, schedule.next_run_at) == ("active", retry_at)
+            said = f"Entra ID could not be reached to renew the owner's token; retrying at {retry_at:%H:%M} UTC."
+            assert schedule.last_problem == said
+            assert not Batch.objects.exists() and needs_owner == []
+    finally:
+        sim.entra.token_endpoint_resets = False
+    with time_machine.travel(retry_at, tick=False):
+        assert fire_due_schedules() == 1
+    assert Batch.objects.count() == 1 and Check.objects.filter(server=server).count() == 1
