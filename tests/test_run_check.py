@@ -90,6 +90,14 @@ def test_the_backup_name_chosen_or_proposed_is_the_one_azure_is_asked_about(clie
     assert re.fullmatch(r"pg-payments-01-ltr-\d{8}-\d{4}", asked[1])
 
 
+def test_the_api_version_setting_is_the_one_azure_is_called_with(client, alice_in, server, worker, sim, settings):
+    settings.AZURE_LTR_API_VERSION = "2025-08-01"
+    run(client, server)
+    worker()
+    assert sim.received("/ltrPreBackup", "POST")[-1].query["api-version"] == "2025-08-01"
+    assert Check.objects.get().api_version == "2025-08-01"
+
+
 def test_a_second_click_while_queued_does_not_start_a_duplicate(client, alice_in, server, worker):
     run(client, server)
     response = run(client, server)

@@ -289,3 +289,19 @@ def test_behind_a_tls_proxy_the_redirect_uri_is_https_and_the_request_is_not_sen
     # What reached the web server without the proxy's word is sent to https, not served.
     direct = client.get("/auth/signin/", headers={"Host": "ltr.example.com"})
     assert direct.status_code == 301 and direct["Location"] == "https://ltr.example.com/auth/signin/"
+
+
+def test_a_single_tenant_deployment_signs_in_at_its_tenants_authority_only(client, sim, db, settings):
+    """AZURE_TENANT_ID: Entra ID is asked at /<tenant>/, not /organizations/, so its users alone get in there."""
+    settings.AZURE_TENANT_ID = ALICE["tid"]
+    start = client.get("/auth/signin/", {"login_hint": ALICE["upn"]})
+    assert urlparse(start["Location"]).path == f"/{ALICE['tid']}/oauth2/v2.0/authorize"
+    assert complete_sign_in(client, start["Location"]).status_code == 302
+    assert User.objects.get().upn == ALICE["upn"]
+    assert all(f"/{ALICE['tid']}/" in r.path for r in sim.received("/oauth2/v2.0/token", "POST"))
+    client.logout()
+    start = client.get("/auth/signin/", {"login_hint": CHARLIE["upn"]})  # Fabrikam's
+    authorize = requests.get(start["Location"], allow_redirects=False, timeout=10)
+    assert authorize.status_code == 200, "no code for the callback: the tenant's own account picker"
+    assert "There is no account &#x27;charlie@fabrikam.example&#x27; here" in authorize.text
+    assert User.objects.count() == 1
