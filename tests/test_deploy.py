@@ -12,6 +12,7 @@ from cryptography.fernet import Fernet
 from checks.models import Check
 from tests.conftest import ROOT
 from tests.factories import make_check
+from tests.test_alerts import smtp  # noqa: F401 (a fixture)
 
 PRODUCTION = {
     "DEMO_MODE": "0",
@@ -185,3 +186,21 @@ def test_a_stale_cut_off_a_live_check_could_reach_stops_start_up(tmp_path, chang
     """The longest a check may take with these timeouts is 320 s: a cut-off below it would interrupt live checks."""
     result = _manage(tmp_path, "check", **changes)
     assert result.returncode != 0 and "must be longer than the longest a check can take" in result.stderr
+
+
+def test_the_email_variables_are_the_smtp_server_alerts_are_mailed_through(tmp_path, smtp, settings):  # noqa: F811
+    """From a production process's environment (EMAIL_HOST, EMAIL_PORT, DEFAULT_FROM_EMAIL) to the SMTP server on
+    loopback; STARTTLS and SSL together stop start-up."""
+    port = settings.MAILERS["default"]["OPTIONS"]["port"]  # the test's SMTP server's
+    script = ("import django; django.setup(); from django.core.mail import send_mail; "
+              "send_mail('LTR test', 'body', None, ['dba@contoso.example'])")
+    env = production_env(tmp_path, EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(port),
+                         DEFAULT_FROM_EMAIL="Fleet watch <watch@contoso.example>")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    [message] = smtp.messages
+    assert (message.mail_from, message.rcpt_tos) == ("watch@contoso.example", ["dba@contoso.example"])
+    refused = _manage(tmp_path, "check", EMAIL_USE_TLS="1", EMAIL_USE_SSL="1")
+    assert refused.returncode != 0 and "not both" in refused.stderr
+
