@@ -86,6 +86,23 @@ def test_ctrl_c_drains_the_worker_and_prints_no_error(tmp_path):
     assert out.rstrip().endswith("Stopped."), out[-2000:]
     assert not [word for word in FORBIDDEN if word in out], out[-4000:]
     assert _status(database, slow) == "succeeded", "the in-flight check was drained, not cut short"
+    # Together: the simulator, the catcher, the worker and the web server are gone, and their ports free.
+    for closed in (port, https_port, http_port, catcher):
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", closed), timeout=2).close()
+    assert not _processes_with(f"AZURESIM_STATE_DIR={tmp_path / 'azuresim'}")
+
+
+def _processes_with(environment: str) -> list[int]:
+    """The processes (of this user) started with `environment` among their variables: the demo's children."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and environment.encode() in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:  # gone meanwhile, or not ours
+            continue
+    return found
 
 
 def _status(database: Path, server_id: int) -> str | None:
