@@ -38,6 +38,18 @@ def test_anonymous_sign_in_starts_are_limited_per_address(limits, sim, db):
     assert Client(REMOTE_ADDR="192.0.2.8").get("/auth/signin/").status_code == 302
 
 
+def test_behind_a_proxy_sign_in_starts_are_limited_per_client_the_proxy_saw(limits, sim, db):
+    """BEHIND_PROXY: every request comes from the proxy's address; the client is the last X-Forwarded-For hop
+    (the one the proxy appended), and what the client wrote before it changes nothing."""
+    limits.BEHIND_PROXY = True
+
+    def start(forwarded):
+        return Client(REMOTE_ADDR="10.0.0.2").get("/auth/signin/", headers={"X-Forwarded-For": forwarded}).status_code
+
+    assert [start("1.1.1.1, 192.0.2.7"), start("2.2.2.2, 192.0.2.7"), start("192.0.2.7")] == [302, 302, 429]
+    assert start("192.0.2.7, 192.0.2.8") == 302, "another client behind the same proxy has its own count"
+
+
 def test_old_windows_are_cleared(db):
     RateWindow.objects.create(key="post:1", window=0, count=5)
     assert clear_old_windows() == 1 and not RateWindow.objects.exists()
