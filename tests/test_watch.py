@@ -61,6 +61,17 @@ def test_a_server_that_stops_being_ready_and_comes_back_alerts_twice(client, sig
     assert list(Delivery.objects.values_list("status", flat=True)) == ["sent", "sent"]
 
 
+def test_without_a_dashboard_url_an_alert_carries_no_link(client, signed_in, sim, worker, fleet, catcher, run,
+                                                         settings):
+    settings.DASHBOARD_URL = ""
+    signed_in(ALICE["upn"])
+    slack_channel(client, catcher)
+    run(fleet["pg-orders"])  # stopped: not ready on its first check
+    worker()
+    [message] = catcher.received
+    assert "pg-orders is not ready" in message.json()["text"] and "/servers/" not in str(message.json())
+
+
 def test_a_permission_problem_alerts_nobody(client, signed_in, sim, worker, fleet, catcher, run):
     signed_in(ALICE["upn"])
     slack_channel(client, catcher)
