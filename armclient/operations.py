@@ -97,8 +97,11 @@ def _pre_backup_result(exchange: Exchange) -> PreBackupResult:
         result.retry_after = wait.seconds if wait else None
         if wait is not None:
             result.summary = throttled_summary(wait.seconds)
-    elif wait is not None:
-        result.summary += f" Gave up after {tries}: the next try would have passed the check's time limit."
+    elif wait is not None:  # (a wait over ARM_MAX_RETRY_WAIT, or one that would cross the deadline)
+        longest = settings.ARM_MAX_RETRY_WAIT
+        why = ("the next try would have passed the check's time limit" if exchange.stopped == "deadline" else
+               f"the next try was {wait.seconds:.0f} s away, more than a check waits ({longest:g} s)")
+        result.summary += f" Gave up after {tries}: {why}."
     elif len(exchange.attempts) > 1 and not result.succeeded:
         result.summary += f" (after {tries})"
     return result

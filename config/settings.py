@@ -34,8 +34,18 @@ def env_required(name: str) -> str:
     return value
 
 
+def env_required_list(name: str) -> list[str]:
+    """A required comma-separated value with at least one item (ALLOWED_HOSTS="," had started the process)."""
+    items = env_list(name)
+    if not items:
+        env_str(name)  # unset: says to set it
+        raise ImproperlyConfigured(f"{name} is set but empty; it is required in production (see the README).")
+    return items
+
+
 def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
-    value = (os.environ.get(name) or default).strip().lower()
+    """One of `choices`, in any case; unset or blank is the default."""
+    value = os.environ.get(name, "").strip().lower() or default
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {os.environ[name]!r}.")
     return value
@@ -78,7 +88,7 @@ else:
     if SECRET_KEY.startswith("demo-mode-only") or len(SECRET_KEY) < 32:
         raise ImproperlyConfigured("SECRET_KEY must be a random value of 32 characters or more in production, "
                                    "not the demo key (python -c 'import secrets; print(secrets.token_urlsafe(50))').")
-    ALLOWED_HOSTS = env_list("ALLOWED_HOSTS") or [env_required("ALLOWED_HOSTS")]
+    ALLOWED_HOSTS = env_required_list("ALLOWED_HOSTS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -349,7 +359,7 @@ if DEMO_MODE and not os.environ.get("TOKEN_CACHE_KEYS"):
     _derived = hashlib.sha256(b"token-cache:" + SECRET_KEY.encode()).digest()
     TOKEN_CACHE_KEYS = [base64.urlsafe_b64encode(_derived).decode()]
 else:
-    TOKEN_CACHE_KEYS = env_list("TOKEN_CACHE_KEYS") or [env_required("TOKEN_CACHE_KEYS")]
+    TOKEN_CACHE_KEYS = env_required_list("TOKEN_CACHE_KEYS")
 try:  # a malformed key stops start-up, not the first sign-in
     from cryptography.fernet import Fernet
 

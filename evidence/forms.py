@@ -38,7 +38,7 @@ class EvidenceForm(ServerFilterForm):
             raise forms.ValidationError("The period must start on or before the day it ends.")
         if end > today():
             raise forms.ValidationError(f"The period cannot end after today ({today()}): nothing is known of it yet.")
-        if (end - start).days > LONGEST_PERIOD_DAYS:
+        if (end - start).days + 1 > LONGEST_PERIOD_DAYS:  # (both days included)
             raise forms.ValidationError(f"A report covers at most {LONGEST_PERIOD_DAYS} days.")
         data["start"], data["end"] = start, end
         return data

@@ -193,6 +193,19 @@ def test_retries_and_each_request_id_are_recorded(db, sim, token):
     assert [a.get("retry_after") for a in result.attempt_log] == [0.05, 0.05, None]
 
 
+def test_a_503_whose_next_try_is_too_far_off_says_why_it_gave_up(db, token, sim, settings):
+    """Not throttling: the answer is the 503 itself, with the reason no further try was made."""
+    sim.set_behaviour(PROD, RG, "pg-flaky", outcome="unavailable", fail_times=5, retry_after=5)
+    settings.ARM_MAX_RETRY_WAIT = 2
+    result = call(token, name="pg-flaky")
+    assert (result.http_status, result.attempts) == (503, 1)
+    assert result.summary.endswith("Gave up after 1 attempt: the next try was 5 s away, more than a check waits (2 s).")
+    settings.ARM_MAX_RETRY_WAIT = 20
+    result = call(token, name="pg-flaky", deadline_seconds=3)
+    assert (result.http_status, result.attempts) == (503, 1)
+    assert result.summary.endswith("Gave up after 1 attempt: the next try would have passed the check's time limit.")
+
+
 @pytest.mark.parametrize(
     ("headers", "seconds"),
     [({"Retry-After": "7"}, 7), ({"retry-after-ms": "1500"}, 1.5), ({"x-ms-retry-after-ms": "250"}, 0.25),

@@ -1,7 +1,11 @@
 """Bounded work per person: POSTs per user and sign-in starts per address, 429 with Retry-After beyond the
 limit, counted in the database so every web process shares the count."""
 
+import time
+from datetime import UTC, datetime
+
 import pytest
+import time_machine
 from django.test import Client
 
 from checks.models import Check
@@ -10,9 +14,12 @@ from dashboard.ratelimit import RateWindow, clear_old_windows
 
 @pytest.fixture
 def limits(settings):
+    """Small limits, and the clock at the start of a minute (the windows are the clock's minutes: a test that
+    crossed into the next one would see its count start again)."""
     settings.RATE_LIMIT_POSTS_PER_MINUTE = 3
     settings.RATE_LIMIT_SIGNINS_PER_MINUTE = 2
-    return settings
+    with time_machine.travel(datetime.fromtimestamp((time.time() // 60 + 1) * 60, UTC), tick=True):
+        yield settings
 
 
 def test_a_users_posts_beyond_the_limit_get_429_and_change_nothing(limits, sim, alice, bob, server):

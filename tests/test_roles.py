@@ -106,7 +106,7 @@ def test_a_viewer_is_refused_every_operator_action(client, alice, server, method
     assert not Check.objects.exists() and not Batch.objects.exists() and not Schedule.objects.exists()
 
 
-BUTTONS = {"/alerts/": ["Add a channel", "Send a test message", 'href="/alerts/channels/'],
+BUTTONS = {"/alerts/": ["Add a channel", "Send a test message", 'href="/alerts/channels/{channel}/"'],
            "/schedules/": ["New schedule", "Run now"], "/batches/{batch}/": ["Re-run"]}
 
 
@@ -116,13 +116,15 @@ def test_buttons_a_user_may_not_use_are_not_shown(client, alice, server, role, s
     viewer sees them without a button; an admin sees every button (so the words looked for are the right ones)."""
     from alerts.models import Channel
 
-    Channel.objects.create(tenant_id=alice.tenant_id, name="ops", kind="webhook", target_hint="hooks.example.com")
+    channel = Channel.objects.create(tenant_id=alice.tenant_id, name="ops", kind="webhook",
+                                     target_hint="hooks.example.com")
     make_schedule(alice, scope="all")
     batch = Batch.objects.create(tenant_id=server.tenant_id, started_by=alice, started_by_name="Alice Admin")
     make_check(server, alice, status="failed", batch=batch)
     client.force_login(as_role(alice, role))
     for url, words in BUTTONS.items():
         page = client.get(url.format(batch=batch.pk)).content.decode()
+        words = [word.format(channel=channel.pk) for word in words]
         assert [word in page for word in words] == [shown] * len(words), (url, role)
 
 

@@ -1,6 +1,8 @@
-"""`make run` stops cleanly on Ctrl-C: `manage.py rundemo` started as a terminal would (its own process group)
-and sent SIGINT to that group, as a terminal's Ctrl-C is, while a slow check is in flight. The worker drains
-(the check finishes as passed, not interrupted), nothing prints an error, and the command exits 0."""
+"""`make run` shows its watch and stops cleanly on Ctrl-C: `manage.py rundemo` started as a terminal would (its
+own process group); Alice signs in, her schedule runs and its alerts reach the catcher as the README lists them;
+then SIGINT to that group, as a terminal's Ctrl-C is, while a slow check is in flight. The worker drains (the
+check finishes as passed, not interrupted), nothing prints an error, the command exits 0, and none of its four
+processes is left."""
 
 import html
 import os
@@ -64,6 +66,13 @@ def test_ctrl_c_drains_the_worker_and_prints_no_error(tmp_path):
         wait_for(port, proc)
         base = f"http://127.0.0.1:{port}"
         session = sign_in_as_alice(base)
+        # The demo's watch (README, "/alerts/: Demo catcher"): Alice's sign-in lets her nightly schedule run, and
+        # its alerts reach the catcher; then nothing of it is in flight.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (len(_sent(database)) < len(DEMO_ALERTS) or _active(database)):
+            time.sleep(0.5)
+        sent = _sent(database)
+        assert sent[0] == DEMO_ALERTS[0] and sorted(sent) == sorted(DEMO_ALERTS), sent
         slow = sqlite3.connect(database).execute(
             "SELECT id FROM dashboard_server WHERE name = 'pg-payments-02'").fetchone()[0]
         page = session.get(f"{base}/servers/{slow}/")
@@ -103,6 +112,23 @@ def _processes_with(environment: str) -> list[int]:
         except OSError:  # gone meanwhile, or not ours
             continue
     return found
+
+
+DEMO_ALERTS = ["Schedule “Contoso nightly” stopped: Alice Admin must sign in again",
+               *[f"{name} is not ready for long-term backups"
+                 for name in ("pg-decommissioned", "pg-orders", "pg-legacy-01", "pg-sandbox-01")],
+               "An LTR backup of pg-billing failed"]
+
+
+def _sent(database: Path) -> list[str]:
+    """The titles the demo channel's delivery log says were sent, oldest first."""
+    return [title for (title,) in sqlite3.connect(database).execute(
+        "SELECT title FROM alerts_delivery WHERE status = 'sent' ORDER BY id")]
+
+
+def _active(database: Path) -> int:
+    return sqlite3.connect(database).execute(
+        "SELECT COUNT(*) FROM checks_check WHERE status IN ('queued', 'running')").fetchone()[0]
 
 
 def _status(database: Path, server_id: int) -> str | None:

@@ -43,12 +43,15 @@ def test_all_pages_of_a_long_list_are_read(client, logged_in, sim, monkeypatch):
     assert html.count('name="server"') == 12
 
 
-def test_a_next_page_on_another_host_is_not_followed_and_the_user_is_told(client, logged_in, sim, monkeypatch):
-    """A nextLink off the ARM endpoint would carry the user's bearer token to that host: nothing reaches it."""
-    elsewhere = socket.create_server(("127.0.0.1", 0))
+@pytest.mark.parametrize(("host", "scheme"), [("127.0.0.1", "http"), ("127.0.0.2", "https")])
+def test_a_next_page_on_another_host_is_not_followed_and_the_user_is_told(client, logged_in, sim, monkeypatch,
+                                                                          host, scheme):
+    """A nextLink off the ARM endpoint would carry the user's bearer token to that host: nothing reaches it
+    (ARM's own scheme and host on another port, or https to another host)."""
+    elsewhere = socket.create_server((host, 0))
     elsewhere.setblocking(False)
     monkeypatch.setattr(sim.inventory, "page_size", 2)
-    monkeypatch.setattr(sim.inventory, "next_link_base", f"http://127.0.0.1:{elsewhere.getsockname()[1]}")
+    monkeypatch.setattr(sim.inventory, "next_link_base", f"{scheme}://{host}:{elsewhere.getsockname()[1]}")
     logged_in(ALICE["upn"])
     html = client.get("/servers/import/").content.decode()
     assert "Azure&#x27;s next page pointed outside Azure Resource Manager; it was not followed." in html

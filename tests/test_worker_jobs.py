@@ -40,10 +40,13 @@ def test_a_running_worker_reaps_lost_checks_and_opens_ltr_gaps_on_its_rounds(sig
     channel.save()
     env = {**_worker_env(sim), "LTR_GAP_POLL_SECONDS": "0.2", "ALERT_WEBHOOK_ALLOW_PRIVATE": "1",
            "ALERT_WEBHOOK_ALLOW_HTTP": "1"}
+    first = make_check(make_server(name="pg-lost-first"), alice, status="running", minutes_ago=60)
     worker = subprocess.Popen([sys.executable, "manage.py", "checks_worker", "--interval", "0.05",
                                "--reap-interval", "0.2"], cwd=ROOT, env=env)
     try:
-        time.sleep(2)  # its first round is over: what follows is found by a later one
+        # Its first round is over (a round runs the periodic jobs, then reaps): what follows is a later one's.
+        assert _wait_for(lambda: Check.objects.get(pk=first.pk).status == "interrupted", 60)
+        assert catcher.received == []
         lost = make_check(make_server(name="pg-lost"), alice, status="running", minutes_ago=60)
         gap = make_server(name="pg-no-backup")
         LtrRefresh.objects.create(server=gap, tenant_id=gap.tenant_id, refreshed_at=timezone.now(),
@@ -53,7 +56,11 @@ def test_a_running_worker_reaps_lost_checks_and_opens_ltr_gaps_on_its_rounds(sig
         assert _wait_for(lambda: len(catcher.received) >= 1)
     finally:
         worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=60)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()  # never left polling the next tests' database
+            raise
     assert "did not finish within 600 s" in Check.objects.get(pk=lost.pk).summary
     assert [json.loads(c.body)["title"] for c in catcher.received] == [
         "No successful LTR backup of pg-no-backup in 7 days"]
