@@ -197,6 +197,34 @@ def test_the_admin_shows_events_read_only(rf, admin_user):
     assert not model_admin.has_delete_permission(request)
 
 
+def test_a_failed_sign_in_is_listed_in_the_django_admin_which_edits_and_deletes_no_event(client, sim, db,
+                                                                                          admin_user):
+    start = client.get("/auth/signin/", {"login_hint": "alice@contoso.example"})
+    state = parse_qs(urlparse(start["Location"]).query)["state"][0]
+    client.get("/auth/callback/", {"state": state, "error": "access_denied", "error_description": "no"})
+    event = only_event()
+    client.force_login(admin_user)
+    listed = client.get("/admin/dashboard/auditevent/").content.decode()
+    assert f'href="/admin/dashboard/auditevent/{event.pk}/change/"' in listed and "1 audit event" in listed
+    page = client.get(f"/admin/dashboard/auditevent/{event.pk}/change/")
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    assert client.post(f"/admin/dashboard/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert client.post(f"/admin/dashboard/auditevent/{event.pk}/change/", {"action": "x"}).status_code == 403
+    assert AuditEvent.objects.get().action == Action.SIGN_IN_FAILED
+
+
+def test_a_scheduled_run_and_its_checks_write_no_event(logged_in, server, worker):
+    from schedules.firing import fire_due_schedules
+
+    alice = logged_in("alice@contoso.example")
+    schedule = make_schedule(alice, scope="all")
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=schedule.next_run_at.replace(year=2020))
+    before = AuditEvent.objects.count()  # (her sign-in)
+    assert fire_due_schedules() == 1
+    worker()
+    assert Batch.objects.count() == 1 and AuditEvent.objects.count() == before
+
+
 def test_deleting_a_user_leaves_their_events_as_they_were(client, alice):
     client.force_login(alice)
     client.post("/auth/signout/")

@@ -20,7 +20,9 @@ def test_it_shows_who_when_how_long_and_the_ids(client_alice, alice, server):
     for expected in ["Alice Admin", alice.object_id, "2024-08-01", "2.0 s", "rid-1", "cid-1", "cli-1",
                      "numberOfContainers", "ltr-1", server.resource_id]:
         assert expected in html, expected
-    assert 'data-copy="#request-id"' in html
+    # Each id with its copy button, the button naming the element that holds that id.
+    for target, value in [("request-id", "rid-1"), ("correlation-id", "cid-1"), ("client-request-id", "cli-1")]:
+        assert f'<code id="{target}">{value}</code>' in html and f'data-copy="#{target}">Copy</button>' in html
 
 
 def test_it_shows_the_full_arm_error(client_alice, alice, server):

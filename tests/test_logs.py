@@ -109,5 +109,6 @@ def test_a_check_is_one_line_in_the_workers_log_and_other_tasks_keep_theirs(clie
     lines = log_stream.getvalue().splitlines()
     check = Check.objects.get()
     assert [line for line in lines if "checks.tasks.run_check" in line] == []
-    assert len([line for line in lines if f"Check {check.pk} finished: succeeded" in line]) == 1
+    [finished] = [line for line in lines if f"Check {check.pk} finished: succeeded" in line]
+    assert check.request_id and f"request_id={check.request_id}" in finished, "ARM's request id, for support"
     assert len([line for line in lines if "path=checks.tasks.fan_out" in line]) == 2

@@ -130,6 +130,14 @@ def test_a_failing_check_and_its_detail_page(page, app, demo_fleet, task_worker)
     check = Check.objects.get()
     assert check.request_id and page.locator("#request-id").inner_text() == check.request_id
     snap(page, "check-detail", docs="check-detail")
+    # Each id's button copies that id, as Azure support asks for it.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    for target, value in [("request-id", check.request_id), ("correlation-id", check.correlation_request_id),
+                          ("client-request-id", check.client_request_id)]:
+        button = page.locator(f"#{target} + button.copy")
+        button.click()
+        expect(button).to_have_text("Copied")
+        assert value and page.evaluate("navigator.clipboard.readText()") == value
 
 
 # 5 -------------------------------------------------------------------------------------------------------
