@@ -36,6 +36,11 @@ def production_env(tmp_path, **changes) -> dict:
     return {**env, **changes}
 
 
+def production_python(script: str, env: dict) -> subprocess.CompletedProcess:
+    """`script` run by a production process of this checkout (Django set up by the script itself)."""
+    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
 def _manage(tmp_path, *args, **changes):
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=production_env(tmp_path, **changes),
                           capture_output=True, text=True)
@@ -72,8 +77,7 @@ def test_log_format_json_writes_json_lines_with_tokens_blanked(tmp_path):
     jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlc2lnbmF0dXJl"
     script = ("import django, logging; django.setup(); "
               f"logging.getLogger('checks.worker').warning('call failed: Bearer {jwt}')")
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
-                            env=production_env(tmp_path, LOG_FORMAT="JSON"))
+    result = production_python(script, production_env(tmp_path, LOG_FORMAT="JSON"))
     assert result.returncode == 0, result.stderr
     line = json.loads(result.stderr.strip().splitlines()[-1])
     assert (line["logger"], line["level"]) == ("checks.worker", "WARNING")
@@ -160,8 +164,7 @@ for url in ("http://hooks.example.com/x", "https://127.0.0.1:8443/x", "https://1
     except TargetRefused as refused:
         print("webhook refused", url, refused)
 """
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                            env=production_env(tmp_path))
+    result = production_python(script, production_env(tmp_path))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[:2] == ["metrics 401", "metrics 401"]
@@ -185,8 +188,7 @@ c = r.cookies["sessionid"]
 print(json.dumps({"status": r.status_code, "hsts": r["Strict-Transport-Security"], "frame": r["X-Frame-Options"],
                   "secure": c["secure"], "httponly": c["httponly"], "samesite": c["samesite"], "age": c["max-age"]}))
 """
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = production_python(script, env)
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.splitlines()[-1])
     assert seen == {"status": 302, "hsts": "max-age=31536000; includeSubDomains; preload", "frame": "DENY",
@@ -208,8 +210,7 @@ def test_the_email_variables_are_the_smtp_server_alerts_are_mailed_through(tmp_p
               "send_mail('LTR test', 'body', None, ['dba@contoso.example'])")
     env = production_env(tmp_path, EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(port),
                          DEFAULT_FROM_EMAIL="Fleet watch <watch@contoso.example>")
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = production_python(script, env)
     assert result.returncode == 0, result.stderr
     [message] = smtp.messages
     assert (message.mail_from, message.rcpt_tos) == ("watch@contoso.example", ["dba@contoso.example"])

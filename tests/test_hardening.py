@@ -10,7 +10,7 @@ from django.test import Client, override_settings
 from dashboard import tokencache
 from dashboard.models import TokenCache
 from tests.conftest import ALICE, ROOT
-from tests.test_deploy import PRODUCTION, production_env
+from tests.test_deploy import PRODUCTION, production_env, production_python
 
 
 def _setup(**env) -> subprocess.CompletedProcess:
@@ -74,8 +74,7 @@ def test_healthz_answers_503_when_the_database_cannot_be_reached(tmp_path):
     script = ("import django, json; django.setup(); from django.test import Client; "
               "r = Client().get('/healthz', headers={'Host': 'ltr.example.com'}); "
               "print(r.status_code, json.loads(r.content)['status'])")
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                            env=production_env(tmp_path, DATABASE_URL="postgres://nobody@127.0.0.1:9/none"))
+    result = production_python(script, production_env(tmp_path, DATABASE_URL="postgres://nobody@127.0.0.1:9/none"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[-2] == "503 database unavailable"
 
