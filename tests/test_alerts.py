@@ -660,6 +660,17 @@ def test_a_burst_sends_the_limit_alone_then_one_summary_of_the_rest(client, alic
     assert page.count("Sent in a summary at") == 23 and "Summary of 23 alerts" in page
 
 
+def test_at_the_defaults_a_channel_sends_10_alone_then_holds_the_rest_for_5_minutes(client, alice, allow_loopback,
+                                                                                    receiver, worker):
+    """The README's 10 and 5 minutes: the settings as the project ships them (the other tests set smaller ones)."""
+    assert (allow_loopback.ALERT_BURST_LIMIT, allow_loopback.ALERT_BURST_WINDOW) == (10, 300), "not overridden"
+    catcher = burst_to_a_webhook(client, alice, receiver, 12)
+    worker()
+    assert [b["title"] for b in webhook_bodies(catcher)] == [f"alert {n}" for n in range(10)]
+    assert Delivery.objects.filter(status="held").count() == 2
+    assert timedelta(seconds=290) < summary_task().run_after - timezone.now() <= timedelta(seconds=300)
+
+
 def test_a_burst_ends_when_the_window_has_room_again(client, alice, burst, receiver, worker):
     catcher = receiver()
     client.force_login(alice)

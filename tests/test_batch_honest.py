@@ -88,6 +88,9 @@ def test_cancelling_while_the_worker_queues_stops_the_queuing(client, alice_in, 
     batch = Batch.objects.get()
     page = client.get(f"/batches/{batch.pk}/").content.decode()
     assert "Queuing 0 of 5\n    servers…" in page and 'data-confirm="Cancel 5 checks not queued yet?"' in page
+    Batch.objects.filter(pk=batch.pk).update(fanned_out=1500, server_count=10_000)  # as at fleet scale (README)
+    assert "Queuing 1,500 of 10,000\n    servers…" in client.get(f"/batches/{batch.pk}/").content.decode()
+    Batch.objects.filter(pk=batch.pk).update(fanned_out=0, server_count=5)
     # The counts beside the dialog say it in its words (a walkthrough found "5 queued" beside "5 ... not queued yet").
     assert ">0 queued</li>" in page and ">5 not queued yet</li>" in page
     assert fanout.queue_next_chunk(batch) == "queuing"  # the worker queued a first chunk of 2

@@ -55,6 +55,23 @@ def test_the_threaded_worker_runs_the_queue_and_exits_in_batch_mode(client, sign
     assert sorted(Check.objects.values_list("status", "number_of_containers")) == [("succeeded", 1), ("succeeded", 8)]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_has_worker_threads_checks_at_azure_at_once(client, signed_in, sim, settings):
+    """WORKER_THREADS (8 as shipped): 20 checks answered after 0.5 s each reach the simulator at most 8 within
+    any 0.45 s (a thread's next call comes after its last answer), and more than half of 8 at the start."""
+    assert settings.WORKER_THREADS == 8, "the shipped default"
+    signed_in(ALICE["upn"])
+    names = [f"pg-slow-{i:02}" for i in range(20)]
+    for name in names:
+        sim.set_behaviour(PROD, "rg-payments-prod", name, outcome="success", latency_ms=500)
+    client.post("/batches/", {"scope": "selected", "server": [make_server(name=n).pk for n in names]})
+    call_command("checks_worker", "--batch", "--interval", "0.05")  # no --threads: the setting's
+    arrivals = sorted(r.arrived_at for r in sim.received("/ltrPreBackup", "POST"))
+    assert len(arrivals) == 20 and Check.objects.filter(status="succeeded").count() == 20
+    at_once = max(sum(1 for later in arrivals if at <= later < at + 0.45) for at in arrivals)
+    assert 4 < at_once <= 8, at_once
+
+
 def _worker_env(sim) -> dict:
     db = connection.settings_dict
     if connection.vendor == "sqlite":
