@@ -195,6 +195,7 @@ def test_a_period_of_more_than_three_years_is_refused_and_selects_nothing(client
     days = {"start": str(end - timedelta(days=1098)), "end": str(end)}  # 1,099 days, both ends included
     html = client.get("/evidence/", days).content.decode()
     assert "A report covers at most 1098 days." in html and "No server is selected." in html
+    assert "none: the period is not valid (above)</dd>" in html and "<dd> to (" not in html, "not a blank 'to'"
     assert client.get("/evidence/report.csv", days).status_code == 400
     response = client.get("/evidence/report.csv", {"start": str(end - timedelta(days=1097)), "end": str(end)})
     assert response.status_code == 200, "three years of 366 days are allowed"
